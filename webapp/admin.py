@@ -1,0 +1,135 @@
+"""The practice's administration: staff accounts and settings."""
+from __future__ import annotations
+
+from zoneinfo import available_timezones
+
+from flask import Blueprint, abort, g, redirect, url_for
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
+
+from .auth import hash_password, staff_required
+from .forms import strip, valid_email
+from .i18n import available_locales, locale_name
+from .models import AuditEvent, User, db
+from .views import form_status, render
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+MIN_PASSWORD = 10
+
+
+def role_names():
+    return {"admin": _l("Administrator"), "practitioner": _l("Practitioner"), "secretary": _l("Secretary")}
+
+
+class StaffForm(FlaskForm):
+    name = StringField(_l("Name"), filters=[strip], validators=[
+        InputRequired(_l("Enter the name.")), Length(max=200, message=_l("At most 200 characters."))])
+    email = EmailField(_l("E-mail"), validators=[InputRequired(_l("Enter the e-mail address.")), valid_email])
+    role = SelectField(_l("Role"))
+    locale = SelectField(_l("Language"))
+    password = PasswordField(_l("Password"), validators=[Optional(), Length(
+        min=MIN_PASSWORD, message=_l("At least %(n)s characters.", n=MIN_PASSWORD))])
+    active = BooleanField(_l("Can sign in"), default=True)
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.role.choices = list(role_names().items())
+        self.locale.choices = [("", _l("Practice default"))] + [(c, locale_name(c)) for c in available_locales()]
+
+    def validate_email(self, field):
+        other = User.by_email(field.data or "")
+        if other is not None and (self.user is None or other.id != self.user.id):
+            raise ValidationError(_l("Another account already uses this e-mail address."))
+
+    def validate_password(self, field):
+        if self.user is None and not field.data:
+            raise ValidationError(_l("Choose a password of at least %(n)s characters.", n=MIN_PASSWORD))
+
+
+class PracticeForm(FlaskForm):
+    name = StringField(_l("Name of the practice"), filters=[strip], validators=[
+        InputRequired(_l("Enter the name of the practice.")), Length(max=200, message=_l("At most 200 characters."))])
+    address = TextAreaField(_l("Address"), filters=[strip], validators=[Length(max=500)])
+    timezone = SelectField(_l("Time zone"))
+    default_locale = SelectField(_l("Default language"))
+    link_opens_minutes_before = IntegerField(_l("Link opens (minutes before the start)"), validators=[
+        InputRequired(_l("Enter a number of minutes.")), NumberRange(0, 1440, _l("Between 0 and 1440 minutes."))])
+    link_closes_minutes_after = IntegerField(_l("Link closes (minutes after the start)"), validators=[
+        InputRequired(_l("Enter a number of minutes.")), NumberRange(0, 1440, _l("Between 0 and 1440 minutes."))])
+    patient_space_days = IntegerField(_l("Patient space stays open (days)"), validators=[
+        InputRequired(_l("Enter a number of days.")), NumberRange(1, 365, _l("Between 1 and 365 days."))])
+    reminder_minutes = StringField(_l("Reminders (minutes before, separated by commas)"), filters=[strip])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = sorted(available_timezones())
+        self.default_locale.choices = [(c, locale_name(c)) for c in available_locales()]
+
+    def validate_reminder_minutes(self, field):
+        parts = [p.strip() for p in (field.data or "").split(",") if p.strip()]
+        if not all(p.isdigit() and 1 <= int(p) <= 10080 for p in parts) or len(parts) > 5:
+            raise ValidationError(_l("Give up to 5 numbers of minutes between 1 and 10080, like 1440, 15."))
+        field.data = ",".join(str(int(p)) for p in parts)
+
+
+@bp.route("/")
+@staff_required("admin")
+def index():
+    """Staff accounts of the practice."""
+    staff = User.select().where(User.practice == g.practice).order_by(User.active.desc(), User.name)
+    return render("admin/index.html", staff=list(staff), roles=role_names())
+
+
+def _save_staff(form, user):
+    with db.atomic():
+        password = form.password.data
+        for name in ("name", "email", "role", "locale", "active"):
+            setattr(user, name, getattr(form, name).data)
+        if password:
+            user.password_hash = hash_password(password)
+        user.practice = g.practice
+        user.save()
+        AuditEvent.record(g.user, "staff.saved", detail=f"user:{user.id}")
+    return redirect(url_for("admin.index"))
+
+
+@bp.route("/staff/new", methods=["GET", "POST"])
+@staff_required("admin")
+def new_staff():
+    """Add a staff account."""
+    form = StaffForm()
+    if form.validate_on_submit():
+        return _save_staff(form, User())
+    return render("admin/staff.html", "admin/_staff_form.html", form=form, member=None, status=form_status(form))
+
+
+@bp.route("/staff/<int:user_id>", methods=["GET", "POST"])
+@staff_required("admin")
+def edit_staff(user_id):
+    """Change a staff account; an admin cannot lock themselves out."""
+    member = User.get_or_none(User.id == user_id, User.practice == g.practice) or abort(404)
+    form = StaffForm(obj=member, user=member)
+    if form.validate_on_submit():
+        if member.id == g.user.id and (form.role.data != "admin" or not form.active.data):
+            form.role.errors = [_l("You cannot remove your own administrator access.")]
+        else:
+            return _save_staff(form, member)
+    return render("admin/staff.html", "admin/_staff_form.html", form=form, member=member, status=form_status(form))
+
+
+@bp.route("/practice", methods=["GET", "POST"])
+@staff_required("admin")
+def practice():
+    """The practice's name, address, time zone, language, link window and reminders."""
+    form = PracticeForm(obj=g.practice)
+    if form.validate_on_submit():
+        with db.atomic():
+            form.populate_obj(g.practice)
+            g.practice.save()
+            AuditEvent.record(g.user, "practice.saved")
+        return redirect(url_for("admin.practice", saved=1))
+    return render("admin/practice.html", "admin/_practice_form.html", form=form, status=form_status(form))

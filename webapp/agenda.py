@@ -1,0 +1,323 @@
+"""The agenda: day and week views per practitioner, booking, moving, cancelling, links."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, abort, g, redirect, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length
+
+from .auth import staff_required
+from .forms import LocalDateField, LocalTimeField, PhoneField, strip, valid_email, valid_phone
+from .i18n import local_to_utc, utc_to_local
+from .models import Appointment, AuditEvent, Patient, User, db, utcnow
+from .patient import patient_link_url
+from .views import form_status, htmx, render
+
+bp = Blueprint("agenda", __name__, url_prefix="/agenda")
+
+DURATIONS = (10, 15, 20, 30, 45, 60)
+# A booking a few minutes in the past is a slip of the clock, not a mistake.
+PAST_GRACE = dt.timedelta(minutes=5)
+
+
+def _mode_choices():
+    return [("video", _l("Video")), ("audio", _l("Audio only"))]
+
+
+class AppointmentForm(FlaskForm):
+    patient_id = StringField(filters=[strip])
+    patient_query = StringField(_l("Patient"), filters=[strip])
+    practitioner = SelectField(_l("Practitioner"), coerce=int)
+    date = LocalDateField(_l("Date"), validators=[InputRequired(_l("Enter the date."))])
+    time = LocalTimeField(_l("Time"), validators=[InputRequired(_l("Enter the time."))])
+    duration = SelectField(_l("Duration"), coerce=int, default=15,
+                           choices=[(m, _l("%(n)s min", n=m)) for m in DURATIONS])
+    motive = TextAreaField(_l("Motive"), filters=[strip],
+                           validators=[Length(max=500, message=_l("At most 500 characters."))])
+    mode = RadioField(_l("Mode"), choices=_mode_choices(), default="video")
+    confirm_overlap = BooleanField(_l("Book anyway, despite the overlap"))
+
+
+class InstantForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[valid_email])
+    phone = PhoneField(_l("Mobile phone"), validators=[valid_phone])
+    practitioner = SelectField(_l("Practitioner"), coerce=int)
+    mode = RadioField(_l("Mode"), choices=_mode_choices(), default="video")
+
+    def validate(self, extra_validators=None):
+        ok = super().validate(extra_validators)
+        if ok and not self.email.data and not self.phone.data:
+            self.email.errors.append(_l("Enter an e-mail address or a mobile number."))
+            ok = False
+        return ok
+
+
+# Lookups that also enforce who may see what.
+
+def visible_practitioners():
+    """Practitioners whose agenda the current user may see: their own, or everyone's for staff."""
+    query = User.practitioners(g.practice)
+    if g.user.role == "practitioner":
+        query = query.where(User.id == g.user.id)
+    return list(query)
+
+
+def appointment_or_404(appointment_id: int) -> Appointment:
+    appt = Appointment.get_or_none(Appointment.id == appointment_id, Appointment.practice == g.practice)
+    if appt is None or appt.practitioner_id not in {p.id for p in visible_practitioners()}:
+        abort(404)
+    return appt
+
+
+def _chosen_practitioner(practitioners, wanted):
+    by_id = {p.id: p for p in practitioners}
+    if wanted in by_id:
+        return by_id[wanted]
+    if g.user.id in by_id:
+        return by_id[g.user.id]
+    return practitioners[0] if practitioners else None
+
+
+def _local_today() -> dt.date:
+    return utc_to_local(utcnow(), g.practice.timezone).date()
+
+
+def _parse_day(raw: str | None) -> dt.date:
+    try:
+        return dt.date.fromisoformat(raw) if raw else _local_today()
+    except ValueError:
+        return _local_today()
+
+
+def _days(view: str, day: dt.date) -> list[dt.date]:
+    if view == "week":
+        monday = day - dt.timedelta(days=day.weekday())
+        return [monday + dt.timedelta(days=i) for i in range(7)]
+    return [day]
+
+
+def agenda_context(view: str, day: dt.date, practitioner_id: int | None) -> dict:
+    """Everything the agenda fragment needs for one view, day and practitioner."""
+    practitioners = visible_practitioners()
+    practitioner = _chosen_practitioner(practitioners, practitioner_id)
+    days = _days(view, day)
+    tz = g.practice.timezone
+    start = local_to_utc(dt.datetime.combine(days[0], dt.time()), tz)
+    end = local_to_utc(dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time()), tz)
+    by_day = {d: [] for d in days}
+    if practitioner is not None:
+        for appt in Appointment.in_range([practitioner.id], start, end):
+            local = utc_to_local(appt.starts_at, tz)
+            by_day.setdefault(local.date(), []).append((local, appt))
+    step = dt.timedelta(days=7 if view == "week" else 1)
+    return {"view": view, "day": day, "days": days, "by_day": by_day, "today": _local_today(),
+            "practitioners": practitioners, "practitioner": practitioner,
+            "previous": day - step, "next": day + step}
+
+
+@bp.route("/")
+@staff_required()
+def index():
+    """The day or week view of one practitioner's agenda."""
+    view = "week" if request.args.get("view") == "week" else "day"
+    context = agenda_context(view, _parse_day(request.args.get("date")),
+                             request.args.get("practitioner", type=int))
+    return render("agenda/index.html", "agenda/_agenda.html", **context)
+
+
+@bp.route("/today")
+@staff_required()
+def today():
+    """Today's agenda for the signed-in practitioner (or the first one, for other staff)."""
+    return redirect(url_for("agenda.index"))
+
+
+# Booking and editing.
+
+def _practitioner_choices(form):
+    form.practitioner.choices = [(p.id, p.name) for p in visible_practitioners()]
+    if not form.practitioner.choices:
+        abort(403)
+
+
+def _patient_choices(form) -> list[Patient]:
+    if form.patient_query.data:
+        return list(Patient.search(g.practice, form.patient_query.data, limit=10))
+    if form.patient_id.data and form.patient_id.data.isdigit():
+        return list(Patient.select().where(Patient.practice == g.practice,
+                                           Patient.id == int(form.patient_id.data)))
+    return []
+
+
+def _chosen_patient(form) -> Patient | None:
+    raw = form.patient_id.data or ""
+    patient = raw.isdigit() and Patient.get_or_none(Patient.id == int(raw), Patient.practice == g.practice)
+    if not patient:
+        form.patient_query.errors = [_l("Choose a patient from the list.")]
+        return None
+    if not (patient.email or patient.phone):
+        form.patient_query.errors = [_l("This patient has no e-mail address or mobile number to send the link to.")]
+        return None
+    return patient
+
+
+def _slot(form, appt: Appointment | None):
+    """The form's start time in UTC, or None with an error on the field."""
+    starts_at = local_to_utc(dt.datetime.combine(form.date.data, form.time.data), g.practice.timezone)
+    moved = appt is None or starts_at != appt.starts_at
+    if moved and starts_at < utcnow() - PAST_GRACE:
+        form.time.errors = [_l("This time has already passed.")]
+        return None
+    return starts_at
+
+
+def _overlaps(form, starts_at, appt):
+    ends_at = starts_at + dt.timedelta(minutes=form.duration.data)
+    return Appointment.overlapping(form.practitioner.data, starts_at, ends_at, appt.id if appt else None)
+
+
+def _render_form(form, appt=None, overlaps=(), status=None):
+    return render("agenda/form.html", "agenda/_form.html", form=form, appt=appt,
+                  patients=_patient_choices(form), overlaps=overlaps,
+                  status=status or form_status(form))
+
+
+def _saved(appt, created: bool):
+    """After a save: the appointment's panel; htmx also refreshes the agenda it came from."""
+    if not htmx:
+        return redirect(url_for("agenda.detail", appointment_id=appt.id))
+    response = render("agenda/detail.html", "agenda/_detail.html", appt=appt, **_detail_context(appt))
+    response.headers["HX-Trigger"] = "agenda-changed"
+    return response
+
+
+def _validated_booking(form, appt):
+    """Patient, slot and overlaps checked; (patient, starts_at, overlaps) or None on errors."""
+    if "search" in request.form or not form.validate_on_submit():
+        return None
+    patient = _chosen_patient(form)
+    starts_at = _slot(form, appt)
+    if patient is None or starts_at is None:
+        return None
+    return patient, starts_at, _overlaps(form, starts_at, appt)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@staff_required()
+def new():
+    """Book a teleconsultation."""
+    form = AppointmentForm(practitioner=request.args.get("practitioner", type=int) or g.user.id,
+                           date=_parse_day(request.args.get("date")), patient_id=request.args.get("patient", ""))
+    _practitioner_choices(form)
+    checked = _validated_booking(form, None)
+    if checked is None:
+        return _render_form(form)
+    patient, starts_at, overlaps = checked
+    if overlaps and not form.confirm_overlap.data:
+        return _render_form(form, overlaps=overlaps, status=409)
+    with db.atomic():
+        appt = Appointment.create(
+            practice=g.practice, practitioner=form.practitioner.data, patient=patient,
+            contact_email=patient.email, contact_phone=patient.phone, starts_at=starts_at,
+            duration_minutes=form.duration.data, motive=form.motive.data, mode=form.mode.data,
+            locale=patient.locale)
+        AuditEvent.record(g.user, "appointment.created", appt)
+    return _saved(appt, created=True)
+
+
+@bp.route("/<int:appointment_id>/edit", methods=["GET", "POST"])
+@staff_required()
+def edit(appointment_id):
+    """Edit or move a teleconsultation; a new time revokes the old link."""
+    appt = appointment_or_404(appointment_id)
+    if not appt.is_active:
+        abort(409)
+    local = utc_to_local(appt.starts_at, g.practice.timezone)
+    form = AppointmentForm(obj=None, data=None if request.method == "POST" else {
+        "patient_id": str(appt.patient_id or ""), "practitioner": appt.practitioner_id,
+        "date": local.date(), "time": local.time(), "duration": appt.duration_minutes,
+        "motive": appt.motive, "mode": appt.mode})
+    _practitioner_choices(form)
+    checked = _validated_booking(form, appt)
+    if checked is None:
+        return _render_form(form, appt)
+    patient, starts_at, overlaps = checked
+    if overlaps and not form.confirm_overlap.data:
+        return _render_form(form, appt, overlaps=overlaps, status=409)
+    appt.reschedule(g.user, starts_at, form.duration.data, patient=patient, practitioner=form.practitioner.data,
+                    contact_email=patient.email, contact_phone=patient.phone, motive=form.motive.data,
+                    mode=form.mode.data)
+    return _saved(appt, created=False)
+
+
+@bp.route("/overlaps")
+@staff_required()
+def overlaps():
+    """The overlap warning for a slot being typed, shown before saving."""
+    form = AppointmentForm(formdata=request.args, meta={"csrf": False})
+    _practitioner_choices(form)
+    found = []
+    if form.date.validate(form) and form.time.validate(form) and form.duration.validate(form) \
+            and form.practitioner.validate(form) and form.date.data and form.time.data:
+        starts_at = local_to_utc(dt.datetime.combine(form.date.data, form.time.data), g.practice.timezone)
+        found = _overlaps(form, starts_at, Appointment.get_or_none(
+            Appointment.id == request.args.get("appointment", 0, type=int)))
+    return render("agenda/_overlaps.html", overlaps=found)
+
+
+@bp.route("/instant", methods=["GET", "POST"])
+@staff_required()
+def instant():
+    """Start a visit now, from an e-mail address or a phone number alone."""
+    form = InstantForm(practitioner=g.user.id)
+    _practitioner_choices(form)
+    if not form.validate_on_submit():
+        return render("agenda/instant.html", "agenda/_instant_form.html", form=form,
+                      status=form_status(form))
+    with db.atomic():
+        appt = Appointment.create(
+            practice=g.practice, practitioner=form.practitioner.data, kind="instant",
+            contact_email=form.email.data, contact_phone=form.phone.data,
+            starts_at=utcnow().replace(second=0, microsecond=0), duration_minutes=15, mode=form.mode.data)
+        AuditEvent.record(g.user, "appointment.created", appt, detail="instant")
+    return _saved(appt, created=True)
+
+
+# One appointment.
+
+def _detail_context(appt):
+    return {"link": patient_link_url(appt) if appt.is_active else None,
+            "local_start": utc_to_local(appt.starts_at, g.practice.timezone)}
+
+
+@bp.route("/<int:appointment_id>")
+@staff_required()
+def detail(appointment_id):
+    """One teleconsultation: who, when, its patient link, and what can be done with it."""
+    appt = appointment_or_404(appointment_id)
+    AuditEvent.record(g.user, "appointment.viewed", appt)
+    return render("agenda/detail.html", "agenda/_detail.html", appt=appt, **_detail_context(appt))
+
+
+@bp.route("/<int:appointment_id>/cancel", methods=["POST"])
+@staff_required()
+def cancel(appointment_id):
+    """Cancel a teleconsultation; its link then shows a "cancelled" page."""
+    appt = appointment_or_404(appointment_id)
+    if appt.is_active:
+        appt.cancel(g.user)
+    return _saved(appt, created=False)
+
+
+@bp.route("/<int:appointment_id>/link", methods=["POST"])
+@staff_required()
+def renew_link(appointment_id):
+    """Make a new patient link; every older link stops working."""
+    appt = appointment_or_404(appointment_id)
+    if not appt.is_active:
+        abort(409)
+    appt.renew_link(g.user)
+    return _saved(appt, created=False)

@@ -1,0 +1,125 @@
+"""Command line: init-db, create-user, demo, translate."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+
+from .db import migrate
+from .models import ROLES, Practice, User, db
+
+
+@click.command("init-db")
+def init_db():
+    """Create or migrate the database."""
+    applied = migrate()
+    if not Practice.select().exists():
+        with db.connection_context():
+            Practice.create(name="Cabinet", default_locale=current_app.config["DEFAULT_LOCALE"],
+                            link_opens_minutes_before=current_app.config["LINK_OPENS_MINUTES_BEFORE"],
+                            link_closes_minutes_after=current_app.config["LINK_CLOSES_MINUTES_AFTER"],
+                            patient_space_days=current_app.config["PATIENT_SPACE_DAYS"])
+    click.echo(f"Database ready (migrations applied: {applied or 'none'}).")
+
+
+@click.command("create-user")
+@click.option("--email", prompt=True)
+@click.option("--name", prompt=True)
+@click.option("--role", type=click.Choice(ROLES), prompt=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def create_user(email, name, role, password):
+    """Create a staff account (admin, practitioner or secretary)."""
+    from .auth import hash_password
+    from email_validator import EmailNotValidError, validate_email
+    try:
+        email = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise click.BadParameter(str(exc), param_hint="--email") from None
+    if len(password) < 10:
+        raise click.BadParameter("at least 10 characters", param_hint="--password")
+    with db.connection_context():
+        if User.by_email(email):
+            raise click.ClickException(f"An account already uses {email}.")
+        practice = Practice.select().order_by(Practice.id).first()
+        if practice is None:
+            raise click.ClickException("Run 'flask --app wsgi init-db' first.")
+        User.create(practice=practice, email=email, name=name, role=role, password_hash=hash_password(password))
+    click.echo(f"Created {role} {email}.")
+
+
+@click.command("demo")
+@click.option("--force", is_flag=True, help="Add demo data even if the database has staff already.")
+def demo(force):
+    """Load a demo practice: staff, patients, and this week's agenda."""
+    from .demo import DEMO_PASSWORD, load_demo
+    with db.connection_context():
+        if User.select().exists() and not force:
+            click.echo("Demo data already present.")
+            return
+        staff = load_demo()
+    click.echo("Demo practice loaded. Sign in with one of:")
+    for user in staff:
+        click.echo(f"  {user.role:<13} {user.email}  password: {DEMO_PASSWORD}")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+TRANSLATIONS = ROOT / "translations"
+POT = TRANSLATIONS / "messages.pot"
+
+
+def pybabel(*args):
+    subprocess.run([sys.executable, "-m", "babel.messages.frontend", *args], check=True, cwd=ROOT)
+
+
+@click.group("translate")
+def translate():
+    """Manage translations (extract, update, compile, stats, init)."""
+
+
+@translate.command("extract")
+def extract():
+    """Collect the translatable strings into translations/messages.pot."""
+    pybabel("extract", "-F", "babel.cfg", "-k", "_l", "--no-location", "--sort-output",
+            "--project", "Cabinet", "-o", str(POT), ".")
+
+
+@translate.command("update")
+def update():
+    """Extract, then merge new strings into every locale's messages.po."""
+    extract.callback()
+    pybabel("update", "-i", str(POT), "-d", str(TRANSLATIONS), "--no-fuzzy-matching", "--ignore-obsolete")
+
+
+@translate.command("compile")
+def compile_():
+    """Build the .mo files the app reads."""
+    pybabel("compile", "-d", str(TRANSLATIONS), "--statistics")
+
+
+@translate.command("init")
+@click.argument("locale")
+def init(locale):
+    """Start a new language."""
+    pybabel("init", "-i", str(POT), "-d", str(TRANSLATIONS), "-l", locale)
+
+
+@translate.command("stats")
+def stats():
+    """How complete each language is."""
+    from babel.messages.pofile import read_po
+    for po in sorted(TRANSLATIONS.glob("*/LC_MESSAGES/messages.po")):
+        with po.open("rb") as fh:
+            catalog = read_po(fh)
+        total = sum(1 for m in catalog if m.id)
+        done = sum(1 for m in catalog if m.id and m.string and not m.fuzzy
+                   and (all(m.string) if isinstance(m.string, tuple) else True))
+        pct = 100 * done / total if total else 100
+        click.echo(f"{po.parent.parent.name:<8} {done:>5}/{total:<5} {pct:5.1f}%")
+
+
+def init_app(app):
+    for command in (init_db, create_user, demo, translate):
+        app.cli.add_command(command)

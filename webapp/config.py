@@ -1,0 +1,85 @@
+"""Settings from the environment (and an optional ``.env``), checked at start-up.
+
+Every setting has an embedded default, so a bare ``flask run`` works. A value
+that cannot be read stops the start with a message naming the variable,
+instead of failing later in the middle of a visit.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+
+class ConfigError(ValueError):
+    """A setting from the environment that cannot be used."""
+
+
+def _int(env, name, default, low, high):
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
+def _bool(env, name, default):
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _list(env, name):
+    return [part.strip() for part in (env.get(name) or "").split(",") if part.strip()]
+
+
+def secret_key(instance_path: Path) -> str:
+    """The key in the instance folder, made on first run so sessions survive restarts."""
+    path = instance_path / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def from_environment(instance_path: Path, env=None) -> dict:
+    """The app's settings, read from ``env`` (default: the process environment and .env)."""
+    if env is None:
+        load_dotenv(os.path.join(os.getcwd(), ".env"))
+        env = os.environ
+    public_url = (env.get("PUBLIC_URL") or "").rstrip("/")
+    if public_url and not public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"PUBLIC_URL must start with http:// or https://, not {public_url!r}")
+    locale = env.get("DEFAULT_LOCALE") or "fr"
+    return {
+        "SECRET_KEY": env.get("SECRET_KEY") or secret_key(instance_path),
+        "DATABASE_URL": env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'cabinet.sqlite3'}",
+        "PUBLIC_URL": public_url,
+        "SESSION_COOKIE_SECURE": public_url.startswith("https://"),
+        "SMTP_HOST": env.get("SMTP_HOST") or "",
+        "SMTP_PORT": _int(env, "SMTP_PORT", 25, 1, 65535),
+        "SMTP_USER": env.get("SMTP_USER") or "",
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or "",
+        "SMTP_TLS": _bool(env, "SMTP_TLS", False),
+        "MAIL_FROM": env.get("MAIL_FROM") or "cabinet@localhost",
+        "SMS_BACKEND": env.get("SMS_BACKEND") or "outbox",
+        "RELAY_URLS": _list(env, "RELAY_URLS"),
+        "ICE_SERVERS": _list(env, "ICE_SERVERS"),
+        "DOCUMENT_KEY": env.get("DOCUMENT_KEY") or "",
+        "DEFAULT_LOCALE": locale,
+        "LINK_OPENS_MINUTES_BEFORE": _int(env, "LINK_OPENS_MINUTES_BEFORE", 15, 0, 24 * 60),
+        "LINK_CLOSES_MINUTES_AFTER": _int(env, "LINK_CLOSES_MINUTES_AFTER", 60, 0, 24 * 60),
+        "PATIENT_SPACE_DAYS": _int(env, "PATIENT_SPACE_DAYS", 15, 1, 365),
+    }

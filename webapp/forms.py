@@ -1,0 +1,82 @@
+"""Form fields and validators shared by the staff forms, with translated messages."""
+from __future__ import annotations
+
+import datetime as dt
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+from wtforms import DateField, StringField, TimeField
+from wtforms.validators import StopValidation, ValidationError
+
+
+class LocalDateField(DateField):
+    """A date typed as YYYY-MM-DD (what <input type=date> sends), with our own message."""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            self.data = None
+            raise ValueError(_l("Enter a date like 2026-03-31.")) from None
+
+
+class LocalTimeField(TimeField):
+    """A time typed as HH:MM, with our own message."""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            self.data = None
+            raise ValueError(_l("Enter a time like 14:30.")) from None
+
+
+class PhoneField(StringField):
+    """A mobile number, stored in international (E.164) form."""
+
+    def __init__(self, *args, region: str = "FR", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.region = region
+
+
+def normalize_phone(raw: str, region: str = "FR") -> str | None:
+    """``raw`` as E.164 (+33612345678), or None when it is not a valid number."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def valid_phone(form, field):
+    """Replace the typed number by its international form, or say it is not a number."""
+    if not field.data:
+        field.data = ""
+        return
+    normalized = normalize_phone(field.data.strip(), getattr(field, "region", "FR"))
+    if normalized is None:
+        raise StopValidation(_l("Enter a valid phone number, like 06 12 34 56 78 or +33 6 12 34 56 78."))
+    field.data = normalized
+
+
+def valid_email(form, field):
+    """Normalize the e-mail address, or say it is not one."""
+    if not field.data:
+        field.data = ""
+        return
+    try:
+        field.data = validate_email(field.data.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise StopValidation(_l("Enter a valid e-mail address, like name@example.fr.")) from None
+
+
+def past_birth_date(form, field):
+    if field.data and not dt.date(1900, 1, 1) <= field.data <= dt.date.today():
+        raise ValidationError(_l("The birth date must be in the past."))
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value

@@ -1,0 +1,80 @@
+"""Languages: flask-babel, the locale and time zone of each request.
+
+Patient pages set ``g.locale`` (the appointment's language); staff pages use
+the user's choice, then the practice's default; public pages follow the
+browser. Times are stored in UTC and shown in the practice's time zone.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from flask import current_app, g, request
+from flask_babel import Babel, get_locale
+
+babel = Babel()
+
+RTL_LANGUAGES = {"ar", "he", "fa", "ur", "ps", "yi"}
+
+
+def available_locales() -> list[str]:
+    """Locales that have a catalogue in ``translations/``, plus English (the source)."""
+    folder = Path(current_app.config["BABEL_TRANSLATION_DIRECTORIES"])
+    found = {p.name for p in folder.iterdir() if (p / "LC_MESSAGES" / "messages.po").exists()}
+    return sorted(found | {"en"})
+
+
+def locale_name(code: str) -> str:
+    """The language's own name for itself ("français", "English")."""
+    name = Locale.parse(code).get_display_name(code) or code
+    return name[:1].upper() + name[1:]
+
+
+def best_browser_locale(default: str | None = None) -> str:
+    return request.accept_languages.best_match(available_locales()) or default or \
+        current_app.config["DEFAULT_LOCALE"]
+
+
+def select_locale() -> str:
+    if getattr(g, "locale", None):
+        return g.locale
+    user = getattr(g, "user", None)
+    if user is not None:
+        return user.locale or _practice_locale()
+    return best_browser_locale(_practice_locale())
+
+
+def _practice_locale() -> str:
+    practice = getattr(g, "practice", None)
+    return practice.default_locale if practice else current_app.config["DEFAULT_LOCALE"]
+
+
+def select_timezone() -> str:
+    practice = getattr(g, "practice", None)
+    return practice.timezone if practice else "Europe/Paris"
+
+
+def text_direction() -> str:
+    locale = get_locale()
+    return "rtl" if locale and locale.language in RTL_LANGUAGES else "ltr"
+
+
+def local_to_utc(value: datetime, tz_name: str) -> datetime:
+    """A naive wall-clock time in ``tz_name`` as the naive UTC the database stores."""
+    aware = value.replace(tzinfo=ZoneInfo(tz_name))
+    return aware.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+def utc_to_local(value: datetime, tz_name: str) -> datetime:
+    """A stored naive UTC time as a naive wall-clock time in ``tz_name``."""
+    return value.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(tz_name)).replace(tzinfo=None)
+
+
+def init_app(app, translations: Path):
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(translations))
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.globals.update(text_direction=text_direction, locale_name=locale_name,
+                                 get_locale=get_locale)

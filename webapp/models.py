@@ -1,0 +1,232 @@
+"""Peewee models, their query helpers, and the state changes that audit themselves.
+
+Times are stored as naive UTC datetimes; pages convert to the practice's time
+zone at the edge (``webapp.timez``).
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta, timezone
+
+from peewee import (
+    BooleanField, CharField, DatabaseProxy, DateField, DateTimeField, ForeignKeyField,
+    IntegerField, Model, TextField, fn,
+)
+
+db = DatabaseProxy()
+
+ROLES = ("admin", "practitioner", "secretary")
+MODES = ("video", "audio")
+# scheduled → waiting → in_call → closed; cancelled from scheduled or waiting.
+STATUSES = ("scheduled", "waiting", "in_call", "closed", "cancelled")
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC datetime the database stores."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_ref() -> str:
+    return secrets.token_hex(12)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+
+
+class Practice(BaseModel):
+    name = CharField(max_length=200)
+    address = TextField(default="")
+    timezone = CharField(max_length=64, default="Europe/Paris")
+    default_locale = CharField(max_length=16, default="fr")
+    link_opens_minutes_before = IntegerField(default=15)
+    link_closes_minutes_after = IntegerField(default=60)
+    patient_space_days = IntegerField(default=15)
+    reminder_minutes = CharField(max_length=100, default="1440,15")
+    created_at = DateTimeField(default=utcnow)
+
+    @classmethod
+    def current(cls) -> "Practice":
+        """The practice this installation serves (one per database)."""
+        return cls.select().order_by(cls.id).get()
+
+    @property
+    def reminders(self) -> list[int]:
+        return sorted({int(m) for m in self.reminder_minutes.split(",") if m.strip()}, reverse=True)
+
+
+class User(BaseModel):
+    practice = ForeignKeyField(Practice, backref="staff", on_delete="CASCADE")
+    email = CharField(max_length=254, unique=True)
+    name = CharField(max_length=200)
+    role = CharField(max_length=20)
+    password_hash = CharField(max_length=200)
+    locale = CharField(max_length=16, default="")
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+    @classmethod
+    def by_email(cls, email: str):
+        return cls.get_or_none(fn.lower(cls.email) == email.strip().lower())
+
+    @classmethod
+    def practitioners(cls, practice):
+        return (cls.select().where(cls.practice == practice, cls.role == "practitioner", cls.active)
+                .order_by(cls.name))
+
+    @property
+    def is_practitioner(self) -> bool:
+        return self.role == "practitioner"
+
+
+class Patient(BaseModel):
+    practice = ForeignKeyField(Practice, backref="patients", on_delete="CASCADE")
+    first_name = CharField(max_length=100)
+    last_name = CharField(max_length=100)
+    birth_date = DateField(null=True)
+    email = CharField(max_length=254, default="")
+    phone = CharField(max_length=20, default="")
+    locale = CharField(max_length=16, default="")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("practice", "last_name", "first_name"), False), (("practice", "phone"), False))
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    @classmethod
+    def search(cls, practice, text: str = "", birth_date=None, phone: str = "", limit: int = 50):
+        """Patients of the practice matching every given criterion, by name."""
+        query = cls.select().where(cls.practice == practice)
+        for word in text.lower().split():
+            query = query.where(fn.lower(cls.first_name).contains(word)
+                                | fn.lower(cls.last_name).contains(word)
+                                | fn.lower(cls.email).contains(word))
+        if birth_date:
+            query = query.where(cls.birth_date == birth_date)
+        if phone:
+            query = query.where(cls.phone.contains(phone))
+        return query.order_by(cls.last_name, cls.first_name).limit(limit)
+
+
+class Appointment(BaseModel):
+    ref = CharField(max_length=32, unique=True, default=new_ref)
+    practice = ForeignKeyField(Practice, backref="appointments", on_delete="CASCADE")
+    practitioner = ForeignKeyField(User, backref="appointments", on_delete="RESTRICT")
+    patient = ForeignKeyField(Patient, backref="appointments", null=True, on_delete="RESTRICT")
+    contact_email = CharField(max_length=254, default="")
+    contact_phone = CharField(max_length=20, default="")
+    starts_at = DateTimeField(index=True)
+    duration_minutes = IntegerField(default=15)
+    motive = TextField(default="")
+    mode = CharField(max_length=10, default="video")
+    kind = CharField(max_length=10, default="scheduled")      # or "instant"
+    status = CharField(max_length=12, default="scheduled")
+    link_version = IntegerField(default=1)
+    locale = CharField(max_length=16, default="")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("practitioner", "starts_at"), False),)
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
+
+    @property
+    def patient_name(self) -> str:
+        if self.patient_id:
+            return self.patient.full_name
+        return self.contact_email or self.contact_phone
+
+    @property
+    def is_active(self) -> bool:
+        return self.status not in ("cancelled", "closed")
+
+    @classmethod
+    def in_range(cls, practitioner_ids, start: datetime, end: datetime):
+        """Appointments starting in [start, end) for the given practitioners, in order."""
+        return (cls.select(cls, Patient).join(Patient, join_type="LEFT OUTER", on=(cls.patient == Patient.id))
+                .where(cls.practitioner.in_(list(practitioner_ids)), cls.starts_at >= start, cls.starts_at < end)
+                .order_by(cls.starts_at))
+
+    @classmethod
+    def overlapping(cls, practitioner_id, start: datetime, end: datetime, exclude_id=None,
+                    longest_minutes: int = 24 * 60):
+        """Live appointments of this practitioner that share some time with [start, end)."""
+        query = cls.select().where(
+            cls.practitioner == practitioner_id,
+            cls.status.not_in(("cancelled",)),
+            cls.starts_at < end,
+            cls.starts_at > start - timedelta(minutes=longest_minutes),
+        )
+        if exclude_id:
+            query = query.where(cls.id != exclude_id)
+        return [a for a in query.order_by(cls.starts_at) if a.ends_at > start]
+
+    def effective_locale(self, default: str) -> str:
+        return self.locale or (self.patient.locale if self.patient_id else "") or default
+
+    # State changes: one method each, each writes its audit event.
+
+    def reschedule(self, actor, starts_at: datetime, duration_minutes: int, **fields):
+        """Move or edit the appointment; a new time revokes older links."""
+        moved = starts_at != self.starts_at
+        with db.atomic():
+            for name, value in fields.items():
+                setattr(self, name, value)
+            self.starts_at, self.duration_minutes = starts_at, duration_minutes
+            if moved:
+                self.link_version += 1
+            self.updated_at = utcnow()
+            self.save()
+            AuditEvent.record(actor, "appointment.moved" if moved else "appointment.edited", self)
+        return moved
+
+    def cancel(self, actor):
+        """Cancel the appointment; its links stop working."""
+        with db.atomic():
+            self.status = "cancelled"
+            self.updated_at = utcnow()
+            self.save()
+            AuditEvent.record(actor, "appointment.cancelled", self)
+
+    def renew_link(self, actor):
+        """Make a new link version, which revokes every older link and cookie."""
+        with db.atomic():
+            self.link_version += 1
+            self.updated_at = utcnow()
+            self.save()
+            AuditEvent.record(actor, "appointment.link_renewed", self)
+
+
+class AuditEvent(BaseModel):
+    """Who did what to which appointment or patient, and when. No patient data in ``detail``."""
+    at = DateTimeField(default=utcnow, index=True)
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    actor = CharField(max_length=20)                    # "staff", "patient" or "system"
+    action = CharField(max_length=64)
+    appointment = ForeignKeyField(Appointment, null=True, on_delete="CASCADE")
+    patient = ForeignKeyField(Patient, null=True, on_delete="CASCADE")
+    detail = CharField(max_length=200, default="")
+
+    @classmethod
+    def record(cls, actor, action, appointment=None, patient=None, detail=""):
+        """Write one event; ``actor`` is a User, or the string "patient" or "system"."""
+        user = actor if isinstance(actor, User) else None
+        if appointment is not None and patient is None:
+            patient = appointment.patient_id
+        return cls.create(user=user, actor="staff" if user else str(actor), action=action,
+                          appointment=appointment, patient=patient, detail=detail)
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField(primary_key=True)
+    applied_at = DateTimeField(default=utcnow)
+
+
+MODELS = [Practice, User, Patient, Appointment, AuditEvent]
