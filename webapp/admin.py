@@ -7,11 +7,10 @@ from flask import Blueprint, abort, g, redirect, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
 from .auth import hash_password, staff_required
-from .forms import strip, valid_email
-from .i18n import available_locales, locale_name
+from .forms import locale_options, options, strip, valid_email
 from .models import AuditEvent, User, db
 from .views import form_status, render
 
@@ -26,19 +25,18 @@ def role_names():
 
 class StaffForm(FlaskForm):
     name = StringField(_l("Name"), filters=[strip], validators=[
-        InputRequired(_l("Enter the name.")), Length(max=200, message=_l("At most 200 characters."))])
+        DataRequired(_l("Enter the name.")), Length(max=200, message=_l("At most 200 characters."))])
     email = EmailField(_l("E-mail"), validators=[InputRequired(_l("Enter the e-mail address.")), valid_email])
     role = SelectField(_l("Role"))
     locale = SelectField(_l("Language"))
-    password = PasswordField(_l("Password"), validators=[Optional(), Length(
-        min=MIN_PASSWORD, message=_l("At least %(n)s characters.", n=MIN_PASSWORD))])
+    password = PasswordField(_l("Password"))
     active = BooleanField(_l("Can sign in"), default=True)
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.role.choices = list(role_names().items())
-        self.locale.choices = [("", _l("Practice default"))] + [(c, locale_name(c)) for c in available_locales()]
+        self.role.choices = options(role_names().items())
+        self.locale.choices = locale_options()
 
     def validate_email(self, field):
         other = User.by_email(field.data or "")
@@ -48,11 +46,13 @@ class StaffForm(FlaskForm):
     def validate_password(self, field):
         if self.user is None and not field.data:
             raise ValidationError(_l("Choose a password of at least %(n)s characters.", n=MIN_PASSWORD))
+        if field.data and len(field.data) < MIN_PASSWORD:
+            raise ValidationError(_l("At least %(n)s characters.", n=MIN_PASSWORD))
 
 
 class PracticeForm(FlaskForm):
     name = StringField(_l("Name of the practice"), filters=[strip], validators=[
-        InputRequired(_l("Enter the name of the practice.")), Length(max=200, message=_l("At most 200 characters."))])
+        DataRequired(_l("Enter the name of the practice.")), Length(max=200, message=_l("At most 200 characters."))])
     address = TextAreaField(_l("Address"), filters=[strip], validators=[Length(max=500)])
     timezone = SelectField(_l("Time zone"))
     default_locale = SelectField(_l("Default language"))
@@ -66,8 +66,8 @@ class PracticeForm(FlaskForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.timezone.choices = sorted(available_timezones())
-        self.default_locale.choices = [(c, locale_name(c)) for c in available_locales()]
+        self.timezone.choices = options((tz, tz) for tz in sorted(available_timezones()))
+        self.default_locale.choices = locale_options(with_default=False)
 
     def validate_reminder_minutes(self, field):
         parts = [p.strip() for p in (field.data or "").split(",") if p.strip()]

@@ -10,7 +10,7 @@ from wtforms import BooleanField, EmailField, RadioField, SelectField, StringFie
 from wtforms.validators import InputRequired, Length
 
 from .auth import staff_required
-from .forms import LocalDateField, LocalTimeField, PhoneField, strip, valid_email, valid_phone
+from .forms import LocalDateField, LocalTimeField, PhoneField, options, strip, valid_email, valid_phone
 from .i18n import local_to_utc, utc_to_local
 from .models import Appointment, AuditEvent, Patient, User, db, utcnow
 from .patient import patient_link_url
@@ -24,7 +24,7 @@ PAST_GRACE = dt.timedelta(minutes=5)
 
 
 def _mode_choices():
-    return [("video", _l("Video")), ("audio", _l("Audio only"))]
+    return options([("video", _l("Video")), ("audio", _l("Audio only"))])
 
 
 class AppointmentForm(FlaskForm):
@@ -34,7 +34,7 @@ class AppointmentForm(FlaskForm):
     date = LocalDateField(_l("Date"), validators=[InputRequired(_l("Enter the date."))])
     time = LocalTimeField(_l("Time"), validators=[InputRequired(_l("Enter the time."))])
     duration = SelectField(_l("Duration"), coerce=int, default=15,
-                           choices=[(m, _l("%(n)s min", n=m)) for m in DURATIONS])
+                           choices=options((m, _l("%(n)s min", n=m)) for m in DURATIONS))
     motive = TextAreaField(_l("Motive"), filters=[strip],
                            validators=[Length(max=500, message=_l("At most 500 characters."))])
     mode = RadioField(_l("Mode"), choices=_mode_choices(), default="video")
@@ -138,7 +138,7 @@ def today():
 # Booking and editing.
 
 def _practitioner_choices(form):
-    form.practitioner.choices = [(p.id, p.name) for p in visible_practitioners()]
+    form.practitioner.choices = options((p.id, p.name) for p in visible_practitioners())
     if not form.practitioner.choices:
         abort(403)
 

@@ -14,10 +14,10 @@ from .models import Appointment, Patient, Practice, User, db, utcnow
 DEMO_PASSWORD = "demo-cabinet"
 
 STAFF = [
-    ("admin", "Camille Admin", "admin@demo.cabinet.test", "fr"),
-    ("practitioner", "Dr Claire Martin", "claire.martin@demo.cabinet.test", "fr"),
-    ("practitioner", "Julien Bernard, infirmier", "julien.bernard@demo.cabinet.test", "fr"),
-    ("secretary", "Sophie Petit", "accueil@demo.cabinet.test", "fr"),
+    ("admin", "Camille Admin", "admin@cabinet.example.org", "fr"),
+    ("practitioner", "Dr Claire Martin", "claire.martin@cabinet.example.org", "fr"),
+    ("practitioner", "Julien Bernard, infirmier", "julien.bernard@cabinet.example.org", "fr"),
+    ("secretary", "Sophie Petit", "accueil@cabinet.example.org", "fr"),
 ]
 
 PATIENTS = [

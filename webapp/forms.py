@@ -7,6 +7,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from wtforms import DateField, StringField, TimeField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import StopValidation, ValidationError
 
 
@@ -80,3 +81,15 @@ def past_birth_date(form, field):
 
 def strip(value):
     return value.strip() if isinstance(value, str) else value
+
+
+def options(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as the choices WTForms wants."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+def locale_options(with_default: bool = True) -> list[SelectChoice]:
+    """The languages Cabinet speaks, each in its own name; optionally "practice default" first."""
+    from .i18n import available_locales, locale_name
+    pairs = [(code, locale_name(code)) for code in available_locales()]
+    return options(([("", _l("Practice default"))] if with_default else []) + pairs)

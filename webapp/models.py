@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from peewee import (
     BooleanField, CharField, DatabaseProxy, DateField, DateTimeField, ForeignKeyField,
-    IntegerField, Model, TextField, fn,
+    JOIN, IntegerField, Model, TextField, fn,
 )
 
 db = DatabaseProxy()
@@ -150,7 +150,7 @@ class Appointment(BaseModel):
     @classmethod
     def in_range(cls, practitioner_ids, start: datetime, end: datetime):
         """Appointments starting in [start, end) for the given practitioners, in order."""
-        return (cls.select(cls, Patient).join(Patient, join_type="LEFT OUTER", on=(cls.patient == Patient.id))
+        return (cls.select(cls, Patient).join(Patient, join_type=JOIN.LEFT_OUTER, on=(cls.patient == Patient.id))
                 .where(cls.practitioner.in_(list(practitioner_ids)), cls.starts_at >= start, cls.starts_at < end)
                 .order_by(cls.starts_at))
 

@@ -7,11 +7,11 @@ from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from .auth import staff_required
-from .forms import LocalDateField, PhoneField, normalize_phone, past_birth_date, strip, valid_email, valid_phone
-from .i18n import available_locales, locale_name
+from .forms import (LocalDateField, PhoneField, locale_options, normalize_phone, past_birth_date, strip,
+                    valid_email, valid_phone)
 from .models import AuditEvent, Patient, db
 from .views import form_status, render
 
@@ -20,18 +20,14 @@ bp = Blueprint("patients", __name__, url_prefix="/patients")
 
 class PatientForm(FlaskForm):
     first_name = StringField(_l("First name"), filters=[strip], validators=[
-        InputRequired(_l("Enter the first name.")), Length(max=100, message=_l("At most 100 characters."))])
+        DataRequired(_l("Enter the first name.")), Length(max=100, message=_l("At most 100 characters."))])
     last_name = StringField(_l("Last name"), filters=[strip], validators=[
-        InputRequired(_l("Enter the last name.")), Length(max=100, message=_l("At most 100 characters."))])
+        DataRequired(_l("Enter the last name.")), Length(max=100, message=_l("At most 100 characters."))])
     birth_date = LocalDateField(_l("Birth date"), validators=[InputRequired(_l("Enter the birth date.")),
                                                               past_birth_date])
     email = EmailField(_l("E-mail"), validators=[Optional(), valid_email])
     phone = PhoneField(_l("Mobile phone"), validators=[valid_phone])
     locale = SelectField(_l("Language"))
-
-
-def _locale_choices(form):
-    form.locale.choices = [("", _l("Practice default"))] + [(c, locale_name(c)) for c in available_locales()]
 
 
 def patient_or_404(patient_id: int) -> Patient:
@@ -84,7 +80,7 @@ def _save(form, patient):
 def new():
     """Add a patient."""
     form = PatientForm()
-    _locale_choices(form)
+    form.locale.choices = locale_options()
     if form.validate_on_submit():
         return _save(form, Patient())
     return render("patients/form.html", "patients/_form.html", form=form, patient=None, status=form_status(form))
@@ -96,7 +92,7 @@ def edit(patient_id):
     """A patient's details, to read or change."""
     patient = patient_or_404(patient_id)
     form = PatientForm(obj=patient)
-    _locale_choices(form)
+    form.locale.choices = locale_options()
     if form.validate_on_submit():
         return _save(form, patient)
     if request.method == "GET":

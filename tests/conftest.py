@@ -1,0 +1,113 @@
+"""Fixtures: an app on a fresh database (SQLite, or PostgreSQL with TEST_DATABASE_URL), clients, factories."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+
+import pytest
+
+from webapp import create_app
+from webapp.auth import hash_password
+from webapp.models import Appointment, Patient, Practice, User, db, utcnow
+
+PASSWORD = "correct horse battery"
+# Hashing is deliberately slow; the tests share one hash.
+_HASH = hash_password(PASSWORD)
+
+
+def _reset_postgres(url):
+    from playhouse.db_url import connect
+    database = connect(url)
+    with database.connection_context():
+        database.execute_sql("DROP SCHEMA public CASCADE")
+        database.execute_sql("CREATE SCHEMA public")
+    database.close()
+
+
+def make_app(tmp_path, **overrides):
+    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    if url.startswith("postgres"):
+        _reset_postgres(url)
+    config = {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"), "WTF_CSRF_ENABLED": False,
+              "RATELIMIT_ENABLED": False, "ENV": {"DATABASE_URL": url, "SECRET_KEY": "test-secret",
+                                                  "PUBLIC_URL": "https://cabinet.test"}}
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = make_app(tmp_path)
+    with app.app_context():
+        db.connect(reuse_if_open=True)
+        make_practice()
+        yield app
+        if not db.is_closed():
+            db.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+# Factories.
+
+def make_practice(**fields):
+    existing = Practice.select().first()
+    if existing:
+        return existing
+    return Practice.create(**{"name": "Cabinet des Tilleuls", "timezone": "Europe/Paris", "default_locale": "fr",
+                              **fields})
+
+
+_counter = iter(range(1, 10**6))
+
+
+def make_user(role="practitioner", **fields):
+    n = next(_counter)
+    defaults = {"practice": make_practice(), "email": f"{role}{n}@cabinet.example.org", "name": f"{role.title()} {n}",
+                "role": role, "password_hash": _HASH, "locale": "en"}
+    return User.create(**{**defaults, **fields})
+
+
+def make_patient(**fields):
+    n = next(_counter)
+    defaults = {"practice": make_practice(), "first_name": "Jeanne", "last_name": f"Patient{n}",
+                "birth_date": dt.date(1970, 5, 17), "email": f"patient{n}@example.org",
+                "phone": "+33612345678", "locale": "en"}
+    return Patient.create(**{**defaults, **fields})
+
+
+def make_appointment(practitioner=None, patient=None, starts_in=dt.timedelta(hours=2), **fields):
+    practitioner = practitioner or make_user("practitioner")
+    patient = patient or make_patient()
+    defaults = {"practice": make_practice(), "practitioner": practitioner, "patient": patient,
+                "contact_email": patient.email, "contact_phone": patient.phone,
+                "starts_at": (utcnow() + starts_in).replace(second=0, microsecond=0),
+                "duration_minutes": 20, "motive": "Suivi", "locale": patient.locale}
+    return Appointment.create(**{**defaults, **fields})
+
+
+def login_as(client, user_or_role="practitioner", **fields):
+    """Sign a test client in as an existing user, or as a new one of that role."""
+    user = make_user(user_or_role, **fields) if isinstance(user_or_role, str) else user_or_role
+    with client.session_transaction() as session:
+        session["uid"] = user.id
+    return user
+
+
+HX = {"HX-Request": "true"}
+
+
+def text_of(response) -> str:
+    """The visible text of an HTML response, tags removed, spaces folded."""
+    html = response.get_data(as_text=True)
+    html = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()

@@ -1,0 +1,84 @@
+"""Administration: staff accounts and practice settings."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import HX, login_as, make_user, text_of
+from webapp.models import Practice, User
+
+NEW = {"name": "Dr Nouveau", "email": "nouveau@cabinet.example.org", "role": "practitioner", "locale": "fr",
+       "password": "a long enough password", "active": "y"}
+
+
+def test_admin_creates_staff(client):
+    login_as(client, "admin")
+    response = client.post("/admin/staff/new", data=NEW)
+    assert response.status_code == 302
+    user = User.get(User.email == "nouveau@cabinet.example.org")
+    assert user.role == "practitioner" and user.password_hash.startswith("$argon2")
+    assert "Dr Nouveau" in text_of(client.get("/admin/"))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"email": "Taken@Cabinet.example.org"}, "Another account already uses this e-mail address."),
+    ({"email": "nope"}, "Enter a valid e-mail address"),
+    ({"password": ""}, "Choose a password of at least 10 characters."),
+    ({"password": "short"}, "At least 10 characters."),
+    ({"role": "superuser"}, "Not a valid choice"),
+    ({"name": ""}, "Enter the name."),
+])
+def test_staff_validation(client, change, message):
+    login_as(client, "admin")
+    make_user("secretary", email="taken@cabinet.example.org")
+    before = User.select().count()
+    response = client.post("/admin/staff/new", data={**NEW, **change}, headers=HX)
+    assert response.status_code == 422 and message in text_of(response)
+    assert User.select().count() == before
+
+
+def test_edit_staff_keeps_password_when_empty(client):
+    login_as(client, "admin")
+    member = make_user("secretary")
+    old_hash = member.password_hash
+    response = client.post(f"/admin/staff/{member.id}", data={**NEW, "email": member.email, "password": "",
+                                                             "role": "secretary"})
+    assert response.status_code == 302
+    member = User.get_by_id(member.id)
+    assert member.name == "Dr Nouveau" and member.password_hash == old_hash
+
+
+def test_admin_cannot_lock_themselves_out(client):
+    me = login_as(client, "admin")
+    response = client.post(f"/admin/staff/{me.id}", data={**NEW, "email": me.email, "role": "secretary"})
+    assert response.status_code == 422 and "your own administrator access" in text_of(response)
+    assert User.get_by_id(me.id).role == "admin"
+
+
+def test_practice_settings(client):
+    login_as(client, "admin")
+    data = {"name": "Maison de santé", "address": "1 place", "timezone": "America/Martinique",
+            "default_locale": "en", "link_opens_minutes_before": "20", "link_closes_minutes_after": "45",
+            "patient_space_days": "30", "reminder_minutes": "1440, 60, 15"}
+    assert client.post("/admin/practice", data=data).status_code == 302
+    practice = Practice.get()
+    assert (practice.name, practice.timezone, practice.link_opens_minutes_before) == (
+        "Maison de santé", "America/Martinique", 20)
+    assert practice.reminders == [1440, 60, 15]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"timezone": "Mars/Olympus"}, "Not a valid choice"),
+    ({"link_opens_minutes_before": "-5"}, "Between 0 and 1440 minutes."),
+    ({"link_closes_minutes_after": "abc"}, "Not a valid integer value"),
+    ({"patient_space_days": "0"}, "Between 1 and 365 days."),
+    ({"reminder_minutes": "tomorrow"}, "Give up to 5 numbers of minutes"),
+    ({"name": ""}, "Enter the name of the practice."),
+])
+def test_practice_settings_validation(client, change, message):
+    login_as(client, "admin")
+    data = {"name": "Cabinet", "address": "", "timezone": "Europe/Paris", "default_locale": "fr",
+            "link_opens_minutes_before": "15", "link_closes_minutes_after": "60", "patient_space_days": "15",
+            "reminder_minutes": "1440,15", **change}
+    response = client.post("/admin/practice", data=data, headers=HX)
+    assert response.status_code == 422 and message in text_of(response)
+    assert Practice.get().name == "Cabinet des Tilleuls"

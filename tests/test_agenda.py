@@ -1,0 +1,274 @@
+"""The agenda: views with and without htmx, booking, editing, moving, cancelling, instant visits."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from conftest import HX, login_as, make_appointment, make_patient, make_user, text_of
+from webapp.i18n import local_to_utc, utc_to_local
+from webapp.models import Appointment, AuditEvent, utcnow
+
+
+def local_tomorrow(hour=10, minute=0):
+    day = utc_to_local(utcnow(), "Europe/Paris").date() + dt.timedelta(days=1)
+    return day, dt.time(hour, minute)
+
+
+def booking(who, patient, on_day=None, at=None, **extra):
+    on_day, at = local_tomorrow() if on_day is None else (on_day, at)
+    return {"patient_id": str(patient.id), "practitioner": str(who.id), "date": on_day.isoformat(),
+            "time": at.strftime("%H:%M"), "duration": "20", "mode": "video", "motive": "Suivi", **extra}
+
+
+def test_anonymous_is_sent_to_sign_in(client):
+    response = client.get("/agenda/")
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_day_view_full_page_and_fragment(client):
+    me = login_as(client, "practitioner")
+    appt = make_appointment(practitioner=me, starts_in=dt.timedelta(minutes=30))
+    full = client.get("/agenda/")
+    assert full.status_code == 200
+    assert "<html" in full.get_data(as_text=True)
+    assert appt.patient.full_name in text_of(full)
+    fragment = client.get("/agenda/", headers=HX)
+    body = fragment.get_data(as_text=True)
+    assert "<html" not in body and 'id="agenda"' in body
+    assert appt.patient.full_name in body
+    assert "HX-Request" in fragment.headers["Vary"]
+
+
+def test_boosted_navigation_gets_the_whole_page(client):
+    login_as(client, "practitioner")
+    response = client.get("/agenda/", headers={**HX, "HX-Boosted": "true"})
+    assert "<html" in response.get_data(as_text=True)
+
+
+def test_week_view_lists_the_whole_week_in_the_practice_time_zone(client):
+    me = login_as(client, "practitioner")
+    day, _ = local_tomorrow()
+    monday = day - dt.timedelta(days=day.weekday())
+    # 23:30 on Sunday in Paris is already Monday in UTC for part of the year: it must stay on Sunday.
+    sunday_late = local_to_utc(dt.datetime.combine(monday + dt.timedelta(days=6), dt.time(23, 30)), "Europe/Paris")
+    inside = make_appointment(practitioner=me, starts_at=sunday_late, patient=make_patient(last_name="Dimanche"))
+    outside = make_appointment(practitioner=me, patient=make_patient(last_name="Suivante"),
+                               starts_at=local_to_utc(dt.datetime.combine(monday + dt.timedelta(days=7), dt.time(9)),
+                                                      "Europe/Paris"))
+    text = text_of(client.get(f"/agenda/?view=week&date={day.isoformat()}", headers=HX))
+    assert inside.patient.last_name in text
+    assert outside.patient.last_name not in text
+    assert "11:30 PM" in text        # the practitioner reads English
+
+
+def test_practitioner_sees_only_their_own_agenda(client):
+    me = login_as(client, "practitioner")
+    other = make_user("practitioner", name="Dr Autre")
+    theirs = make_appointment(practitioner=other, starts_in=dt.timedelta(minutes=30))
+    assert theirs.patient.last_name not in text_of(client.get(f"/agenda/?practitioner={other.id}"))
+    assert client.get(f"/agenda/{theirs.id}").status_code == 404
+
+
+def test_secretary_switches_between_practitioners(client):
+    login_as(client, "secretary")
+    first, second = make_user("practitioner", name="Dr Aa"), make_user("practitioner", name="Dr Bb")
+    appt = make_appointment(practitioner=second, starts_in=dt.timedelta(minutes=30))
+    page = client.get("/agenda/")
+    assert "Dr Aa" in text_of(page) and "Dr Bb" in text_of(page)
+    assert appt.patient.last_name not in text_of(page)
+    assert appt.patient.last_name in text_of(client.get(f"/agenda/?practitioner={second.id}", headers=HX))
+
+
+def test_book_without_javascript_redirects_to_the_appointment(client):
+    me = login_as(client, "practitioner")
+    patient = make_patient()
+    response = client.post("/agenda/new", data=booking(me, patient))
+    assert response.status_code == 302
+    appt = Appointment.get(Appointment.patient == patient)
+    assert response.headers["Location"].endswith(f"/agenda/{appt.id}")
+    day, time = local_tomorrow()
+    assert appt.starts_at == local_to_utc(dt.datetime.combine(day, time), "Europe/Paris")
+    assert appt.contact_email == patient.email and appt.status == "scheduled"
+    assert AuditEvent.get(AuditEvent.action == "appointment.created").appointment_id == appt.id
+    detail = client.get(response.headers["Location"])
+    assert "https://cabinet.test/p/" in detail.get_data(as_text=True)
+
+
+def test_book_with_htmx_returns_the_panel_and_refreshes_the_agenda(client):
+    me = login_as(client, "practitioner")
+    response = client.post("/agenda/new", data=booking(me, make_patient()), headers=HX)
+    assert response.status_code == 200
+    assert response.headers["HX-Trigger"] == "agenda-changed"
+    body = response.get_data(as_text=True)
+    assert "<html" not in body and "https://cabinet.test/p/" in body
+
+
+def test_new_form_fragment_and_page(client):
+    login_as(client, "secretary")
+    make_user("practitioner")
+    assert "<html" not in client.get("/agenda/new", headers=HX).get_data(as_text=True)
+    assert "<html" in client.get("/agenda/new").get_data(as_text=True)
+
+
+def test_patient_search_inside_the_booking_form(client):
+    me = login_as(client, "practitioner")
+    make_patient(last_name="Zébulon")
+    make_patient(last_name="Autre")
+    choices = client.get("/patients/choices?patient_query=zébu", headers=HX)
+    assert "Zébulon" in text_of(choices) and "Autre" not in text_of(choices)
+    # Without JavaScript, the Search button re-renders the form with the matches and saves nothing.
+    data = booking(me, make_patient(), patient_id="", patient_query="zébu", search="1")
+    response = client.post("/agenda/new", data=data)
+    assert response.status_code == 200 and "Zébulon" in text_of(response)
+    assert Appointment.select().count() == 0
+
+
+@pytest.mark.parametrize("change, field_message", [
+    ({"patient_id": ""}, "Choose a patient from the list."),
+    ({"patient_id": "999999"}, "Choose a patient from the list."),
+    ({"patient_id": "abc"}, "Choose a patient from the list."),
+    ({"date": ""}, "Enter the date."),
+    ({"date": "31/02/2026"}, "Enter a date like 2026-03-31."),
+    ({"date": "2026-02-31"}, "Enter a date like 2026-03-31."),
+    ({"time": "25:00"}, "Enter a time like 14:30."),
+    ({"time": ""}, "Enter the time."),
+    ({"date": "2020-01-01", "time": "10:00"}, "This time has already passed."),
+    ({"motive": "x" * 501}, "At most 500 characters."),
+    ({"mode": "hologram"}, "Not a valid choice"),
+    ({"duration": "7"}, "Not a valid choice"),
+    ({"practitioner": "424242"}, "Not a valid choice"),
+])
+def test_booking_validation(client, change, field_message):
+    me = login_as(client, "practitioner")
+    data = booking(me, make_patient(), **change)
+    for headers, status in (({}, 422), (HX, 422)):
+        response = client.post("/agenda/new", data=data, headers=headers)
+        assert response.status_code == status
+        assert field_message in text_of(response)
+    assert Appointment.select().count() == 0
+
+
+def test_patient_without_contact_details_cannot_be_booked(client):
+    me = login_as(client, "practitioner")
+    response = client.post("/agenda/new", data=booking(me, make_patient(email="", phone="")))
+    assert response.status_code == 422
+    assert "no e-mail address or mobile number" in text_of(response)
+    assert Appointment.select().count() == 0
+
+
+def test_patient_of_another_practice_is_unknown(client):
+    from webapp.models import Practice
+    me = login_as(client, "practitioner")
+    elsewhere = make_patient(practice=Practice.create(name="Autre cabinet"))
+    response = client.post("/agenda/new", data=booking(me, elsewhere))
+    assert response.status_code == 422 and Appointment.select().count() == 0
+
+
+def test_overlap_is_shown_before_saving_and_needs_confirmation(client):
+    me = login_as(client, "practitioner")
+    day, time = local_tomorrow(10, 0)
+    make_appointment(practitioner=me, starts_at=local_to_utc(dt.datetime.combine(day, time), "Europe/Paris"),
+                     duration_minutes=30)
+    live = client.get(f"/agenda/overlaps?practitioner={me.id}&date={day}&time=10:15&duration=15", headers=HX)
+    assert "overlaps another teleconsultation" in text_of(live)
+    clear = client.get(f"/agenda/overlaps?practitioner={me.id}&date={day}&time=10:30&duration=15", headers=HX)
+    assert "overlaps" not in text_of(clear)
+    data = booking(me, make_patient(), day, dt.time(10, 15))
+    refused = client.post("/agenda/new", data=data, headers=HX)
+    assert refused.status_code == 409 and "Book anyway" in text_of(refused)
+    assert Appointment.select().count() == 1
+    accepted = client.post("/agenda/new", data={**data, "confirm_overlap": "y"}, headers=HX)
+    assert accepted.status_code == 200 and Appointment.select().count() == 2
+
+
+def test_cancelled_appointments_do_not_overlap(client):
+    me = login_as(client, "practitioner")
+    day, time = local_tomorrow(11, 0)
+    make_appointment(practitioner=me, starts_at=local_to_utc(dt.datetime.combine(day, time), "Europe/Paris"),
+                     status="cancelled")
+    response = client.post("/agenda/new", data=booking(me, make_patient(), day, time))
+    assert response.status_code == 302
+
+
+def test_edit_keeps_the_link_and_move_revokes_it(client):
+    me = login_as(client, "practitioner")
+    appt = make_appointment(practitioner=me, starts_in=dt.timedelta(days=2))
+    local = utc_to_local(appt.starts_at, "Europe/Paris")
+    data = booking(me, appt.patient, local.date(), local.time(), motive="Nouveau motif")
+    edit = client.post(f"/agenda/{appt.id}/edit", data=data, headers=HX)
+    assert edit.status_code == 200
+    appt = Appointment.get_by_id(appt.id)
+    assert appt.motive == "Nouveau motif" and appt.link_version == 1
+    later = local + dt.timedelta(hours=3)
+    moved = client.post(f"/agenda/{appt.id}/edit", data=booking(me, appt.patient, later.date(), later.time()))
+    assert moved.status_code == 302
+    appt = Appointment.get_by_id(appt.id)
+    assert utc_to_local(appt.starts_at, "Europe/Paris") == later and appt.link_version == 2
+    assert [e.action for e in AuditEvent.select().order_by(AuditEvent.id)][-2:] == [
+        "appointment.edited", "appointment.moved"]
+
+
+def test_edit_form_is_prefilled(client):
+    me = login_as(client, "practitioner")
+    appt = make_appointment(practitioner=me, motive="Contrôle tension")
+    body = client.get(f"/agenda/{appt.id}/edit", headers=HX).get_data(as_text=True)
+    assert "Contrôle tension" in body and appt.patient.full_name in body
+
+
+def test_move_into_the_past_is_refused_and_nothing_changes(client):
+    me = login_as(client, "practitioner")
+    appt = make_appointment(practitioner=me)
+    before = appt.starts_at
+    response = client.post(f"/agenda/{appt.id}/edit",
+                           data=booking(me, appt.patient, dt.date(2020, 1, 1), dt.time(9)), headers=HX)
+    assert response.status_code == 422 and "already passed" in text_of(response)
+    assert Appointment.get_by_id(appt.id).starts_at == before
+
+
+def test_cancel(client):
+    me = login_as(client, "practitioner")
+    appt = make_appointment(practitioner=me)
+    response = client.post(f"/agenda/{appt.id}/cancel", headers=HX)
+    assert response.status_code == 200 and "cancelled" in text_of(response)
+    assert Appointment.get_by_id(appt.id).status == "cancelled"
+    assert client.post(f"/agenda/{appt.id}/edit", data={}).status_code == 409
+
+
+def test_new_link_revokes_the_old_one(client):
+    me = login_as(client, "practitioner")
+    appt = make_appointment(practitioner=me)
+    old = client.get(f"/agenda/{appt.id}", headers=HX).get_data(as_text=True)
+    new = client.post(f"/agenda/{appt.id}/link", headers=HX).get_data(as_text=True)
+    link = lambda html: html.split("https://cabinet.test/p/")[1].split('"')[0]  # noqa: E731
+    assert link(old) != link(new)
+    assert Appointment.get_by_id(appt.id).link_version == 2
+
+
+def test_instant_visit_from_a_phone_number_alone(client):
+    me = login_as(client, "practitioner")
+    response = client.post("/agenda/instant", data={"phone": "06 12 34 56 78", "practitioner": me.id,
+                                                    "mode": "video"}, headers=HX)
+    assert response.status_code == 200 and "https://cabinet.test/p/" in response.get_data(as_text=True)
+    appt = Appointment.get()
+    assert appt.kind == "instant" and appt.patient is None and appt.contact_phone == "+33612345678"
+    assert abs((appt.starts_at - utcnow()).total_seconds()) < 120
+
+
+@pytest.mark.parametrize("data, message", [
+    ({}, "Enter an e-mail address or a mobile number."),
+    ({"email": "not-an-address"}, "Enter a valid e-mail address"),
+    ({"phone": "12"}, "Enter a valid phone number"),
+])
+def test_instant_visit_validation(client, data, message):
+    me = login_as(client, "practitioner")
+    response = client.post("/agenda/instant", data={"practitioner": me.id, "mode": "video", **data}, headers=HX)
+    assert response.status_code == 422 and message in text_of(response)
+    assert Appointment.select().count() == 0
+
+
+def test_forms_are_in_the_staff_language(client):
+    me = login_as(client, "practitioner", locale="fr")
+    response = client.post("/agenda/new", data=booking(me, make_patient(), date=""), headers=HX)
+    assert "Saisissez la date." in text_of(response)

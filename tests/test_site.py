@@ -1,0 +1,117 @@
+"""The factory, configuration, health, security headers and the PWA shell."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import make_app, text_of
+from webapp.config import ConfigError, from_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_need_no_environment(tmp_path):
+    settings = from_environment(tmp_path, {})
+    assert settings["DATABASE_URL"] == f"sqlite:///{tmp_path / 'cabinet.sqlite3'}"
+    assert settings["DEFAULT_LOCALE"] == "fr"
+    assert (settings["LINK_OPENS_MINUTES_BEFORE"], settings["LINK_CLOSES_MINUTES_AFTER"]) == (15, 60)
+    assert settings["PATIENT_SPACE_DAYS"] == 15
+    # The generated secret is kept, so sessions survive a restart.
+    assert from_environment(tmp_path, {})["SECRET_KEY"] == settings["SECRET_KEY"]
+    assert len(settings["SECRET_KEY"]) >= 40
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"SMTP_PORT": "smtp"}, "SMTP_PORT must be a whole number"),
+    ({"SMTP_PORT": "70000"}, "SMTP_PORT must be between 1 and 65535"),
+    ({"SMTP_TLS": "maybe"}, "SMTP_TLS must be true or false"),
+    ({"PUBLIC_URL": "cabinet.example"}, "PUBLIC_URL must start with http"),
+    ({"PATIENT_SPACE_DAYS": "0"}, "PATIENT_SPACE_DAYS must be between 1 and 365"),
+])
+def test_bad_configuration_is_named(tmp_path, env, message):
+    with pytest.raises(ConfigError, match=message):
+        from_environment(tmp_path, env)
+
+
+def test_sqlite_is_durable(app):
+    from webapp.models import db
+    if not app.config["DATABASE_URL"].startswith("sqlite"):
+        pytest.skip("SQLite settings")
+    pragma = lambda name: db.execute_sql(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
+    assert (pragma("journal_mode"), pragma("synchronous"), pragma("foreign_keys")) == ("wal", 2, 1)
+
+
+def test_migrations_are_recorded_and_idempotent(app):
+    from webapp.db import MIGRATIONS, migrate, schema_version
+    assert schema_version() == MIGRATIONS[-1][0]
+    assert migrate() == []
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json["ok"] is True and response.json["database"]["ok"] is True
+
+
+def test_security_headers(client):
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_no_inline_scripts_and_no_outside_requests():
+    """Every template loads scripts from our static folder only, and nothing from another host."""
+    for path in (ROOT / "templates").rglob("*.html"):
+        html = path.read_text()
+        for tag in re.findall(r"<script\b[^>]*>", html):
+            assert "src=" in tag, f"inline script in {path}"
+        assert not re.search(r"(src|href)=[\"']https?://", html), f"outside request in {path}"
+        assert not re.search(r"\son[a-z]+\s*=", html), f"inline handler in {path}"
+
+
+def test_csrf_is_enforced(tmp_path):
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    client = app.test_client()
+    response = client.post("/login", data={"email": "a@b.c", "password": "x"})
+    assert response.status_code == 400 and "This form has expired" in text_of(response)
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    header_token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+    ok = client.post("/login", data={"email": "a@b.c", "password": "x", "csrf_token": token})
+    assert ok.status_code == 401
+    via_header = client.post("/logout", headers={"X-CSRFToken": header_token, "HX-Request": "true"})
+    assert via_header.status_code == 302
+
+
+def test_manifest_and_service_worker(client):
+    manifest = client.get("/manifest.webmanifest")
+    assert manifest.mimetype == "application/manifest+json"
+    body = json.loads(manifest.get_data())
+    assert body["display"] == "standalone" and {i["sizes"] for i in body["icons"]} >= {"192x192", "512x512"}
+    for icon in body["icons"]:
+        with client.get(icon["src"]) as response:
+            assert response.status_code == 200
+    with client.get("/sw.js") as sw:
+        assert sw.status_code == 200 and "javascript" in sw.mimetype
+        assert sw.headers["Service-Worker-Allowed"] == "/"
+    assert client.get("/offline").status_code == 200
+
+
+def test_vendored_htmx_keeps_its_licence():
+    vendor = ROOT / "static" / "vendor"
+    for folder in ("htmx-2.0.11", "htmx-ext-ws-2.0.4"):
+        assert (vendor / folder / "LICENSE").exists()
+
+
+def test_home_redirects(client):
+    assert client.get("/").headers["Location"].endswith("/login")
+
+
+def test_unknown_page_is_translated(client):
+    response = client.get("/nowhere", headers={"Accept-Language": "fr"})
+    assert response.status_code == 404 and "Cette page n’existe pas" in text_of(response)
