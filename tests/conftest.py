@@ -111,3 +111,16 @@ def text_of(response) -> str:
     html = response.get_data(as_text=True)
     html = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", html, flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogues():
+    """Tests read the .po files as they are now, never a stale .mo."""
+    from pathlib import Path
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+    for po in (Path(__file__).resolve().parent.parent / "translations").glob("*/LC_MESSAGES/messages.po"):
+        with po.open("rb") as fh:
+            catalog = read_po(fh)
+        with po.with_suffix(".mo").open("wb") as fh:
+            write_mo(fh, catalog)

@@ -68,6 +68,7 @@ def demo(force):
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "translations"
 POT = TRANSLATIONS / "messages.pot"
+SOURCE_LOCALE = "en"
 
 
 def pybabel(*args):
@@ -91,6 +92,23 @@ def update():
     """Extract, then merge new strings into every locale's messages.po."""
     extract.callback()
     pybabel("update", "-i", str(POT), "-d", str(TRANSLATIONS), "--no-fuzzy-matching", "--ignore-obsolete")
+    fill_source_catalog(TRANSLATIONS / SOURCE_LOCALE / "LC_MESSAGES" / "messages.po")
+
+
+def fill_source_catalog(path: Path):
+    """The English catalogue mirrors the source strings, so it is complete by construction."""
+    from babel.messages.pofile import read_po, write_po
+    with path.open("rb") as fh:
+        catalog = read_po(fh, locale=SOURCE_LOCALE)
+    for message in catalog:
+        if not message.id:
+            continue
+        if isinstance(message.id, tuple) and not all(message.string or ()):
+            message.string = message.id
+        elif not message.string:
+            message.string = message.id
+    with path.open("wb") as fh:
+        write_po(fh, catalog, omit_header=False, sort_output=True, include_lineno=False)
 
 
 @translate.command("compile")

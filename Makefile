@@ -1,0 +1,45 @@
+# Cabinet: `make run` starts a demo practice, `make test` passes every test.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+FLASK  := $(VENV)/bin/flask --app wsgi
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+
+.PHONY: run test setup test-setup system-test-deps translations bench clean
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+setup: $(VENV)/.installed translations
+
+translations: $(VENV)/.installed
+	$(FLASK) translate compile >/dev/null
+
+run: setup
+	$(FLASK) init-db
+	$(FLASK) demo
+	@echo "Cabinet is at http://$(HOST):$(PORT)/"
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+# Chromium (browser tests) and PostgreSQL (the suite again on PostgreSQL), from Debian's packages.
+system-test-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+	    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver postgresql >/dev/null; \
+	  else echo "Install chromium chromium-driver postgresql (as root) for the full test suite"; exit 1; fi; \
+	fi
+
+test: setup system-test-deps
+	$(PY) -m pytest
+	tests/with_postgres.sh $(PY) -m pytest -m "not browser"
+
+bench: setup
+	$(PY) bench/agenda.py
+
+clean:
+	rm -rf $(VENV) instance

@@ -1,0 +1,87 @@
+"""Render time of the agenda's week and day views with 10,000 appointments for one practitioner.
+
+Prints the median and p95 over repeated renders through the test client (the
+whole Flask stack: session, database query, templates), on SQLite by default or
+on DATABASE_URL when set. Target: median under 30 ms.
+
+    .venv/bin/python bench/agenda.py [--appointments 10000] [--runs 200]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from webapp import create_app  # noqa: E402
+from webapp.auth import hash_password  # noqa: E402
+from webapp.models import Appointment, Patient, Practice, User, db, utcnow  # noqa: E402
+
+
+def fill(count: int):
+    practice = Practice.create(name="Bench", timezone="Europe/Paris")
+    doctor = User.create(practice=practice, email="bench@example.org", name="Dr Bench", role="practitioner",
+                         password_hash=hash_password("bench-password"), locale="fr")
+    patients = [Patient.create(practice=practice, first_name="Patient", last_name=f"N{i}",
+                               birth_date=dt.date(1960, 1, 1), email=f"p{i}@example.org") for i in range(200)]
+    # Eight 20-minute visits a day, every day, centred on today: about 3.5 years of agenda.
+    first_day = utcnow().replace(hour=7, minute=0, second=0, microsecond=0) - dt.timedelta(days=count // 16)
+    rows = []
+    for i in range(count):
+        day, slot = divmod(i, 8)
+        patient = patients[i % len(patients)]
+        rows.append({"ref": f"{i:024x}", "practice": practice.id, "practitioner": doctor.id, "patient": patient.id,
+                     "contact_email": patient.email, "starts_at": first_day + dt.timedelta(days=day, minutes=45 * slot),
+                     "duration_minutes": 20, "motive": "Suivi", "mode": "video"})
+    with db.atomic():
+        for start in range(0, len(rows), 500):
+            Appointment.insert_many(rows[start:start + 500]).execute()
+    return doctor
+
+
+def measure(client, url, runs, headers):
+    client.get(url, headers=headers)    # warm the template cache
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        response = client.get(url, headers=headers)
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, response.status_code
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.95) - 1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--appointments", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp}/bench.sqlite3"
+        app = create_app({"INSTANCE_PATH": tmp, "ENV": {"DATABASE_URL": url, "SECRET_KEY": "bench"}})
+        with app.app_context():
+            doctor = fill(args.appointments)
+            in_week = Appointment.select().where(
+                Appointment.starts_at >= utcnow() - dt.timedelta(days=3),
+                Appointment.starts_at < utcnow() + dt.timedelta(days=4)).count()
+        client = app.test_client()
+        with client.session_transaction() as session:
+            session["uid"] = doctor.id
+        print(f"{args.appointments} appointments for one practitioner ({in_week} around this week), "
+              f"{args.runs} renders each, {url.split(':')[0]}")
+        for label, path, headers in (("week view, full page", "/agenda/?view=week", {}),
+                                     ("week view, htmx fragment", "/agenda/?view=week", {"HX-Request": "true"}),
+                                     ("day view, full page", "/agenda/", {}),
+                                     ("day view, htmx fragment", "/agenda/", {"HX-Request": "true"})):
+            median, p95 = measure(client, path, args.runs, headers)
+            print(f"  {label:<26} median {median:6.2f} ms   p95 {p95:6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
