@@ -38,13 +38,13 @@ def make_app(tmp_path, **overrides):
 
 @pytest.fixture
 def app(tmp_path):
+    """The app on a fresh database with its practice. No app context stays pushed: each request
+    gets its own, as in production (a shared one would carry ``g`` from request to request)."""
     app = make_app(tmp_path)
-    with app.app_context():
-        db.connect(reuse_if_open=True)
-        make_practice()
-        yield app
-        if not db.is_closed():
-            db.close()
+    make_practice()
+    yield app
+    if not db.is_closed():
+        db.close()
 
 
 @pytest.fixture
@@ -63,7 +63,8 @@ def make_practice(**fields):
     existing = Practice.select().first()
     if existing:
         return existing
-    return Practice.create(**{"name": "Cabinet des Tilleuls", "timezone": "Europe/Paris", "default_locale": "fr",
+    # English by default so assertions read like the source; French tests say so.
+    return Practice.create(**{"name": "Cabinet des Tilleuls", "timezone": "Europe/Paris", "default_locale": "en",
                               **fields})
 
 

@@ -79,7 +79,7 @@ def test_sign_in_is_rate_limited(tmp_path):
     codes = [client.post("/login", data={"email": "x@cabinet.example.org", "password": "nope"}).status_code
              for _ in range(12)]
     assert codes[:10] == [401] * 10 and codes[-1] == 429
-    assert "Too many attempts" in text_of(client.post("/login", data={}))
+    assert "Too many attempts" in text_of(client.post("/login", data={}, headers={"Accept-Language": "en"}))
 
 
 def test_session_cookie_flags(client):

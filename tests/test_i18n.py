@@ -60,6 +60,8 @@ def test_staff_page_in_english(client):
 
 
 def test_staff_without_choice_get_the_practice_language(client):
+    from webapp.models import Practice
+    Practice.update(default_locale="fr").execute()
     login_as(client, "practitioner", locale="")
     assert "Nouvelle téléconsultation" in text_of(client.get("/agenda/"))
 

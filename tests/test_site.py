@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_no_inline_scripts_and_no_outside_requests():
 def test_csrf_is_enforced(tmp_path):
     app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
     client = app.test_client()
-    response = client.post("/login", data={"email": "a@b.c", "password": "x"})
+    response = client.post("/login", data={"email": "a@b.c", "password": "x"}, headers={"Accept-Language": "en"})
     assert response.status_code == 400 and "This form has expired" in text_of(response)
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
@@ -115,3 +116,35 @@ def test_home_redirects(client):
 def test_unknown_page_is_translated(client):
     response = client.get("/nowhere", headers={"Accept-Language": "fr"})
     assert response.status_code == 404 and "Cette page n’existe pas" in text_of(response)
+
+
+def test_an_old_database_is_migrated_without_losing_rows(tmp_path):
+    """A database made by schema 1 gains the later columns and keeps its rows."""
+    import sqlite3
+    from webapp.db import MIGRATIONS
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.executescript("""
+            CREATE TABLE schemaversion (version INTEGER PRIMARY KEY, applied_at DATETIME);
+            INSERT INTO schemaversion VALUES (1, '2026-01-01');
+            CREATE TABLE practice (id INTEGER PRIMARY KEY, name VARCHAR(200), address TEXT, timezone VARCHAR(64),
+                default_locale VARCHAR(16), link_opens_minutes_before INTEGER, link_closes_minutes_after INTEGER,
+                patient_space_days INTEGER, reminder_minutes VARCHAR(100), created_at DATETIME);
+            INSERT INTO practice VALUES (1, 'Ancien', '', 'Europe/Paris', 'fr', 15, 60, 15, '1440,15', '2026-01-01');
+            CREATE TABLE appointment (id INTEGER PRIMARY KEY, ref VARCHAR(32), practice_id INTEGER,
+                practitioner_id INTEGER, patient_id INTEGER, contact_email VARCHAR(254), contact_phone VARCHAR(20),
+                starts_at DATETIME, duration_minutes INTEGER, motive TEXT, mode VARCHAR(10), kind VARCHAR(10),
+                status VARCHAR(12), link_version INTEGER, locale VARCHAR(16), created_at DATETIME, updated_at DATETIME);
+            INSERT INTO appointment VALUES (1, 'r1', 1, 1, NULL, 'a@example.org', '', '2026-01-02 10:00:00', 15, '',
+                'video', 'scheduled', 'scheduled', 1, '', '2026-01-01', '2026-01-01');
+        """)
+    if os.environ.get("TEST_DATABASE_URL", "").startswith("postgres"):
+        pytest.skip("the old schema here is SQLite's")
+    app = make_app(tmp_path, ENV={"DATABASE_URL": f"sqlite:///{path}", "SECRET_KEY": "x"})
+    with app.app_context():
+        from webapp.models import Appointment, db
+        from webapp.db import schema_version
+        assert schema_version() == MIGRATIONS[-1][0]
+        appt = Appointment.get_by_id(1)
+        assert appt.contact_email == "a@example.org" and appt.notify_email is True and appt.identity_failures == 0
+        db.close()

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from .db import migrate
 from .models import ROLES, Practice, User, db
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db():
     """Create or migrate the database."""
     applied = migrate()
@@ -26,6 +28,7 @@ def init_db():
 
 
 @click.command("create-user")
+@with_appcontext
 @click.option("--email", prompt=True)
 @click.option("--name", prompt=True)
 @click.option("--role", type=click.Choice(ROLES), prompt=True)
@@ -51,18 +54,20 @@ def create_user(email, name, role, password):
 
 
 @click.command("demo")
+@with_appcontext
 @click.option("--force", is_flag=True, help="Add demo data even if the database has staff already.")
 def demo(force):
     """Load a demo practice: staff, patients, and this week's agenda."""
-    from .demo import DEMO_PASSWORD, load_demo
+    from .demo import DEMO_PASSWORD, STAFF, load_demo
     with db.connection_context():
         if User.select().exists() and not force:
-            click.echo("Demo data already present.")
-            return
-        staff = load_demo()
-    click.echo("Demo practice loaded. Sign in with one of:")
-    for user in staff:
-        click.echo(f"  {user.role:<13} {user.email}  password: {DEMO_PASSWORD}")
+            click.echo("Demo data already present (or real staff: then the logins below do not apply).")
+        else:
+            load_demo()
+            click.echo("Demo practice loaded.")
+    click.echo("Sign in with one of:")
+    for role, _name, email, _locale in STAFF:
+        click.echo(f"  {role:<13} {email}  password: {DEMO_PASSWORD}")
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,19 +6,51 @@ its own transaction.
 """
 from __future__ import annotations
 
+from peewee import BooleanField, CharField, DateTimeField, IntegerField, TextField
 from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator, migrate as apply
 
-from .models import MODELS, SchemaVersion, db
+from .models import Appointment, AuditEvent, Message, Patient, Practice, SchemaVersion, User, db
 
 SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 10000}
 
 
+def add_missing_columns(database, model, fields: dict):
+    """Add the columns a table lacks. A new database already has them (its tables are
+    created from the current models), so such a migration only fills in older ones."""
+    table = model._meta.table_name
+    present = {column.name for column in database.get_columns(table)}
+    migrator = SchemaMigrator.from_database(database)
+    steps = [migrator.add_column(table, name, field) for name, field in fields.items() if name not in present]
+    if steps:
+        apply(*steps)
+
+
 def _initial(database):
-    database.create_tables(MODELS)
+    database.create_tables([Practice, User, Patient, Appointment, AuditEvent])
+
+
+def _patient_way_in(database):
+    """Notification channels, the patient's way in, the waiting room, and the outbox."""
+    add_missing_columns(database, Appointment, {
+        "notify_email": BooleanField(default=True),
+        "notify_sms": BooleanField(default=True),
+        "identity_failures": IntegerField(default=0),
+        "identity_confirmed_at": DateTimeField(null=True),
+        "consent_at": DateTimeField(null=True),
+        "consent_version": CharField(max_length=32, default=""),
+        "consent_locale": CharField(max_length=16, default=""),
+        "device_check": TextField(default=""),
+        "waiting_since": DateTimeField(null=True),
+        "waiting_note": CharField(max_length=300, default=""),
+        "admitted_at": DateTimeField(null=True),
+    })
+    database.create_tables([Message])
 
 
 MIGRATIONS = [
     (1, _initial),
+    (2, _patient_way_in),
 ]
 
 

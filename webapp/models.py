@@ -129,6 +129,19 @@ class Appointment(BaseModel):
     locale = CharField(max_length=16, default="")
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    # Channels chosen at booking for invitations and reminders.
+    notify_email = BooleanField(default=True)
+    notify_sms = BooleanField(default=True)
+    # The patient's way in: identity check, consent, device check, waiting room.
+    identity_failures = IntegerField(default=0)
+    identity_confirmed_at = DateTimeField(null=True)
+    consent_at = DateTimeField(null=True)
+    consent_version = CharField(max_length=32, default="")
+    consent_locale = CharField(max_length=16, default="")
+    device_check = TextField(default="")              # JSON summary of the last device check
+    waiting_since = DateTimeField(null=True)
+    waiting_note = CharField(max_length=300, default="")   # the practitioner's message to the waiting room
+    admitted_at = DateTimeField(null=True)
 
     class Meta:
         indexes = ((("practitioner", "starts_at"), False),)
@@ -224,9 +237,29 @@ class AuditEvent(BaseModel):
                           appointment=appointment, patient=patient, detail=detail)
 
 
+class Message(BaseModel):
+    """One e-mail or SMS in the outbox. Never deleted on failure: retried, then shown to staff."""
+    appointment = ForeignKeyField(Appointment, backref="messages", null=True, on_delete="CASCADE")
+    channel = CharField(max_length=8)                   # "email" or "sms"
+    kind = CharField(max_length=20)                     # invitation, reminder, link_resent, moved, cancelled, closed
+    recipient = CharField(max_length=254)
+    locale = CharField(max_length=16, default="fr")
+    subject = CharField(max_length=200, default="")
+    body = TextField(default="")
+    html = TextField(default="")
+    ics = TextField(default="")
+    status = CharField(max_length=8, default="pending", index=True)   # pending, sent, failed
+    attempts = IntegerField(default=0)
+    last_error = CharField(max_length=300, default="")
+    next_attempt_at = DateTimeField(default=utcnow, index=True)
+    dedupe_key = CharField(max_length=100, null=True, unique=True)  # e.g. one reminder per time and link version
+    created_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True)
+
+
 class SchemaVersion(BaseModel):
     version = IntegerField(primary_key=True)
     applied_at = DateTimeField(default=utcnow)
 
 
-MODELS = [Practice, User, Patient, Appointment, AuditEvent]
+MODELS = [Practice, User, Patient, Appointment, AuditEvent, Message]
