@@ -86,13 +86,14 @@ def make_patient(**fields):
     return Patient.create(**{**defaults, **fields})
 
 
-def make_appointment(practitioner=None, patient=None, starts_in=dt.timedelta(hours=2), **fields):
+def make_appointment(practitioner=None, patient=..., starts_in=dt.timedelta(hours=2), **fields):
+    """An appointment; ``patient=None`` makes an instant visit's, with contact details only."""
     practitioner = practitioner or make_user("practitioner")
-    patient = patient or make_patient()
+    patient = make_patient() if patient is ... else patient
     defaults = {"practice": make_practice(), "practitioner": practitioner, "patient": patient,
-                "contact_email": patient.email, "contact_phone": patient.phone,
+                "contact_email": patient.email if patient else "", "contact_phone": patient.phone if patient else "",
                 "starts_at": (utcnow() + starts_in).replace(second=0, microsecond=0),
-                "duration_minutes": 20, "motive": "Suivi", "locale": patient.locale}
+                "duration_minutes": 20, "motive": "Suivi", "locale": patient.locale if patient else ""}
     return Appointment.create(**{**defaults, **fields})
 
 

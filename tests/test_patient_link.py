@@ -70,8 +70,8 @@ def test_valid_link_is_exchanged_for_a_cookie_and_a_clean_address(app, client):
     assert response.headers["Referrer-Policy"] == "no-referrer"
     cookie = client.get_cookie(COOKIE, path=f"/v/{appt.ref}/")
     assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
-    page = client.get(response.headers["Location"])
-    assert page.status_code == 200
+    page = client.get(response.headers["Location"], follow_redirects=True)
+    assert page.status_code == 200 and page.request.path == f"/v/{appt.ref}/identity"
     assert appt.practitioner.name in text_of(page)
     assert AuditEvent.get(AuditEvent.action == "patient.link_opened").appointment_id == appt.id
 
@@ -102,12 +102,12 @@ def link_page(app, client, appt):
         first = open_link(client, appt)
     if first.status_code != 302:
         return first
-    return client.get(first.headers["Location"])
+    return client.get(first.headers["Location"], follow_redirects=True)
 
 
 @pytest.mark.parametrize("starts_in, status, shown", [
-    (dt.timedelta(minutes=10), 200, "Keep this page open"),            # inside the window
-    (dt.timedelta(minutes=-50), 200, "Keep this page open"),           # still inside
+    (dt.timedelta(minutes=10), 200, "Is this you?"),            # inside the window
+    (dt.timedelta(minutes=-50), 200, "Is this you?"),           # still inside
     (dt.timedelta(minutes=16), 403, "It is a little early"),           # too early
     (dt.timedelta(days=3), 403, "It is a little early"),
     (dt.timedelta(minutes=-61), 403, "has passed"),                     # too late
@@ -131,7 +131,7 @@ def test_practice_window_settings_apply(app, client):
     appt = make_appointment(starts_in=dt.timedelta(minutes=25))
     appt.practice.link_opens_minutes_before = 30
     appt.practice.save()
-    assert "Keep this page open" in text_of(link_page(app, client, appt))
+    assert "Is this you?" in text_of(link_page(app, client, appt))
 
 
 def test_expired_link(app, client):

@@ -7,7 +7,7 @@ from flask import Flask, g, render_template
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from . import auth, config, db, i18n
+from . import auth, config, db, events, i18n
 from .views import htmx
 
 __version__ = "0.1.0"
@@ -41,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     i18n.init_app(app, ROOT / "translations")
     csrf.init_app(app)
     htmx.init_app(app)
+    events.init_app(app)
     auth.init_app(app)
     _register_blueprints(app)
     _security_headers(app)
@@ -51,8 +52,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def _register_blueprints(app):
-    from . import admin, agenda, patient, patients, site
-    for module in (auth, site, agenda, patients, admin, patient):
+    from . import admin, agenda, patient, patients, site, today
+    for module in (auth, site, agenda, today, patients, admin, patient):
         app.register_blueprint(module.bp)
 
     @app.before_request

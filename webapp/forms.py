@@ -15,6 +15,9 @@ class LocalDateField(DateField):
     """A date typed as YYYY-MM-DD (what <input type=date> sends), with our own message."""
 
     def process_formdata(self, valuelist):
+        if not valuelist or not valuelist[0].strip():
+            self.data = None      # empty is for InputRequired to judge, not a format error
+            return
         try:
             super().process_formdata(valuelist)
         except ValueError:
@@ -26,6 +29,9 @@ class LocalTimeField(TimeField):
     """A time typed as HH:MM, with our own message."""
 
     def process_formdata(self, valuelist):
+        if not valuelist or not valuelist[0].strip():
+            self.data = None
+            return
         try:
             super().process_formdata(valuelist)
         except ValueError:

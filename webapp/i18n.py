@@ -77,4 +77,5 @@ def init_app(app, translations: Path):
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.globals.update(text_direction=text_direction, locale_name=locale_name,
+                                 available_locales=available_locales,
                                  get_locale=get_locale)

@@ -209,12 +209,107 @@ class Appointment(BaseModel):
             AuditEvent.record(actor, "appointment.cancelled", self)
 
     def renew_link(self, actor):
-        """Make a new link version, which revokes every older link and cookie."""
+        """Make a new link version, which revokes every older link and cookie (and unlocks it)."""
         with db.atomic():
             self.link_version += 1
+            self.identity_failures = 0
             self.updated_at = utcnow()
             self.save()
             AuditEvent.record(actor, "appointment.link_renewed", self)
+
+    # The patient's way in.
+
+    IDENTITY_TRIES = 3
+
+    @property
+    def locked(self) -> bool:
+        return self.identity_failures >= self.IDENTITY_TRIES
+
+    @property
+    def device_results(self) -> dict:
+        """The last device check, e.g. {"camera": "ok", "microphone": "denied", ...}."""
+        import json
+        try:
+            return json.loads(self.device_check) if self.device_check else {}
+        except ValueError:
+            return {}
+
+    @property
+    def consented(self) -> bool:
+        return self.consent_at is not None and self.consent_version != "declined"
+
+    @property
+    def consent_declined(self) -> bool:
+        return self.consent_version == "declined"
+
+    def _patient_step(self, action, **fields):
+        with db.atomic():
+            for name, value in fields.items():
+                setattr(self, name, value)
+            self.updated_at = utcnow()
+            self.save()
+            AuditEvent.record("patient", action, self)
+
+    def confirm_identity(self):
+        self._patient_step("patient.identity_confirmed", identity_confirmed_at=utcnow())
+
+    def fail_identity(self):
+        """Count a wrong answer; the third locks the link until staff send a new one."""
+        self._patient_step("patient.identity_failed", identity_failures=self.identity_failures + 1)
+
+    def give_consent(self, version: str, locale: str):
+        self._patient_step("patient.consent_given", consent_at=utcnow(), consent_version=version,
+                           consent_locale=locale)
+
+    def decline_consent(self, locale: str):
+        self._patient_step("patient.consent_declined", consent_at=utcnow(), consent_version="declined",
+                           consent_locale=locale)
+
+    def record_device_check(self, summary: str):
+        self._patient_step("patient.device_checked", device_check=summary)
+
+    def choose_locale(self, locale: str):
+        self._patient_step("patient.locale_chosen", locale=locale)
+
+    def enter_waiting_room(self):
+        """scheduled → waiting; entering again keeps the first arrival time."""
+        if self.status == "scheduled":
+            self._patient_step("patient.waiting", status="waiting", waiting_since=utcnow())
+
+    def leave_waiting_room(self):
+        if self.status == "waiting":
+            self._patient_step("patient.left", status="scheduled", waiting_since=None)
+
+    # The practitioner's side of the waiting room.
+
+    def admit(self, actor):
+        """waiting → in_call."""
+        with db.atomic():
+            self.status, self.admitted_at, self.updated_at = "in_call", utcnow(), utcnow()
+            self.save()
+            AuditEvent.record(actor, "appointment.admitted", self)
+
+    def send_back(self, actor, starts_at: datetime):
+        """Back to scheduled at a new time; the patient's link stays valid."""
+        with db.atomic():
+            self.status, self.starts_at, self.waiting_since = "scheduled", starts_at, None
+            self.updated_at = utcnow()
+            self.save()
+            AuditEvent.record(actor, "appointment.sent_back", self)
+
+    def leave_note(self, actor, text: str):
+        """The practitioner's message to the waiting room (replaces the previous one)."""
+        with db.atomic():
+            self.waiting_note, self.updated_at = text, utcnow()
+            self.save()
+            AuditEvent.record(actor, "appointment.waiting_note", self)
+
+    @classmethod
+    def for_today(cls, practitioner_ids, start: datetime, end: datetime):
+        """The day's live appointments: who waits first (longest first), then by time."""
+        rows = list(cls.in_range(practitioner_ids, start, end).where(cls.status != "cancelled"))
+        waiting = sorted((a for a in rows if a.status == "waiting"), key=lambda a: a.waiting_since)
+        return waiting + [a for a in rows if a.status != "waiting"]
 
 
 class AuditEvent(BaseModel):

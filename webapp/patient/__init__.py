@@ -11,10 +11,10 @@ import time
 
 from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, request, url_for
 
-from .auth import limiter
-from .i18n import best_browser_locale
-from .models import Appointment, AuditEvent, utcnow
-from .tokens import TokenProblem, make_patient_cookie, make_patient_token, read_patient_cookie, read_patient_token
+from ..auth import limiter
+from ..i18n import best_browser_locale
+from ..models import Appointment, AuditEvent, utcnow
+from ..tokens import TokenProblem, make_patient_cookie, make_patient_token, read_patient_cookie, read_patient_token
 
 bp = Blueprint("patient", __name__)
 
@@ -99,11 +99,30 @@ def current_appointment(ref: str) -> Appointment:
     return appt
 
 
+def next_step(appt: Appointment) -> str:
+    """The endpoint of the first step of the way in that the patient has not done yet."""
+    if appt.locked:
+        return "patient.locked"
+    if appt.identity_confirmed_at is None:
+        return "patient.identity"
+    if not appt.consented:
+        return "patient.consent"
+    if not appt.device_check:
+        return "patient.check"
+    if appt.status == "in_call":
+        return "patient.call"
+    return "patient.waiting"
+
+
 @bp.route("/v/<ref>/")
 def visit(ref):
-    """The patient's page for one appointment: come back later, or the way in."""
+    """The patient's page for one appointment: come back later, or the next step of the way in."""
     appt = current_appointment(ref)
     state = window(appt)
+    if state == "open":
+        return redirect(url_for(next_step(appt), ref=ref))
     opens_at = appt.starts_at - dt.timedelta(minutes=appt.practice.link_opens_minutes_before)
-    status = 200 if state == "open" else 403
-    return render_template(f"patient/{state}.html", appt=appt, opens_at=opens_at), status
+    return render_template(f"patient/{state}.html", appt=appt, opens_at=opens_at), 403
+
+
+from . import join, waiting  # noqa: E402,F401 - their routes live on this blueprint

@@ -1,0 +1,63 @@
+// Live pages: follow a server-sent redirect, and on the practitioner's day show
+// who is waiting in the tab title, with a sound and a browser notification.
+(function () {
+  "use strict";
+
+  function followRedirect() {
+    var target = document.querySelector("[data-redirect]");
+    if (target) window.location.assign(target.getAttribute("data-redirect"));
+  }
+
+  var baseTitle = document.title;
+  var known = null;
+
+  function beep() {
+    var Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    try {
+      var context = new Context();
+      var oscillator = context.createOscillator();
+      var gain = context.createGain();
+      oscillator.frequency.value = 880;
+      gain.gain.setValueAtTime(0.15, context.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, context.currentTime + 0.6);
+      oscillator.connect(gain).connect(context.destination);
+      oscillator.start();
+      oscillator.stop(context.currentTime + 0.6);
+    } catch (e) { /* sound is a bonus */ }
+  }
+
+  function waitingRoom() {
+    var list = document.getElementById("today-day");
+    if (!list) return;
+    var rows = list.querySelectorAll("[data-waiting]");
+    var ids = Array.prototype.map.call(rows, function (r) { return r.getAttribute("data-waiting"); });
+    document.title = rows.length ? "(" + rows.length + ") " + baseTitle : baseTitle;
+    if (known !== null) {
+      var arrived = ids.filter(function (id) { return known.indexOf(id) === -1; });
+      if (arrived.length) {
+        beep();
+        if ("Notification" in window && Notification.permission === "granted") {
+          new Notification(list.getAttribute("data-notify-title"), { body: list.getAttribute("data-notify-body"), tag: "cabinet-waiting" });
+        }
+      }
+    }
+    known = ids;
+  }
+
+  function refresh() { followRedirect(); waitingRoom(); }
+  document.addEventListener("DOMContentLoaded", refresh);
+  document.addEventListener("htmx:wsAfterMessage", refresh);
+  document.addEventListener("htmx:afterSwap", refresh);
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-enable-notifications]");
+    if (!button || !("Notification" in window)) return;
+    Notification.requestPermission().then(function (p) { button.hidden = p === "granted"; });
+  });
+
+  // <select data-autosubmit>: choosing is enough (a button stays for pages without JavaScript).
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
+  });
+})();

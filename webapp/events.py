@@ -1,0 +1,150 @@
+"""Live updates: publish rendered HTML fragments to whoever watches a channel.
+
+``publish(channel, fragment)`` is the whole publishing interface. The hub
+behind it is in-process here (one web process); a PostgreSQL LISTEN/NOTIFY hub
+can take its place without changing a caller, since subscribers only ever see
+``Subscription.get()``.
+
+Channels are plain strings: ``waiting:<appointment ref>`` for a patient's
+waiting room, ``today:<practitioner id>`` for a practitioner's day.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+
+from flask_sock import Sock
+
+sock = Sock()
+
+# A subscriber that falls behind keeps only the newest fragments: each one
+# re-renders a whole section, so older ones are already out of date.
+BACKLOG = 32
+
+# "Something changed: render your view again." Subscribers render in their own
+# request context, so each viewer gets their own language and permissions.
+REFRESH = "<!-- refresh -->"
+
+
+class Subscription:
+    """The fragments published on some channels since subscribing, newest last."""
+
+    def __init__(self, hub: "InProcessHub", channels: tuple[str, ...]):
+        self.hub, self.channels = hub, channels
+        self._items: collections.deque = collections.deque(maxlen=BACKLOG)
+        self._ready = threading.Condition()
+        self._last = time.monotonic()
+        self.closed = False
+
+    def put(self, item) -> None:
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify()
+
+    def get(self, timeout: float | None = None):
+        """The next fragment (or control item), or None after ``timeout`` seconds."""
+        with self._ready:
+            if not self._items and not self._ready.wait_for(lambda: self._items, timeout):
+                return None
+            self._last = time.monotonic()
+            return self._items.popleft()
+
+    def idle_for(self, seconds: float) -> bool:
+        """True once nothing has arrived for ``seconds`` (then the clock starts again)."""
+        now = time.monotonic()
+        if now - self._last < seconds:
+            return False
+        self._last = now
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        self.hub.unsubscribe(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@dataclass
+class InProcessHub:
+    """Channels and their subscriptions, shared by the threads of one process."""
+    _channels: dict = field(default_factory=lambda: collections.defaultdict(set))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def subscribe(self, *channels: str) -> Subscription:
+        subscription = Subscription(self, channels)
+        with self._lock:
+            for channel in channels:
+                self._channels[channel].add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            for channel in subscription.channels:
+                self._channels[channel].discard(subscription)
+                if not self._channels[channel]:
+                    del self._channels[channel]
+
+    def publish(self, channel: str, fragment) -> int:
+        with self._lock:
+            targets = list(self._channels.get(channel, ()))
+        for subscription in targets:
+            subscription.put(fragment)
+        return len(targets)
+
+    def count(self, channel: str) -> int:
+        with self._lock:
+            return len(self._channels.get(channel, ()))
+
+
+hub = InProcessHub()
+
+
+def publish(channel: str, fragment) -> int:
+    """Send ``fragment`` to every current subscriber of ``channel``; return how many."""
+    return hub.publish(channel, fragment)
+
+
+def subscribe(*channels: str) -> Subscription:
+    return hub.subscribe(*channels)
+
+
+class Takeover:
+    """Sent to a page's older tab when the same person opens it again elsewhere."""
+
+
+class Tabs:
+    """One live tab per key (a patient's appointment): the newest takes over."""
+
+    def __init__(self):
+        self._current: dict[str, Subscription] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, key: str, subscription: Subscription) -> None:
+        with self._lock:
+            older = self._current.get(key)
+            self._current[key] = subscription
+        if older is not None and older is not subscription:
+            older.put(Takeover())
+
+    def release(self, key: str, subscription: Subscription) -> None:
+        with self._lock:
+            if self._current.get(key) is subscription:
+                del self._current[key]
+
+    def online(self, key: str) -> bool:
+        with self._lock:
+            return key in self._current
+
+
+patient_tabs = Tabs()
+
+
+def init_app(app):
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25, "max_message_size": 64 * 1024})
+    sock.init_app(app)

@@ -1,0 +1,122 @@
+"""The patient's live waiting room, and the call page the practitioner's "admit" leads to.
+
+The page subscribes over a websocket (htmx's ws extension); any change to the
+appointment publishes ``events.REFRESH`` on its channel and the socket renders
+the status again, in the patient's language. A slower poll backs it up.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import g, redirect, render_template, url_for
+from flask_babel import gettext as _
+from simple_websocket import ConnectionClosed
+
+from .. import events
+from ..models import Appointment, db
+from . import bp, current_appointment
+from .join import step_appointment
+
+log = logging.getLogger(__name__)
+
+IDLE_REFRESH_SECONDS = 30
+MAX_CLIENT_MESSAGE = 4096
+
+
+def waiting_channel(appt) -> str:
+    return f"waiting:{appt.ref}"
+
+
+def today_channel(practitioner_id: int) -> str:
+    return f"today:{practitioner_id}"
+
+
+def announce(appt):
+    """Tell both sides' live pages that this appointment changed."""
+    events.publish(waiting_channel(appt), events.REFRESH)
+    events.publish(today_channel(appt.practitioner_id), events.REFRESH)
+
+
+def status_fragment(appt, oob: bool = False) -> str:
+    return render_template("patient/_waiting_status.html", appt=appt, oob=oob)
+
+
+@bp.route("/v/<ref>/waiting")
+def waiting(ref):
+    """The waiting room: entering it tells the practitioner; an htmx poll gets the status only."""
+    appt, elsewhere = step_appointment(ref, "patient.waiting")
+    if elsewhere:
+        return elsewhere
+    if appt.status == "scheduled":
+        appt.enter_waiting_room()
+        announce(appt)
+    from ..views import htmx
+    if htmx and not htmx.boosted:
+        return status_fragment(appt)
+    return render_template("patient/waiting.html", appt=appt)
+
+
+@bp.route("/v/<ref>/call")
+def call(ref):
+    """The call page, once the practitioner has admitted the patient."""
+    appt = current_appointment(ref)
+    if appt.status != "in_call":
+        return redirect(url_for("patient.visit", ref=ref))
+    return render_template("patient/call.html", appt=appt)
+
+
+def _client_message(ws, appt, raw) -> None:
+    """The page sends only heartbeats ({"type": "ping"}); anything else gets a visible, harmless error."""
+    try:
+        message = json.loads(raw) if isinstance(raw, str) and len(raw) <= MAX_CLIENT_MESSAGE else None
+    except ValueError:
+        message = None
+    if not isinstance(message, dict) or message.get("type") != "ping":
+        ws.send(render_template("patient/_live_error.html",
+                                message=_("Your page sent something we did not understand. It keeps working.")))
+
+
+@events.sock.route("/v/<ref>/live", bp=bp)
+def live(ws, ref):
+    """Push the waiting status whenever it changes; the newest tab takes over from older ones."""
+    try:
+        appt = current_appointment(ref)
+    except Exception:  # noqa: BLE001 - an invalid cookie gets a closed socket, never data
+        ws.close(reason=1008, message="link")
+        return
+    appointment_id = appt.id
+    db.close()  # a socket lives long: hold a connection only while rendering
+    with events.subscribe(waiting_channel(appt)) as subscription:
+        events.patient_tabs.claim(ref, subscription)
+        announce(appt)  # the practitioner sees the patient come online
+        try:
+            _push_loop(ws, appointment_id, subscription)
+        except ConnectionClosed:
+            pass
+        finally:
+            events.patient_tabs.release(ref, subscription)
+            with db.connection_context():
+                announce(Appointment.get_by_id(appointment_id))
+
+
+def _push_loop(ws, appointment_id, subscription):
+    send = lambda: ws.send(_render_status(appointment_id))  # noqa: E731
+    send()
+    while ws.connected:
+        item = subscription.get(timeout=1.0)
+        if isinstance(item, events.Takeover):
+            ws.send(render_template("patient/_waiting_takeover.html"))
+            ws.close(reason=1000, message="takeover")
+            return
+        if item is not None or subscription.idle_for(IDLE_REFRESH_SECONDS):
+            send()
+        raw = ws.receive(timeout=0)
+        if raw is not None:
+            with db.connection_context():
+                _client_message(ws, Appointment.get_by_id(appointment_id), raw)
+
+
+def _render_status(appointment_id) -> str:
+    with db.connection_context():
+        return status_fragment(Appointment.get_by_id(appointment_id), oob=True)

@@ -1,0 +1,138 @@
+"""The practitioner's day: who is waiting and since when, live; admit, message, send back."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from simple_websocket import ConnectionClosed
+
+from . import events
+from .agenda import appointment_or_404, visible_practitioners
+from .auth import staff_required
+from .i18n import local_to_utc, utc_to_local
+from .models import Appointment, db, utcnow
+from .patient.waiting import announce, today_channel
+from .views import htmx, render
+
+bp = Blueprint("today", __name__, url_prefix="/today")
+
+IDLE_REFRESH_SECONDS = 30
+NOTE_MAX = 300
+
+
+def note_presets():
+    return [_l("I am running about %(n)s minutes late.", n=n) for n in (5, 10, 15, 30)]
+
+
+def device_words():
+    return {"camera": _l("camera"), "microphone": _l("microphone"), "speaker": _l("sound"), "network": _l("connection"),
+            "ok": _l("works"), "denied": _l("blocked"), "missing": _l("none found"), "busy": _l("in use elsewhere"),
+            "error": _l("failed"), "silent": _l("silent"), "no": _l("not heard"), "unknown": _l("not checked"),
+            "good": _l("good"), "fair": _l("fair"), "poor": _l("slow"), "offline": _l("offline")}
+
+
+def day_context(practitioner_ids):
+    """The day's teleconsultations of these practitioners, waiting ones first."""
+    tz = g.practice.timezone
+    today = utc_to_local(utcnow(), tz).date()
+    start = local_to_utc(dt.datetime.combine(today, dt.time()), tz)
+    rows = Appointment.for_today(practitioner_ids, start, start + dt.timedelta(days=1))
+    return {"rows": rows, "waiting": [a for a in rows if a.status == "waiting"], "now": utcnow(),
+            "online": events.patient_tabs.online, "presets": note_presets(), "today": today,
+            "device_words": device_words()}
+
+
+def _ids():
+    return [p.id for p in visible_practitioners()]
+
+
+@bp.route("/")
+@staff_required()
+def index():
+    """Today's teleconsultations, with the waiting room on top."""
+    return render("today/index.html", "today/_day.html", **day_context(_ids()))
+
+
+def _waiting_or_409(appointment_id):
+    appt = appointment_or_404(appointment_id)
+    if appt.status != "waiting":
+        abort(409)
+    return appt
+
+
+def _done(appt):
+    announce(appt)
+    if htmx:
+        return render("today/_day.html", **day_context(_ids()))
+    return redirect(url_for("today.index"))
+
+
+@bp.route("/<int:appointment_id>/admit", methods=["POST"])
+@staff_required("practitioner")
+def admit(appointment_id):
+    """Let the waiting patient in: both sides move to the call page."""
+    appt = _waiting_or_409(appointment_id)
+    appt.admit(g.user)
+    announce(appt)
+    return redirect(url_for("today.call", appointment_id=appt.id))
+
+
+@bp.route("/<int:appointment_id>/note", methods=["POST"])
+@staff_required()
+def note(appointment_id):
+    """A message to the patient in the waiting room (an empty one removes it)."""
+    appt = appointment_or_404(appointment_id)
+    text = request.form.get("text", "").strip()
+    if len(text) > NOTE_MAX:
+        return render("today/index.html", "today/_day.html", status=422,
+                      error=_("A message has at most %(n)s characters.", n=NOTE_MAX), **day_context(_ids()))
+    appt.leave_note(g.user, text)
+    return _done(appt)
+
+
+@bp.route("/<int:appointment_id>/send-back", methods=["POST"])
+@staff_required()
+def send_back(appointment_id):
+    """Send a waiting patient back with a new time today; their link keeps working."""
+    appt = _waiting_or_409(appointment_id)
+    try:
+        new_time = dt.datetime.strptime(request.form.get("time", ""), "%H:%M").time()
+    except ValueError:
+        new_time = None
+    tz = g.practice.timezone
+    starts_at = new_time and local_to_utc(dt.datetime.combine(utc_to_local(utcnow(), tz).date(), new_time), tz)
+    if not starts_at or starts_at <= utcnow():
+        return render("today/index.html", "today/_day.html", status=422,
+                      error=_("Choose a later time today, like 14:30."), **day_context(_ids()))
+    appt.send_back(g.user, starts_at)
+    return _done(appt)
+
+
+@bp.route("/<int:appointment_id>/call")
+@staff_required()
+def call(appointment_id):
+    """The practitioner's call page for an admitted patient."""
+    appt = appointment_or_404(appointment_id)
+    return render_template("today/call.html", appt=appt)
+
+
+@events.sock.route("/live", bp=bp)
+def live(ws):
+    """Push the day's list whenever a patient arrives, leaves or is admitted."""
+    if g.user is None:
+        ws.close(reason=1008, message="sign in")
+        return
+    ids = _ids()
+    db.close()  # a socket lives long: hold a connection only while rendering
+    with events.subscribe(*(today_channel(i) for i in ids)) as subscription:
+        try:
+            while ws.connected:
+                item = subscription.get(timeout=1.0)
+                if item is not None or subscription.idle_for(IDLE_REFRESH_SECONDS):
+                    with db.connection_context():
+                        ws.send(render_template("today/_day.html", oob=True, **day_context(ids)))
+                ws.receive(timeout=0)  # the page sends nothing we act on; keep the buffer empty
+        except ConnectionClosed:
+            pass
