@@ -66,6 +66,7 @@ class Caller:
         self.messages: list[p.Message] = []
         self.frames = {"audio": 0, "video": 0}
         self.sizes: set[tuple[int, int]] = set()
+        self.keyframe_requests = 0
         self._tasks: list[asyncio.Task] = []
 
     async def __aenter__(self) -> "Caller":
@@ -96,12 +97,21 @@ class Caller:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTrack(AudioStreamTrack())
         if self.video:
-            self.pc.addTrack(MovingVideoTrack())
+            self._count_keyframe_requests(self.pc.addTrack(MovingVideoTrack()))
         self.pc.on("track", lambda track: self._tasks.append(asyncio.ensure_future(self._count(track))))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self.send(p.Offer(self.pc.localDescription.sdp))
         answer = await self.wait_for(lambda m: isinstance(m, p.Answer))
         await self.pc.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
+
+    def _count_keyframe_requests(self, sender) -> None:
+        """PLI/FIR reaching our sender end up in ``_send_keyframe``: count them."""
+        original = sender._send_keyframe
+
+        def counted() -> None:
+            self.keyframe_requests += 1
+            original()
+        sender._send_keyframe = counted
 
     async def _count(self, track) -> None:
         try:
