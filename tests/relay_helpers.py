@@ -185,3 +185,12 @@ if __name__ == "__main__":
     _forbid_codecs()
     from webapp.relay.__main__ import main
     main()
+
+
+SDP_WITHOUT_CODECS = "\r\n".join([
+    "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 100", "c=IN IP4 0.0.0.0", "a=mid:0", "a=sendrecv", "a=rtcp-mux",
+    "a=ice-ufrag:abcd", "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), "a=setup:actpass",
+    "a=rtpmap:100 nocodec/8000", "",
+])

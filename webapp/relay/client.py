@@ -10,6 +10,8 @@ thread; its package also imports its asyncio variants, which stay unused.
 """
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import simple_websocket
 from simple_websocket import Client, ConnectionClosed
 
@@ -53,6 +55,8 @@ def connect(url: str, ticket: str) -> RelayConnection:
     The worker answers a refused ticket with an error message (see receive);
     raises RelayUnavailable when the worker cannot be reached.
     """
+    if not urlsplit(url).path:
+        url += "/"                 # simple_websocket sends the path as is; HTTP needs one
     try:
         conn = RelayConnection(Client.connect(url))
     except (OSError, simple_websocket.ConnectionError) as exc:
