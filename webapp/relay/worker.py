@@ -359,6 +359,7 @@ class EmbeddedRelay:
 
     def __init__(self, settings: Settings, host: str, port: int) -> None:
         self._loop = asyncio.new_event_loop()
+        self._error: OSError | None = None
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(settings, host, port),
                                         name="relay", daemon=True)
@@ -369,7 +370,6 @@ class EmbeddedRelay:
 
     def _run(self, settings: Settings, host: str, port: int) -> None:
         asyncio.set_event_loop(self._loop)
-        self._error = None
         try:
             self._server, self.worker = self._loop.run_until_complete(
                 start_server(settings, host, port))
