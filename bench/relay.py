@@ -1,0 +1,344 @@
+"""Relay worker benchmark: CPU per call and frame loss, forwarding versus re-encoding.
+
+    python bench/relay.py [--calls 12] [--seconds 10]      # CPU and loss
+    python bench/relay.py --memory [--rounds 100]          # RSS over many short calls
+
+The worker runs as its own process (``python -m webapp.relay``); its CPU is
+read from /proc/<pid>/stat. The callers run in another process and stay cheap,
+so they do not starve the worker of the machine's cores: they send a clip that
+was encoded once (640x480 VP8 at 30 fps, Opus 20 ms frames) and count received
+frames from aiortc's jitter buffer without decoding them (forward.Tap).
+
+Frame loss is exact: callers are connected first, then all send for the
+window; each received frame is identified by its RTP timestamp (the worker and
+aiortc keep them relative to the first frame), and extra frames are sent after
+the window so that nothing counted stays held in a jitter buffer.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import functools
+import json
+import math
+import os
+import random
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret"
+FPS = 30
+VIDEO_TICKS, AUDIO_TICKS = 90000 // FPS, 960
+FLUSH_SECONDS = 1.0
+
+
+# ---------------------------------------------------------------- the worker process
+
+def start_worker(*flags: str):
+    env = {**os.environ, "SECRET_KEY": SECRET, "RELAY_HOST_ADDRESSES": "127.0.0.1",
+           "ICE_SERVERS": "[]", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "webapp.relay", "--port", "0", *flags],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("relay listening on "):
+        proc.kill()
+        sys.exit(f"worker did not start: {line!r}")
+    return proc, line.split()[-1]
+
+
+def stop_worker(proc) -> None:
+    proc.terminate()
+    proc.wait(15)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        line = next(line for line in f if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+# ---------------------------------------------------------------- the callers (client process)
+
+@functools.cache
+def encode_clip(seconds: int = 2):
+    """A VP8 clip (keyframe first, then only delta frames) and Opus frames, encoded once."""
+    import av
+
+    video = av.CodecContext.create("libvpx", "w")
+    video.width, video.height, video.pix_fmt = 640, 480, "yuv420p"
+    video.bit_rate, video.gop_size = 600_000, 10_000
+    video.time_base, video.framerate = fractions.Fraction(1, FPS), fractions.Fraction(FPS, 1)
+    video.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+                     "minrate": "600000", "maxrate": "600000"}
+    texture = random.Random(1).randbytes(640 * 480 + 640 * 64)
+    frames = []
+    for i in range(seconds * FPS):
+        frame = av.VideoFrame(640, 480, "yuv420p")
+        start = (i % 64) * 640            # scroll the texture: motion with detail
+        frame.planes[0].update(texture[start:start + 640 * 480])
+        for plane in frame.planes[1:]:
+            plane.update(bytes([128]) * plane.buffer_size)
+        frame.pts = i
+        frames += [bytes(p) for p in video.encode(frame)]
+    frames += [bytes(p) for p in video.encode(None)]
+
+    audio = av.CodecContext.create("libopus", "w")
+    audio.sample_rate, audio.layout, audio.format, audio.bit_rate = 48000, "mono", "s16", 32000
+    audio.time_base = fractions.Fraction(1, 48000)
+    packets = []
+    for i in range(seconds * 50):
+        samples = av.AudioFrame(format="s16", layout="mono", samples=960)
+        samples.planes[0].update(b"".join(
+            struct.pack("<h", int(6000 * math.sin(2 * math.pi * 440 * (i * 960 + n) / 48000)))
+            for n in range(960)))
+        samples.sample_rate, samples.pts = 48000, i * 960
+        packets += [bytes(p) for p in audio.encode(samples)]
+    return frames, packets
+
+
+@functools.cache
+def make_track_class():
+    from aiortc.mediastreams import MediaStreamTrack
+
+    class ClipTrack(MediaStreamTrack):
+        """Sends a pre-encoded clip in a loop, in real time, once ``go`` is set."""
+
+        def __init__(self, kind: str, clip: list[bytes], go: asyncio.Event) -> None:
+            super().__init__()
+            self.kind, self._clip, self._go = kind, clip, go
+            self._ticks = VIDEO_TICKS if kind == "video" else AUDIO_TICKS
+            self._rate = 90000 if kind == "video" else 48000
+            self.sent = 0
+            self.window_end: int | None = None     # frames sent when the window closed
+
+        async def recv(self):
+            import av
+
+            await self._go.wait()
+            if self.sent == 0:
+                self._start = time.monotonic()
+            wait = self._start + self.sent * self._ticks / self._rate - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            packet = av.Packet(self._clip[self.sent % len(self._clip)])
+            packet.pts, packet.time_base = self.sent * self._ticks, fractions.Fraction(1, self._rate)
+            self.sent += 1
+            return packet
+
+    return ClipTrack
+
+
+@functools.cache
+def make_tap_class():
+    from webapp.relay.forward import Tap
+
+    class CountingTap(Tap):
+        """Records the RTP timestamps of received frames instead of decoding them."""
+
+        def __init__(self, receiver, kind: str) -> None:
+            super().__init__(receiver, kind)
+            self.timestamps: set[int] = set()
+
+        def put(self, task) -> None:
+            if task is not None:
+                self.timestamps.add(task[1].timestamp)
+
+    return CountingTap
+
+
+class BenchCaller:
+    def __init__(self, url: str, room: str, role: str, clip, go: asyncio.Event) -> None:
+        self.url, self.room, self.role, self.clip, self.go = url, room, role, clip, go
+        self.connected = asyncio.Event()
+        self.worker_dropped: dict = {}
+
+    async def start(self) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+        from websockets.asyncio.client import connect
+
+        from webapp.relay import protocol as p
+        from webapp.tokens import make_room_ticket
+
+        self.ws = await connect(self.url)
+        await self.ws.send(p.encode(p.Join(make_room_ticket(SECRET, self.room, self.role, self.role))))
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        track, tap = make_track_class(), make_tap_class()
+        self.tracks, self.taps = {}, {}
+        for kind, clip in zip(("video", "audio"), self.clip):
+            self.tracks[kind] = track(kind, clip, self.go)
+            sender = self.pc.addTrack(self.tracks[kind])
+            receiver = next(t.receiver for t in self.pc.getTransceivers() if t.sender is sender)
+            self.taps[kind] = tap(receiver, kind)
+        self.pc.on("connectionstatechange", self._on_state)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await self.ws.send(p.encode(p.Offer(self.pc.localDescription.sdp)))
+        self._reader = asyncio.ensure_future(self._read(p, RTCSessionDescription))
+
+    def _on_state(self) -> None:
+        if self.pc.connectionState == "connected":
+            self.connected.set()
+
+    async def _read(self, p, description) -> None:
+        async for raw in self.ws:
+            msg = p.decode(raw)
+            if isinstance(msg, p.Answer):
+                await self.pc.setRemoteDescription(description(msg.sdp, "answer"))
+            elif isinstance(msg, p.Stats):
+                self.worker_dropped = msg.dropped
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        await self.ws.close()
+        await self.pc.close()
+
+
+def frames_lost(sender: BenchCaller, receiver: BenchCaller) -> dict:
+    """Per kind: (frames sent in the window, frames of those the other side received)."""
+    result = {}
+    for kind, ticks in (("video", VIDEO_TICKS), ("audio", AUDIO_TICKS)):
+        sent = sender.tracks[kind].window_end
+        got = sum(1 for ts in receiver.taps[kind].timestamps if ts < sent * ticks)
+        result[kind] = (sent, got)
+    return result
+
+
+async def run_calls(url: str, calls: int, seconds: float, tag: str, mark=print) -> dict:
+    clip = encode_clip()
+    go = asyncio.Event()
+    pairs = [(BenchCaller(url, f"{tag}-{i}", "practitioner", clip, go),
+              BenchCaller(url, f"{tag}-{i}", "patient", clip, go)) for i in range(calls)]
+    everyone = [c for pair in pairs for c in pair]
+    await asyncio.gather(*(c.start() for c in everyone))
+    await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in everyone)), 60)
+    await asyncio.sleep(1)            # the worker's senders start reading after DTLS
+    mark("START")
+    go.set()
+    await asyncio.sleep(seconds)
+    for caller in everyone:
+        for track in caller.tracks.values():
+            track.window_end = track.sent
+    mark("END")
+    await asyncio.sleep(FLUSH_SECONDS)   # frames after the window push the counted ones out
+    totals = {"video": [0, 0], "audio": [0, 0]}
+    for a, b in pairs:
+        for one, other in ((a, b), (b, a)):
+            for kind, (sent, got) in frames_lost(one, other).items():
+                totals[kind][0] += sent
+                totals[kind][1] += got
+    await asyncio.gather(*(c.close() for c in everyone))
+    return totals
+
+
+def client_main(args) -> None:
+    sys.path.insert(0, str(ROOT))
+    from webapp.relay.ice import use_host_addresses
+
+    use_host_addresses(["127.0.0.1"])
+    mark = functools.partial(print, flush=True)
+    totals = asyncio.run(run_calls(args.client, args.calls, args.seconds, args.tag, mark))
+    print("RESULT " + json.dumps(totals), flush=True)
+
+
+# ---------------------------------------------------------------- the measurements
+
+def measure(calls: int, seconds: float, transcode: bool) -> dict:
+    """Run ``calls`` calls through a fresh worker; worker CPU over the window, frames lost."""
+    worker, url = start_worker(*(["--transcode"] if transcode else []))
+    client = subprocess.Popen(
+        [sys.executable, __file__, "--client", url, "--calls", str(calls), "--seconds", str(seconds),
+         "--tag", "t" if transcode else "f"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    marks = {}
+    for line in client.stdout:
+        if line.strip() in ("START", "END"):
+            marks[line.strip()] = (time.monotonic(), cpu_seconds(worker.pid))
+        elif line.startswith("RESULT "):
+            totals = json.loads(line[7:])
+    client.wait()
+    stop_worker(worker)
+    (t0, c0), (t1, c1) = marks["START"], marks["END"]
+    loss = {k: 1 - got / sent for k, (sent, got) in totals.items()}
+    return {"calls": calls, "cpu_per_call": (c1 - c0) / (t1 - t0) / calls, "loss": loss, "totals": totals}
+
+
+def report(name: str, result: dict) -> None:
+    loss = ", ".join(f"{k} {100 * v:.2f}% ({result['totals'][k][1]}/{result['totals'][k][0]})"
+                     for k, v in result["loss"].items())
+    print(f"{name:<28} calls={result['calls']:<3} worker CPU per call = "
+          f"{100 * result['cpu_per_call']:5.1f}% of a core   frames lost: {loss}", flush=True)
+
+
+def cpu_main(args) -> None:
+    print(f"{os.cpu_count()} cores; {args.seconds:.0f} s windows; 640x480 VP8 at {FPS} fps + Opus")
+    forward_1 = measure(1, args.seconds, transcode=False)
+    report("forwarding", forward_1)
+    transcode_1 = measure(1, args.seconds, transcode=True)
+    report("decode + re-encode", transcode_1)
+    forward_n = measure(args.calls, args.seconds, transcode=False)
+    report("forwarding", forward_n)
+    print(f"forwarding / re-encoding CPU per call (1 call): "
+          f"{forward_1['cpu_per_call'] / transcode_1['cpu_per_call']:.3f} (target <= 0.167)")
+    print(f"forwarding / re-encoding CPU per call ({args.calls} vs 1 call): "
+          f"{forward_n['cpu_per_call'] / transcode_1['cpu_per_call']:.3f}")
+    print(f"{args.calls} calls take {100 * forward_n['cpu_per_call'] * args.calls:.0f}% of one core "
+          f"(target <= 100%, loss < 1%)")
+
+
+async def short_calls(url: str, rounds: int, batch: int, rss_at, pid: int) -> list:
+    """``rounds`` short calls, ``batch`` at a time; RSS after each batch."""
+    samples = []
+    for start in range(0, rounds, batch):
+        await asyncio.gather(*(run_calls(url, 1, 1.0, f"m{start + i}", mark=lambda _: None) for i in range(batch)))
+        await asyncio.sleep(0.5)
+        samples.append((start + batch, rss_at(pid)))
+    return samples
+
+
+def memory_main(args) -> None:
+    sys.path.insert(0, str(ROOT))
+    from webapp.relay.ice import use_host_addresses
+
+    use_host_addresses(["127.0.0.1"])
+    worker, url = start_worker()
+    print(f"worker RSS at start: {rss_mib(worker.pid):.1f} MiB")
+    samples = asyncio.run(short_calls(url, args.rounds, 5, rss_mib, worker.pid))
+    stop_worker(worker)
+    after_10 = next(rss for n, rss in samples if n >= 10)
+    for n, rss in samples:
+        if n % 20 == 0 or n == 10:
+            print(f"after {n:>3} calls: {rss:6.1f} MiB")
+    final = samples[-1][1]
+    print(f"after {samples[-1][0]} calls vs after 10: {100 * (final / after_10 - 1):+.1f}% (target within 20%)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=12)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--memory", action="store_true", help="RSS after many short calls")
+    parser.add_argument("--rounds", type=int, default=100, help="short calls for --memory")
+    parser.add_argument("--client", help=argparse.SUPPRESS)       # internal: the callers' process
+    parser.add_argument("--tag", default="c", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client_main(args)
+    elif args.memory:
+        memory_main(args)
+    else:
+        cpu_main(args)
+
+
+if __name__ == "__main__":
+    main()

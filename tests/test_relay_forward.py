@@ -1,0 +1,177 @@
+"""forward.py against the installed aiortc: the internals it relies on, and its queues.
+
+If one of the first tests fails after an aiortc upgrade, forward.py must be
+revisited against the new rtcrtpreceiver.py / rtcrtpsender.py before anything else.
+"""
+import asyncio
+import inspect
+
+import aiortc
+import pytest
+from aiortc import RTCPeerConnection, RTCConfiguration
+from aiortc.codecs import vpx, h264
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, decoder_worker
+from aiortc.rtcrtpsender import RTCRtpSender
+
+from webapp.relay import forward
+from webapp.relay.forward import EncodedFrame, Packer, Sink, Tap, is_keyframe
+
+VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A]) + bytes(20)
+VP8_DELTA = bytes([0x11, 0x02, 0x00]) + bytes(20)
+H264_IDR = b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x00\x01\x65\x88\x84"
+H264_P = b"\x00\x00\x00\x01\x41\x9a\x00"
+
+
+def test_aiortc_is_the_version_forward_was_written_for():
+    assert aiortc.__version__ == "1.16.0"
+
+
+def test_receiver_and_sender_have_the_private_slots_forward_replaces():
+    async def scenario():
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        transceiver = pc.addTransceiver("video")
+        receiver, sender = transceiver.receiver, transceiver.sender
+        assert "_RTCRtpReceiver__decoder_queue" in vars(receiver)
+        assert "_RTCRtpReceiver__decoder_thread" in vars(receiver)
+        assert "_RTCRtpSender__encoder" in vars(sender)
+        assert isinstance(transceiver._codecs, list)
+        assert callable(receiver._send_rtcp_pli) and callable(sender._send_keyframe)
+        await pc.close()
+    asyncio.run(scenario())
+
+
+def test_receiver_feeds_its_queue_and_the_decoder_thread_stops_on_none():
+    """The contract Tap relies on, read from aiortc's source."""
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in handle
+    assert "if encoded_frame is not None and self.__decoder_thread" in handle
+    worker = inspect.getsource(decoder_worker)
+    assert worker.index("task = input_q.get()") < worker.index("if task is None") < worker.index("get_decoder")
+
+
+def test_sender_packs_anything_that_is_not_a_frame_with_the_preset_encoder():
+    source = inspect.getsource(RTCRtpSender._next_encoded_frame)
+    assert "if self.__encoder is None:" in source
+    assert "self.__encoder.pack(data)" in source
+    rtcp = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
+    assert "self._send_keyframe()" in rtcp
+
+
+def test_packer_splits_like_aiortc_and_depayloads_back_to_the_frame():
+    data = bytes(range(256)) * 20
+    frame = EncodedFrame(data, 1234, forward.VP8, True)
+    payloads, timestamp = Packer(forward.VP8).pack(frame)
+    assert timestamp == 1234 and len(payloads) > 1
+    assert b"".join(vpx.vp8_depayload(x) for x in payloads) == data
+
+    frame = EncodedFrame(H264_IDR, 9, forward.H264, True)
+    payloads, _ = Packer(forward.H264).pack(frame)
+    assert b"".join(h264.h264_depayload(x) for x in payloads) == H264_IDR
+
+    assert Packer("audio/opus").pack(EncodedFrame(b"opus", 960, "audio/opus", True)) == ([b"opus"], 960)
+
+
+@pytest.mark.parametrize("codec, data, expected", [
+    (forward.VP8, VP8_KEY, True),
+    (forward.VP8, VP8_DELTA, False),
+    (forward.VP8, b"", False),
+    (forward.H264, H264_IDR, True),
+    (forward.H264, H264_P, False),
+    ("audio/opus", b"\x01", True),
+])
+def test_keyframes_are_recognised(codec, data, expected):
+    assert is_keyframe(codec, data) is expected
+
+
+def test_vp8_comes_first_with_its_rtx_even_when_h264_was_offered_first():
+    class Transceiver:
+        kind = "video"
+        _codecs = [
+            RTCRtpCodecParameters("video/H264", 90000, payloadType=102),
+            RTCRtpCodecParameters("video/rtx", 90000, payloadType=103, parameters={"apt": 102}),
+            RTCRtpCodecParameters("video/VP8", 90000, payloadType=96),
+            RTCRtpCodecParameters("video/rtx", 90000, payloadType=97, parameters={"apt": 96}),
+        ]
+    transceiver = Transceiver()
+    forward.prefer_codecs(transceiver)
+    assert [c.payloadType for c in transceiver._codecs] == [96, 97, 102, 103]
+    assert forward.send_codec(transceiver) == forward.VP8
+
+
+class FakeReceiver:
+    def __init__(self):
+        self._RTCRtpReceiver__decoder_queue = None
+        self.plis = 0
+
+    def getSynchronizationSources(self):
+        return [type("Source", (), {"source": 42})()]
+
+    async def _send_rtcp_pli(self, ssrc):
+        self.plis += 1
+
+
+def vp8(key: bool, ts: int):
+    return (RTCRtpCodecParameters("video/VP8", 90000, payloadType=96),
+            JitterFrame(VP8_KEY if key else VP8_DELTA, ts))
+
+
+def test_sink_waits_for_a_keyframe_overflows_to_the_next_one_and_asks_upstream():
+    async def scenario():
+        receiver = FakeReceiver()
+        tap, sink = Tap(receiver, "video"), Sink("video", forward.VP8)
+        assert receiver._RTCRtpReceiver__decoder_queue is tap and tap.get() is None
+        tap.sink = sink
+        sink.attach(tap)
+        tap.put(vp8(True, 0))
+        assert tap.unrouted == 1                  # the sender has not started reading
+        reading = asyncio.ensure_future(sink.recv())
+        await asyncio.sleep(0)
+        tap.put(vp8(False, 3000))                 # not decodable from here
+        tap.put(vp8(True, 6000))
+        assert (await reading).timestamp == 6000
+        for i in range(forward.QUEUE_FRAMES["video"] + 1):
+            tap.put(vp8(False, 9000 + i))         # nobody reads: the last one overflows
+        assert sink.dropped == 1 + forward.QUEUE_FRAMES["video"] + 1
+        tap.put(vp8(False, 20000))
+        assert not sink._queue and tap.unrouted >= 2
+        await asyncio.sleep(forward.KEYFRAME_REQUEST_INTERVAL + 0.05)
+        tap.put(vp8(True, 21000))
+        assert (await sink.recv()).timestamp == 21000
+        assert receiver.plis >= 1
+        sink.stop()
+    asyncio.run(scenario())
+
+
+def test_audio_sink_drops_the_oldest_and_a_new_source_keeps_timestamps_increasing():
+    async def scenario():
+        opus = RTCRtpCodecParameters("audio/opus", 48000, payloadType=111)
+        first, second = Tap(FakeReceiver(), "audio"), Tap(FakeReceiver(), "audio")
+        sink = Sink("audio", "audio/opus")
+        sink._started = True
+        sink.attach(first)
+        first.sink = sink
+        for i in range(forward.QUEUE_FRAMES["audio"] + 2):
+            first.put((opus, JitterFrame(b"a", 960 * i)))
+        assert sink.dropped == 2 and sink._queue[0].timestamp == 960 * 2
+        last = sink._queue[-1].timestamp
+        sink.attach(second)                       # the other side reconnected
+        second.sink = sink
+        second.put((opus, JitterFrame(b"b", 0)))
+        assert (await sink.recv()).timestamp == last + 960
+        sink.stop()
+        with pytest.raises(aiortc.mediastreams.MediaStreamError):
+            await sink.recv()
+    asyncio.run(scenario())
+
+
+def test_frames_of_another_codec_than_the_sender_negotiated_are_dropped():
+    async def scenario():
+        tap, sink = Tap(FakeReceiver(), "video"), Sink("video", forward.H264)
+        sink._started = True
+        sink.attach(tap)
+        tap.sink = sink
+        tap.put(vp8(True, 0))
+        assert sink.dropped == 1 and not sink._queue
+    asyncio.run(scenario())

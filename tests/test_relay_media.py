@@ -1,0 +1,89 @@
+"""Media through a real worker process on 127.0.0.1: forwarded, never decoded or encoded."""
+import asyncio
+
+import pytest
+
+from webapp.relay import protocol as p
+from webapp.relay.ice import use_host_addresses
+from tests.relay_helpers import CODEC_USED, Caller, start_worker_process, stop_worker_process
+
+
+@pytest.fixture(scope="module")
+def worker():
+    use_host_addresses(["127.0.0.1"])       # the callers, in this process, stay on loopback too
+    proc, url = start_worker_process("--stats-interval", "1")
+    yield url
+    err = stop_worker_process(proc)
+    assert CODEC_USED not in err, err
+
+
+def test_two_participants_get_each_others_audio_and_video(worker):
+    async def scenario():
+        async with Caller(worker, "room-a", "practitioner") as doc, \
+                Caller(worker, "room-a", "patient") as pat:
+            await asyncio.gather(doc.call(), pat.call())
+            await asyncio.gather(doc.wait_frames(audio=50, video=20),
+                                 pat.wait_frames(audio=50, video=20))
+            assert doc.sizes == pat.sizes == {(640, 480)}
+            stats = await doc.wait_for(lambda m: isinstance(m, p.Stats) and m.forwarded.get("video"))
+            assert stats.role == "practitioner"
+            assert stats.received["video"] > 0 and stats.received["audio"] > 0
+            await pli_reaches_the_other_sender(pat, doc)
+    asyncio.run(scenario())
+
+
+async def pli_reaches_the_other_sender(viewer, sender):
+    """A picture loss reported by ``viewer`` to the worker reaches ``sender``'s encoder."""
+    await asyncio.sleep(0.3)                  # the worker spaces its requests upstream
+    before = sender.keyframe_requests
+    receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
+    ssrc = receiver.getSynchronizationSources()[0].source
+    await receiver._send_rtcp_pli(ssrc)
+    deadline = asyncio.get_running_loop().time() + 2
+    while sender.keyframe_requests == before:
+        assert asyncio.get_running_loop().time() < deadline, "the PLI never reached the sender"
+        await asyncio.sleep(0.02)
+
+
+def test_late_joiner_gets_video_at_once(worker):
+    """The first participant's encoder only sends a keyframe when asked: the worker asks."""
+    async def scenario():
+        async with Caller(worker, "room-b", "practitioner") as doc:
+            await doc.call()
+            await doc.wait_for(lambda m: m == p.PeerState("practitioner", "connected"))
+            await asyncio.sleep(1.5)          # alone: its frames go nowhere
+            requests_before = doc.keyframe_requests
+            async with Caller(worker, "room-b", "patient") as pat:
+                await pat.call()
+                await pat.wait_frames(audio=10, video=10, timeout=5)
+                assert doc.keyframe_requests > requests_before
+                await doc.wait_frames(audio=10, video=10, timeout=5)
+    asyncio.run(scenario())
+
+
+def test_reconnect_of_one_participant_brings_media_back(worker):
+    async def scenario():
+        async with Caller(worker, "room-c", "practitioner") as doc:
+            await doc.call()
+            async with Caller(worker, "room-c", "patient") as pat:
+                await pat.call()
+                await pat.wait_frames(audio=10, video=10)
+                # a second connection of the same role replaces the first one
+                async with Caller(worker, "room-c", "patient") as again:
+                    await pat.wait_for(lambda m: m == p.Error(p.REPLACED, "another connection took this place"))
+                    await again.call()
+                    await again.wait_frames(audio=10, video=10, timeout=5)
+                    await doc.wait_frames(audio=10, video=10, timeout=5)
+                    await doc.wait_for(lambda m: m == p.PeerState("patient", "reconnecting"))
+    asyncio.run(scenario())
+
+
+def test_audio_only_visit_gets_audio_and_sends_it(worker):
+    async def scenario():
+        async with Caller(worker, "room-d", "practitioner") as doc, \
+                Caller(worker, "room-d", "patient", video=False) as pat:
+            await asyncio.gather(doc.call(), pat.call())
+            await pat.wait_frames(audio=20, video=0)
+            await doc.wait_frames(audio=20, video=0)
+            assert pat.frames["video"] == 0
+    asyncio.run(scenario())

@@ -1,0 +1,132 @@
+"""The worker's signaling, embedded in this process, through the bridge's blocking client."""
+import pytest
+
+from webapp.relay import protocol as p
+from webapp.relay.client import RelayUnavailable, connect
+from webapp.relay.worker import start_embedded
+from webapp.tokens import make_room_ticket
+from tests.relay_helpers import SDP_WITHOUT_CODECS, SECRET, ticket
+
+
+@pytest.fixture(scope="module")
+def relay():
+    embedded = start_embedded(SECRET, host_addresses=["127.0.0.1"])
+    yield embedded
+    embedded.stop()
+
+
+def join(relay, room, role):
+    conn = connect(relay.url, ticket(room, role))
+    assert receive(conn) == p.PeerState(role, "joined")
+    return conn
+
+
+def receive(conn, timeout=5):
+    msg = conn.receive(timeout)
+    assert msg is not None, "the worker did not answer"
+    return msg
+
+
+def test_embedded_relay_listens_on_loopback(relay):
+    assert relay.url.startswith("ws://127.0.0.1:")
+
+
+@pytest.mark.parametrize("first, code", [
+    (p.Join("not-a-ticket"), p.BAD_TICKET),
+    (p.Join(make_room_ticket("another-secret", "r", "patient", "x")), p.BAD_TICKET),
+    (p.Join(make_room_ticket(SECRET, "r", "patient", "x", now=0)), p.EXPIRED_TICKET),
+    (p.Ping(), p.NOT_JOINED),
+    (p.Offer("v=0\r\nm=audio 9 UDP 0\r\n"), p.NOT_JOINED),
+])
+def test_before_a_valid_join_everything_gets_an_error_and_the_connection_stays(relay, first, code):
+    conn = connect(relay.url, "garbage")
+    assert receive(conn).code == p.BAD_TICKET
+    conn.send(first)
+    assert receive(conn).code == code
+    conn.send(p.Join(ticket("room-join", "patient")))
+    assert receive(conn) == p.PeerState("patient", "joined")
+    conn.close()
+
+
+@pytest.mark.parametrize("raw, code", [
+    ("{", p.BAD_JSON),
+    ('{"v": 1, "type": "dance"}', p.UNKNOWN_TYPE),
+    (p.encode(p.Stats("patient")), p.UNKNOWN_TYPE),
+    ('{"v": 1, "type": "answer", "sdp": "v=0"}', p.UNKNOWN_TYPE),
+    ('{"v": 2, "type": "ping"}', p.BAD_VERSION),
+    ('{"v": 1, "type": "offer", "sdp": "v=0 nothing"}', p.BAD_SDP),
+    ('{"v": 1, "type": "candidate", "candidate": null}', p.BAD_STATE),
+    ('{"v": 1, "type": "chat", "text": ""}', p.BAD_FIELD),
+    ("x" * 70_000, p.TOO_LARGE),
+])
+def test_malformed_messages_get_an_error_and_the_connection_stays(relay, raw, code):
+    conn = join(relay, "room-bad", "patient")
+    conn._ws.send(raw)
+    assert receive(conn).code == code
+    conn.send(p.Ping())
+    assert receive(conn) == p.Pong()
+    conn.close()
+
+
+@pytest.mark.parametrize("sdp, code", [
+    ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n", p.BAD_SDP),        # no ICE, no DTLS
+    (SDP_WITHOUT_CODECS, p.NEGOTIATION_FAILED),
+])
+def test_unusable_offers_get_an_error_and_a_later_offer_may_follow(relay, sdp, code):
+    conn = join(relay, "room-sdp", "patient")
+    conn.send(p.Offer(sdp))
+    assert receive(conn).code == code
+    conn.send(p.Candidate("candidate:1 1 UDP 2122252543 127.0.0.1 50000 typ host", "0"))
+    assert receive(conn).code == p.BAD_STATE          # the refused offer left no connection
+    conn.close()
+
+
+def test_join_twice_is_refused(relay):
+    conn = join(relay, "room-twice", "patient")
+    conn.send(p.Join(ticket("room-twice", "patient")))
+    assert receive(conn).code == p.ALREADY_JOINED
+    conn.close()
+
+
+def test_presence_chat_mute_camera_and_bye_between_the_two(relay):
+    doc = join(relay, "room-talk", "practitioner")
+    pat = join(relay, "room-talk", "patient")
+    assert receive(doc) == p.PeerState("patient", "joined")
+    assert receive(pat) == p.PeerState("practitioner", "joined")
+
+    pat.send(p.Chat("J'ai mal au genou"))
+    assert receive(pat) == receive(doc) == p.Chat("J'ai mal au genou", sender="patient")
+
+    doc.send(p.CameraRequest(facing="environment"))
+    assert receive(pat) == p.CameraRequest(facing="environment", sender="practitioner")
+    pat.send(p.CameraReply(False))
+    assert receive(doc) == p.CameraReply(False, sender="patient")
+    pat.send(p.Mute("video", True))
+    assert receive(doc) == p.Mute("video", True, sender="patient")
+
+    assert relay.worker.snapshot()["participants"] >= 2
+    pat.send(p.Bye())
+    assert receive(doc) == p.Bye(sender="patient")
+    assert receive(doc) == p.PeerState("patient", "left")
+    doc.close()
+
+
+def test_a_second_connection_of_the_same_role_replaces_the_first(relay):
+    doc = join(relay, "room-again", "practitioner")
+    first = join(relay, "room-again", "patient")
+    assert receive(first) == p.PeerState("practitioner", "joined")
+    assert receive(doc) == p.PeerState("patient", "joined")
+    second = connect(relay.url, ticket("room-again", "patient"))
+    assert receive(first).code == p.REPLACED
+    assert receive(doc) == p.PeerState("patient", "reconnecting")
+    assert receive(second) == p.PeerState("patient", "reconnecting")
+    assert receive(second) == p.PeerState("practitioner", "joined")
+    for conn in (doc, first, second):
+        conn.close()
+
+
+# simple_websocket 1.1.0 leaves its socket to the garbage collector when connect() fails
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_connect_to_a_missing_worker_says_so():
+    with pytest.raises(RelayUnavailable):
+        connect("ws://127.0.0.1:9", "ticket")

@@ -1,0 +1,55 @@
+"""``python -m webapp.relay --host 127.0.0.1 --port 8765``: the worker as its own process.
+
+Reads SECRET_KEY, RELAY_HOST_ADDRESSES and ICE_SERVERS from the environment;
+the web app must share SECRET_KEY to sign room tickets.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from webapp.relay.ice import parse_addresses, parse_ice_servers
+from webapp.relay.worker import Settings, server_url, start_server, stop_server
+
+
+def settings_from_env(transcode: bool, stats_interval: float) -> Settings:
+    secret = os.environ.get("SECRET_KEY")
+    if not secret:
+        sys.exit("SECRET_KEY is not set: the worker could not check room tickets")
+    return Settings(
+        secret=secret,
+        host_addresses=tuple(parse_addresses(os.environ.get("RELAY_HOST_ADDRESSES", "127.0.0.1"))),
+        ice_servers=tuple(parse_ice_servers(os.environ.get("ICE_SERVERS", ""))),
+        stats_interval=stats_interval, transcode=transcode)
+
+
+async def run(settings: Settings, host: str, port: int) -> None:
+    server, worker = await start_server(settings, host, port)
+    print(f"relay listening on {server_url(server)}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await stop_server(server, worker)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m webapp.relay", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on for the web app")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--stats-interval", type=float, default=5.0,
+                        help="seconds between stats messages to each participant")
+    parser.add_argument("--transcode", action="store_true",
+                        help="decode and re-encode media instead of forwarding (benchmark only)")
+    args = parser.parse_args()
+    logging.basicConfig(level=os.environ.get("RELAY_LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run(settings_from_env(args.transcode, args.stats_interval), args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""A blocking client of the relay worker, for the Flask bridge (no event loop).
+
+``simple_websocket`` (a flask-sock dependency) runs the socket on its own
+thread; its package also imports its asyncio variants, which stay unused.
+
+    conn = connect(relay_url, make_room_ticket(secret, room, role, peer))
+    conn.send(msg)                 # a protocol message from the browser
+    reply = conn.receive(timeout)  # Message, ProtocolError, or None on timeout
+    conn.close()
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import simple_websocket
+from simple_websocket import Client, ConnectionClosed
+
+from webapp.relay import protocol
+
+__all__ = ["RelayConnection", "RelayUnavailable", "connect", "ConnectionClosed"]
+
+
+class RelayUnavailable(Exception):
+    """The worker could not be reached, or refused the websocket handshake."""
+
+
+class RelayConnection:
+    """One participant's signaling connection to the worker."""
+
+    def __init__(self, ws: Client) -> None:
+        self._ws = ws
+
+    def send(self, msg: protocol.Message) -> None:
+        """Send a message; raises ConnectionClosed once the worker has gone."""
+        self._ws.send(protocol.encode(msg))
+
+    def receive(self, timeout: float | None = None) -> protocol.Message | protocol.ProtocolError | None:
+        """The next message from the worker, or None after ``timeout`` seconds.
+
+        Raises ConnectionClosed when the worker closed the connection.
+        """
+        raw = self._ws.receive(timeout)
+        return None if raw is None else protocol.decode(raw)
+
+    def close(self) -> None:
+        try:
+            self._ws.close()
+        except ConnectionClosed:
+            pass
+
+
+def connect(url: str, ticket: str) -> RelayConnection:
+    """Open a connection to the worker at ``url`` and join with ``ticket``.
+
+    The worker answers a refused ticket with an error message (see receive);
+    raises RelayUnavailable when the worker cannot be reached.
+    """
+    if not urlsplit(url).path:
+        url += "/"                 # simple_websocket sends the path as is; HTTP needs one
+    try:
+        conn = RelayConnection(Client.connect(url))
+    except (OSError, simple_websocket.ConnectionError) as exc:
+        raise RelayUnavailable(url) from exc
+    conn.send(protocol.Join(ticket))
+    return conn
