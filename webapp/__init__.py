@@ -7,7 +7,7 @@ from flask import Flask, g, render_template
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from . import auth, config, db, events, i18n
+from . import auth, config, db, events, i18n, notify, storage, visit
 from .views import htmx
 
 __version__ = "0.1.0"
@@ -43,6 +43,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     htmx.init_app(app)
     events.init_app(app)
     auth.init_app(app)
+    storage.init_app(app)
+    notify.init_app(app)
+    visit.init_app(app)
     _register_blueprints(app)
     _security_headers(app)
     _error_pages(app)
@@ -52,8 +55,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def _register_blueprints(app):
-    from . import admin, agenda, patient, patients, site, today
-    for module in (auth, site, agenda, today, patients, admin, patient):
+    from . import admin, agenda, closing, patient, patients, payments, site, today
+    for module in (auth, site, agenda, today, patients, admin, patient, visit, closing, payments):
         app.register_blueprint(module.bp)
 
     @app.before_request

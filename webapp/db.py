@@ -6,11 +6,14 @@ its own transaction.
 """
 from __future__ import annotations
 
-from peewee import BooleanField, CharField, DateTimeField, IntegerField, TextField
+from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
 from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate as apply
 
-from .models import Appointment, AuditEvent, Message, Patient, Practice, SchemaVersion, User, db
+from .models import (
+    Act, Addendum, Appointment, AuditEvent, ChatLine, Document, Incident, Message, Patient, Payment, Practice,
+    Report, SchemaVersion, User, VisitAct, Waiver, db,
+)
 
 SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 10000}
 
@@ -48,9 +51,31 @@ def _patient_way_in(database):
     database.create_tables([Message])
 
 
+def _call(database):
+    """The call: chat lines, files, incidents, and when the call ended."""
+    add_missing_columns(database, Practice, {"max_upload_mb": IntegerField(default=10)})
+    add_missing_columns(database, Appointment, {"call_ended_at": DateTimeField(null=True)})
+    database.create_tables([ChatLine, Document, Incident])
+
+
+def _closing(database):
+    """Closing a visit: act catalogue, coded acts, report and addenda, waivers, payments."""
+    add_missing_columns(database, Practice, {
+        "payment_presets": CharField(max_length=200, default="2500,3000,1500"),
+        "payment_instructions": TextField(default=""),
+    })
+    add_missing_columns(database, Appointment, {
+        "closed_at": DateTimeField(null=True),
+        "closed_by_id": ForeignKeyField(User, null=True, on_delete="SET NULL", field=User.id),
+    })
+    database.create_tables([Act, VisitAct, Report, Addendum, Waiver, Payment])
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
+    (3, _call),
+    (4, _closing),
 ]
 
 

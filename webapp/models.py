@@ -45,6 +45,11 @@ class Practice(BaseModel):
     patient_space_days = IntegerField(default=15)
     reminder_minutes = CharField(max_length=100, default="1440,15")
     created_at = DateTimeField(default=utcnow)
+    # Files exchanged during a call or sent at closing.
+    max_upload_mb = IntegerField(default=10)
+    # Payment requests: amounts offered as presets (cents, comma-separated) and what the patient reads.
+    payment_presets = CharField(max_length=200, default="2500,3000,1500")
+    payment_instructions = TextField(default="")
 
     @classmethod
     def current(cls) -> "Practice":
@@ -142,6 +147,10 @@ class Appointment(BaseModel):
     waiting_since = DateTimeField(null=True)
     waiting_note = CharField(max_length=300, default="")   # the practitioner's message to the waiting room
     admitted_at = DateTimeField(null=True)
+    # The call and its closing.
+    call_ended_at = DateTimeField(null=True)          # the practitioner hung up (actual end)
+    closed_at = DateTimeField(null=True)
+    closed_by = ForeignKeyField(User, null=True, on_delete="SET NULL", column_name="closed_by_id")
 
     class Meta:
         indexes = ((("practitioner", "starts_at"), False),)
@@ -352,9 +361,131 @@ class Message(BaseModel):
     sent_at = DateTimeField(null=True)
 
 
+# The call (schema 3).
+
+class ChatLine(BaseModel):
+    """One chat line of a visit, saved before anyone else sees it."""
+    appointment = ForeignKeyField(Appointment, backref="chat_lines", on_delete="CASCADE")
+    author = CharField(max_length=20)                  # "practitioner" or "patient"
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    text = TextField()
+    at = DateTimeField(default=utcnow, index=True)
+
+    @classmethod
+    def of(cls, appointment):
+        return cls.select().where(cls.appointment == appointment).order_by(cls.at, cls.id)
+
+
+class Document(BaseModel):
+    """A file of a visit: exchanged during the call, sent at closing, or the PDF report.
+
+    The bytes live in the document store (``webapp.storage``), encrypted, under ``storage_key``.
+    """
+    appointment = ForeignKeyField(Appointment, backref="documents", on_delete="CASCADE")
+    source = CharField(max_length=12)                  # "call", "closing" or "report"
+    kind = CharField(max_length=20, default="other")   # prescription, other, report, patient_report
+    author = CharField(max_length=20)                  # "practitioner", "patient" or "system"
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    filename = CharField(max_length=200)               # cleaned, for display and download
+    content_type = CharField(max_length=100)
+    size = IntegerField()
+    sha256 = CharField(max_length=64)
+    storage_key = CharField(max_length=100, unique=True)
+    locale = CharField(max_length=16, default="")      # for reports: the language it is written in
+    created_at = DateTimeField(default=utcnow, index=True)
+
+    @classmethod
+    def of(cls, appointment):
+        return cls.select().where(cls.appointment == appointment).order_by(cls.created_at, cls.id)
+
+
+class Incident(BaseModel):
+    """A technical incident of a call, for the traceability record."""
+    appointment = ForeignKeyField(Appointment, backref="incidents", on_delete="CASCADE")
+    at = DateTimeField(default=utcnow, index=True)
+    kind = CharField(max_length=32)      # connection_failed, reconnecting, media_stall, relay_lost, ... or "note"
+    role = CharField(max_length=20, default="")        # whose connection: "practitioner", "patient" or ""
+    detail = CharField(max_length=300, default="")     # technical words only, never patient data
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")   # set when staff added it by hand
+
+    @classmethod
+    def of(cls, appointment):
+        return cls.select().where(cls.appointment == appointment).order_by(cls.at, cls.id)
+
+
+# Closing a visit (schema 4).
+
+class Act(BaseModel):
+    """An act of the practice's catalogue, e.g. TC (teleconsultation), with its default fee."""
+    practice = ForeignKeyField(Practice, backref="acts", on_delete="CASCADE")
+    code = CharField(max_length=16)
+    label = CharField(max_length=200)
+    fee_cents = IntegerField(default=0)
+    profession = CharField(max_length=20, default="")  # "doctor", "nurse", ... ("" for any)
+    active = BooleanField(default=True)
+
+    class Meta:
+        indexes = ((("practice", "code"), True),)
+
+
+class VisitAct(BaseModel):
+    """An act coded for a visit; code, label and fee are copied so later catalogue edits change nothing."""
+    appointment = ForeignKeyField(Appointment, backref="acts", on_delete="CASCADE")
+    act = ForeignKeyField(Act, null=True, on_delete="SET NULL")
+    code = CharField(max_length=16)
+    label = CharField(max_length=200)
+    fee_cents = IntegerField()
+    created_at = DateTimeField(default=utcnow)
+
+
+class Report(BaseModel):
+    """The practitioner's report of a visit; frozen at closing, addenda after."""
+    appointment = ForeignKeyField(Appointment, backref="reports", unique=True, on_delete="CASCADE")
+    findings = TextField(default="")
+    decisions = TextField(default="")
+    prescriptions = TextField(default="")
+    updated_at = DateTimeField(default=utcnow)
+    frozen_at = DateTimeField(null=True)
+
+
+class Addendum(BaseModel):
+    """A note added to a closed visit's report, with its own time and author."""
+    appointment = ForeignKeyField(Appointment, backref="addenda", on_delete="CASCADE")
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    text = TextField()
+    at = DateTimeField(default=utcnow)
+
+
+class Waiver(BaseModel):
+    """A checklist item the practitioner chose not to do, and why."""
+    appointment = ForeignKeyField(Appointment, backref="waivers", on_delete="CASCADE")
+    item = CharField(max_length=20)      # report, documents, acts, payment
+    reason = CharField(max_length=300)
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("appointment", "item"), True),)
+
+
+class Payment(BaseModel):
+    """A payment request of a visit. ``provider`` names the backend (``offline`` by default)."""
+    appointment = ForeignKeyField(Appointment, backref="payments", on_delete="CASCADE")
+    amount_cents = IntegerField()
+    currency = CharField(max_length=3, default="EUR")
+    status = CharField(max_length=10, default="requested", index=True)   # requested, paid, waived, cancelled
+    provider = CharField(max_length=20, default="offline")
+    provider_ref = CharField(max_length=100, default="")
+    note = CharField(max_length=300, default="")
+    requested_at = DateTimeField(default=utcnow, index=True)
+    paid_at = DateTimeField(null=True)
+    updated_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+
+
 class SchemaVersion(BaseModel):
     version = IntegerField(primary_key=True)
     applied_at = DateTimeField(default=utcnow)
 
 
-MODELS = [Practice, User, Patient, Appointment, AuditEvent, Message]
+MODELS = [Practice, User, Patient, Appointment, AuditEvent, Message, ChatLine, Document, Incident,
+          Act, VisitAct, Report, Addendum, Waiver, Payment]
