@@ -28,15 +28,15 @@ run: setup
 # Chromium (browser tests) and PostgreSQL (the suite again on PostgreSQL), from Debian's packages.
 system-test-deps:
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
-	    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v ip >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver postgresql >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver postgresql iproute2 util-linux >/dev/null; \
 	  else echo "Install chromium chromium-driver postgresql (as root) for the full test suite"; exit 1; fi; \
 	fi
 
 test: setup system-test-deps
-	$(PY) -m pytest
-	tests/with_postgres.sh $(PY) -m pytest -m "not browser"
+	tests/isolated.sh $(PY) -m pytest
+	tests/isolated.sh tests/with_postgres.sh $(PY) -m pytest -m "not browser"
 
 bench: setup
 	$(PY) bench/agenda.py
