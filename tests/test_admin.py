@@ -58,12 +58,17 @@ def test_practice_settings(client):
     login_as(client, "admin")
     data = {"name": "Maison de santé", "address": "1 place", "timezone": "America/Martinique",
             "default_locale": "en", "link_opens_minutes_before": "20", "link_closes_minutes_after": "45",
-            "patient_space_days": "30", "reminder_minutes": "1440, 60, 15"}
+            "patient_space_days": "30", "reminder_minutes": "1440, 60, 15", "max_upload_mb": "12",
+            "payment_presets": "25, 17,50 30", "payment_instructions": "Virement au cabinet"}
     assert client.post("/admin/practice", data=data).status_code == 302
     practice = Practice.get()
     assert (practice.name, practice.timezone, practice.link_opens_minutes_before) == (
         "Maison de santé", "America/Martinique", 20)
     assert practice.reminders == [1440, 60, 15]
+    assert (practice.max_upload_mb, practice.preset_amounts, practice.payment_instructions) == (
+        12, [2500, 1750, 3000], "Virement au cabinet")
+    # Shown again in euros, as the practice typed them.
+    assert 'value="25, 17.50, 30"' in client.get("/admin/practice").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -73,12 +78,15 @@ def test_practice_settings(client):
     ({"patient_space_days": "0"}, "Between 1 and 365 days."),
     ({"reminder_minutes": "tomorrow"}, "Give up to 5 numbers of minutes"),
     ({"name": ""}, "Enter the name of the practice."),
+    ({"max_upload_mb": "100"}, "Between 1 and 25 MB."),
+    ({"payment_presets": "25, free"}, "Give up to 8 amounts"),
+    ({"payment_presets": "-5"}, "Give up to 8 amounts"),
 ])
 def test_practice_settings_validation(client, change, message):
     login_as(client, "admin")
     data = {"name": "Cabinet", "address": "", "timezone": "Europe/Paris", "default_locale": "fr",
             "link_opens_minutes_before": "15", "link_closes_minutes_after": "60", "patient_space_days": "15",
-            "reminder_minutes": "1440,15", **change}
+            "reminder_minutes": "1440,15", "max_upload_mb": "10", "payment_presets": "25", **change}
     response = client.post("/admin/practice", data=data, headers=HX)
     assert response.status_code == 422 and message in text_of(response)
     assert Practice.get().name == "Cabinet des Tilleuls"

@@ -63,11 +63,31 @@ class PracticeForm(FlaskForm):
     patient_space_days = IntegerField(_l("Patient space stays open (days)"), validators=[
         InputRequired(_l("Enter a number of days.")), NumberRange(1, 365, _l("Between 1 and 365 days."))])
     reminder_minutes = StringField(_l("Reminders (minutes before, separated by commas)"), filters=[strip])
+    max_upload_mb = IntegerField(_l("Largest file patients and staff may send (MB)"), validators=[
+        InputRequired(_l("Enter a number of megabytes.")), NumberRange(1, 25, _l("Between 1 and 25 MB."))])
+    payment_presets = StringField(_l("Amounts offered when requesting a payment (€, separated by commas)"),
+                                  filters=[strip])
+    payment_instructions = TextAreaField(_l("How patients pay (shown with the payment request)"), filters=[strip],
+                                         validators=[Length(max=1000, message=_l("At most 1000 characters."))])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.timezone.choices = options((tz, tz) for tz in sorted(available_timezones()))
         self.default_locale.choices = locale_options(with_default=False)
+        if not self.is_submitted() and kwargs.get("obj") is not None:
+            # Stored in cents; shown in euros as the practice types them.
+            self.payment_presets.data = ", ".join(
+                f"{c // 100}" if c % 100 == 0 else f"{c / 100:.2f}" for c in kwargs["obj"].preset_amounts)
+
+    def validate_payment_presets(self, field):
+        try:
+            cents = [round(float(p.strip().replace(",", ".")) * 100)
+                     for p in (field.data or "").replace(";", " ").replace(", ", " ").split() if p.strip()]
+        except ValueError:
+            cents = None
+        if cents is None or len(cents) > 8 or not all(1 <= c <= 100000 for c in cents):
+            raise ValidationError(_l("Give up to 8 amounts between 0.01 and 1000 €, like 25, 30, 17.50."))
+        field.data = ",".join(str(c) for c in cents)
 
     def validate_reminder_minutes(self, field):
         parts = [p.strip() for p in (field.data or "").split(",") if p.strip()]

@@ -57,6 +57,11 @@ class Practice(BaseModel):
         return cls.select().order_by(cls.id).get()
 
     @property
+    def preset_amounts(self) -> list[int]:
+        """Payment amounts offered as presets, in cents."""
+        return [int(c) for c in self.payment_presets.split(",") if c.strip().isdigit()]
+
+    @property
     def reminders(self) -> list[int]:
         return sorted({int(m) for m in self.reminder_minutes.split(",") if m.strip()}, reverse=True)
 
