@@ -13,6 +13,7 @@ from .agenda import appointment_or_404, visible_practitioners
 from .auth import staff_required
 from .i18n import local_to_utc, utc_to_local
 from .models import Appointment, db, utcnow
+from .patient.join import full_load
 from .patient.waiting import announce, today_channel
 from .views import htmx, render
 
@@ -52,7 +53,8 @@ def _ids():
 @staff_required()
 def index():
     """Today's teleconsultations, with the waiting room on top."""
-    return render("today/index.html", "today/_day.html", **day_context(_ids()))
+    # Its live socket and sound need the page's own scripts: a boosted link loads it in full.
+    return full_load() or render("today/index.html", "today/_day.html", **day_context(_ids()))
 
 
 def _waiting_or_409(appointment_id):

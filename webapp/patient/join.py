@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 
-from flask import g, redirect, render_template, request, url_for
+from flask import g, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField
 
 from ..forms import LocalDateField
 from ..i18n import available_locales
+from ..views import htmx
 from . import bp, current_appointment, next_step, window
 
 STEPS = ["patient.identity", "patient.consent", "patient.check", "patient.waiting"]
@@ -25,6 +26,17 @@ DEVICE_RESULTS = {
     "speaker": {"ok", "no", "unknown"},
     "network": {"good", "fair", "poor", "offline", "unknown"},
 }
+
+
+def full_load():
+    """For a boosted navigation, an answer telling htmx to load the page in full; otherwise None.
+
+    A boosted navigation swaps only the body, so a page's own scripts (the device
+    check, the live socket) would never load; htmx follows HX-Redirect with a real one.
+    """
+    if htmx and htmx.boosted:
+        return make_response("", 200, {"HX-Redirect": request.full_path.rstrip("?")})
+    return None
 
 
 def step_appointment(ref: str, endpoint: str):
@@ -148,7 +160,7 @@ def check(ref):
                                    error=_l("The check sent results we could not read. Please run it again.")), 422
         appt.record_device_check(summary)
         return redirect(url_for(next_step(appt), ref=ref))
-    return render_template("patient/check.html", appt=appt, error=None)
+    return full_load() or render_template("patient/check.html", appt=appt, error=None)
 
 
 @bp.route("/v/<ref>/ping")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from flask import g, redirect, render_template, url_for
 from flask_babel import gettext as _
@@ -16,12 +17,13 @@ from simple_websocket import ConnectionClosed
 from .. import events
 from ..models import Appointment, db
 from . import bp, current_appointment
-from .join import step_appointment
+from .join import full_load, step_appointment
 
 log = logging.getLogger(__name__)
 
 IDLE_REFRESH_SECONDS = 30
 MAX_CLIENT_MESSAGE = 4096
+TAKEOVER_GRACE_SECONDS = 10
 
 
 def waiting_channel(appt) -> str:
@@ -54,7 +56,7 @@ def waiting(ref):
     from ..views import htmx
     if htmx and not htmx.boosted:
         return status_fragment(appt)
-    return render_template("patient/waiting.html", appt=appt)
+    return full_load() or render_template("patient/waiting.html", appt=appt)
 
 
 @bp.route("/v/<ref>/call")
@@ -91,7 +93,7 @@ def live(ws, ref):
         events.patient_tabs.claim(ref, subscription)
         announce(appt)  # the practitioner sees the patient come online
         try:
-            _push_loop(ws, appointment_id, subscription)
+            _push_loop(ws, ref, appointment_id, subscription)
         except ConnectionClosed:
             pass
         finally:
@@ -100,14 +102,25 @@ def live(ws, ref):
                 announce(Appointment.get_by_id(appointment_id))
 
 
-def _push_loop(ws, appointment_id, subscription):
+def _wait_for_close(ws, seconds: float = TAKEOVER_GRACE_SECONDS) -> None:
+    """Let the page close its own socket once the takeover notice replaced it.
+
+    Closed from this side, the browser may see an unclean close (a werkzeug
+    quirk), and htmx would reconnect and take the newer tab over in turn.
+    """
+    deadline = time.monotonic() + seconds
+    while ws.connected and time.monotonic() < deadline:
+        ws.receive(timeout=1.0)
+
+
+def _push_loop(ws, ref, appointment_id, subscription):
     send = lambda: ws.send(_render_status(appointment_id))  # noqa: E731
     send()
     while ws.connected:
         item = subscription.get(timeout=1.0)
         if isinstance(item, events.Takeover):
-            ws.send(render_template("patient/_waiting_takeover.html"))
-            ws.close(reason=1000, message="takeover")
+            ws.send(render_template("patient/_waiting_takeover.html", ref=ref))
+            _wait_for_close(ws)
             return
         if item is not None or subscription.idle_for(IDLE_REFRESH_SECONDS):
             send()
