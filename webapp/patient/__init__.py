@@ -118,6 +118,8 @@ def next_step(appt: Appointment) -> str:
 def visit(ref):
     """The patient's page for one appointment: come back later, or the next step of the way in."""
     appt = current_appointment(ref)
+    if appt.status == "closed":
+        return redirect(url_for("patient.space", ref=ref))
     state = window(appt)
     if state == "open":
         return redirect(url_for(next_step(appt), ref=ref))
@@ -125,4 +127,4 @@ def visit(ref):
     return render_template(f"patient/{state}.html", appt=appt, opens_at=opens_at), 403
 
 
-from . import join, waiting  # noqa: E402,F401 - their routes live on this blueprint
+from . import join, space, waiting  # noqa: E402,F401 - their routes live on this blueprint
