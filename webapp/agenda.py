@@ -9,6 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
+from . import notify
 from .auth import staff_required
 from .forms import LocalDateField, LocalTimeField, PhoneField, options, strip, valid_email, valid_phone
 from .i18n import local_to_utc, utc_to_local
@@ -38,6 +39,8 @@ class AppointmentForm(FlaskForm):
     motive = TextAreaField(_l("Motive"), filters=[strip],
                            validators=[Length(max=500, message=_l("At most 500 characters."))])
     mode = RadioField(_l("Mode"), choices=_mode_choices(), default="video")
+    send_by = RadioField(_l("Send the link by"), default="both", choices=options([
+        ("both", _l("E-mail and SMS")), ("email", _l("E-mail only")), ("sms", _l("SMS only"))]))
     confirm_overlap = BooleanField(_l("Book anyway, despite the overlap"))
 
 
@@ -161,7 +164,18 @@ def _chosen_patient(form) -> Patient | None:
     if not (patient.email or patient.phone):
         form.patient_query.errors = [_l("This patient has no e-mail address or mobile number to send the link to.")]
         return None
+    if form.send_by.data == "email" and not patient.email:
+        form.send_by.errors = [_l("This patient has no e-mail address: choose SMS.")]
+        return None
+    if form.send_by.data == "sms" and not patient.phone:
+        form.send_by.errors = [_l("This patient has no mobile number: choose e-mail.")]
+        return None
     return patient
+
+
+def _channels(form) -> dict:
+    """The channels chosen for invitations and reminders (only those with a contact are used)."""
+    return {"notify_email": form.send_by.data in ("both", "email"), "notify_sms": form.send_by.data in ("both", "sms")}
 
 
 def _slot(form, appt: Appointment | None):
@@ -223,8 +237,9 @@ def new():
             practice=g.practice, practitioner=form.practitioner.data, patient=patient,
             contact_email=patient.email, contact_phone=patient.phone, starts_at=starts_at,
             duration_minutes=form.duration.data, motive=form.motive.data, mode=form.mode.data,
-            locale=patient.locale)
+            locale=patient.locale, **_channels(form))
         AuditEvent.record(g.user, "appointment.created", appt)
+        notify.queue(appt, "invitation")
     return _saved(appt, created=True)
 
 
@@ -239,7 +254,8 @@ def edit(appointment_id):
     form = AppointmentForm(obj=None, data=None if request.method == "POST" else {
         "patient_id": str(appt.patient_id or ""), "practitioner": appt.practitioner_id,
         "date": local.date(), "time": local.time(), "duration": appt.duration_minutes,
-        "motive": appt.motive, "mode": appt.mode})
+        "motive": appt.motive, "mode": appt.mode,
+        "send_by": "both" if appt.notify_email and appt.notify_sms else "sms" if appt.notify_sms else "email"})
     _practitioner_choices(form)
     checked = _validated_booking(form, appt)
     if checked is None:
@@ -247,9 +263,12 @@ def edit(appointment_id):
     patient, starts_at, overlaps = checked
     if overlaps and not form.confirm_overlap.data:
         return _render_form(form, appt, overlaps=overlaps, status=409)
-    appt.reschedule(g.user, starts_at, form.duration.data, patient=patient, practitioner=form.practitioner.data,
-                    contact_email=patient.email, contact_phone=patient.phone, motive=form.motive.data,
-                    mode=form.mode.data)
+    moved = appt.reschedule(g.user, starts_at, form.duration.data, patient=patient,
+                            practitioner=form.practitioner.data, contact_email=patient.email,
+                            contact_phone=patient.phone, motive=form.motive.data, mode=form.mode.data,
+                            **_channels(form))
+    if moved:
+        notify.queue(appt, "moved")
     return _saved(appt, created=False)
 
 
@@ -283,6 +302,7 @@ def instant():
             contact_email=form.email.data, contact_phone=form.phone.data,
             starts_at=utcnow().replace(second=0, microsecond=0), duration_minutes=15, mode=form.mode.data)
         AuditEvent.record(g.user, "appointment.created", appt, detail="instant")
+        notify.queue(appt, "invitation")
     return _saved(appt, created=True)
 
 
@@ -290,7 +310,8 @@ def instant():
 
 def _detail_context(appt):
     return {"link": patient_link_url(appt) if appt.is_active else None,
-            "local_start": utc_to_local(appt.starts_at, g.practice.timezone)}
+            "local_start": utc_to_local(appt.starts_at, g.practice.timezone),
+            "messages": notify.messages_of(appt)}
 
 
 @bp.route("/<int:appointment_id>")
@@ -309,6 +330,7 @@ def cancel(appointment_id):
     appt = appointment_or_404(appointment_id)
     if appt.is_active:
         appt.cancel(g.user)
+        notify.queue(appt, "cancelled")
     return _saved(appt, created=False)
 
 
@@ -320,4 +342,5 @@ def renew_link(appointment_id):
     if not appt.is_active:
         abort(409)
     appt.renew_link(g.user)
+    notify.queue(appt, "link_resent")
     return _saved(appt, created=False)

@@ -143,6 +143,17 @@ def stats():
         click.echo(f"{po.parent.parent.name:<8} {done:>5}/{total:<5} {pct:5.1f}%")
 
 
+@click.command("send-due")
+@with_appcontext
+def send_due():
+    """One pass of the notification sender: queue due reminders, send due messages (for cron)."""
+    from . import notify
+    with db.connection_context():
+        result = notify.run_once()
+    click.echo("Reminders queued: {reminders}; sent: {sent}; to retry: {retry}; failed: {failed}; "
+               "not needed: {skipped}.".format(**result))
+
+
 def init_app(app):
-    for command in (init_db, create_user, demo, translate):
+    for command in (init_db, create_user, demo, translate, send_due):
         app.cli.add_command(command)

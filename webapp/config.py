@@ -45,6 +45,30 @@ def _list(env, name):
     return [part.strip() for part in (env.get(name) or "").split(",") if part.strip()]
 
 
+SMS_BACKENDS = ("outbox", "http")
+SMS_HTTP_METHODS = ("GET", "POST", "PUT")
+
+
+def _sms_http(env) -> dict:
+    """The SMS gateway settings; with SMS_BACKEND=http, a usable URL is required."""
+    backend = env.get("SMS_BACKEND") or "outbox"
+    if backend not in SMS_BACKENDS:
+        raise ConfigError(f"SMS_BACKEND must be one of {', '.join(SMS_BACKENDS)}, not {backend!r}")
+    url = (env.get("SMS_HTTP_URL") or "").strip()
+    if backend == "http" and not url:
+        raise ConfigError("SMS_HTTP_URL must be set when SMS_BACKEND is http")
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"SMS_HTTP_URL must start with http:// or https://, not {url!r}")
+    method = (env.get("SMS_HTTP_METHOD") or "POST").strip().upper()
+    if method not in SMS_HTTP_METHODS:
+        raise ConfigError(f"SMS_HTTP_METHOD must be one of {', '.join(SMS_HTTP_METHODS)}, not {method!r}")
+    body = env.get("SMS_HTTP_BODY") or "to={to}&text={text}"
+    if backend == "http" and "{text}" not in body + url:
+        raise ConfigError("SMS_HTTP_BODY (or SMS_HTTP_URL) must contain {text}")
+    return {"SMS_HTTP_URL": url, "SMS_HTTP_METHOD": method, "SMS_HTTP_BODY": body,
+            "SMS_HTTP_USER": env.get("SMS_HTTP_USER") or "", "SMS_HTTP_PASSWORD": env.get("SMS_HTTP_PASSWORD") or ""}
+
+
 def secret_key(instance_path: Path) -> str:
     """The key in the instance folder, made on first run so sessions survive restarts."""
     path = instance_path / "secret_key"
@@ -75,6 +99,8 @@ def from_environment(instance_path: Path, env=None) -> dict:
         "SMTP_TLS": _bool(env, "SMTP_TLS", False),
         "MAIL_FROM": env.get("MAIL_FROM") or "cabinet@localhost",
         "SMS_BACKEND": env.get("SMS_BACKEND") or "outbox",
+        **_sms_http(env),
+        "NOTIFY_SENDER": _bool(env, "NOTIFY_SENDER", True),
         "RELAY_URLS": _list(env, "RELAY_URLS"),
         "ICE_SERVERS": _list(env, "ICE_SERVERS"),
         "DOCUMENT_KEY": env.get("DOCUMENT_KEY") or "",

@@ -127,4 +127,4 @@ def visit(ref):
     return render_template(f"patient/{state}.html", appt=appt, opens_at=opens_at), 403
 
 
-from . import join, space, waiting  # noqa: E402,F401 - their routes live on this blueprint
+from . import join, lost, space, waiting  # noqa: E402,F401 - their routes live on this blueprint

@@ -1,0 +1,79 @@
+"""The in-process sender: a daemon thread that queues due reminders and sends due messages.
+
+Not started in tests (``app.testing``), when ``NOTIFY_SENDER`` is false (cron runs
+``flask send-due`` instead), nor by command-line commands other than ``flask run``.
+A process runs one sender per app; a forked worker starts its own on its first request.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import click
+
+from ..models import db
+
+INTERVAL_SECONDS = 30
+
+_lock = threading.Lock()
+
+
+class Sender:
+    def __init__(self, app, interval: float = INTERVAL_SECONDS):
+        self.app, self.interval = app, interval
+        self.pid = os.getpid()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="cabinet-notify", daemon=True)
+
+    def _loop(self):
+        from . import run_once
+        while not self.stopping.is_set():
+            try:
+                with self.app.app_context(), db.connection_context():
+                    run_once()
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any one bad pass
+                # The class only: an exception's text could quote a recipient.
+                self.app.logger.error("notification pass failed: %s", type(exc).__name__)
+            self.stopping.wait(self.interval)
+
+    @property
+    def alive(self) -> bool:
+        return self.pid == os.getpid() and self.thread.is_alive()
+
+    def stop(self, timeout: float = 5.0):
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+
+
+def wanted(app) -> bool:
+    if app.testing or not app.config.get("NOTIFY_SENDER", True):
+        return False
+    command = click.get_current_context(silent=True)
+    # `flask init-db`, `flask send-due`... load the app too: only `flask run` serves.
+    return command is None or command.info_name == "run"
+
+
+def start(app) -> Sender | None:
+    """Start this app's sender unless one is already running in this process."""
+    with _lock:
+        current = app.extensions.get("notify_sender")
+        if current is not None and current.alive:
+            return current
+        sender = Sender(app, app.config.get("NOTIFY_INTERVAL_SECONDS", INTERVAL_SECONDS))
+        app.extensions["notify_sender"] = sender
+        sender.thread.start()
+        return sender
+
+
+def init_app(app):
+    if not wanted(app):
+        return
+    start(app)
+
+    @app.before_request
+    def _keep_sender():
+        # A worker forked after start-up (or a thread that died) gets a sender again.
+        sender = app.extensions.get("notify_sender")
+        if sender is None or not sender.alive:
+            start(app)
