@@ -175,3 +175,82 @@ def test_frames_of_another_codec_than_the_sender_negotiated_are_dropped():
         tap.put(vp8(True, 0))
         assert sink.dropped == 1 and not sink._queue
     asyncio.run(scenario())
+
+
+def test_a_participant_alone_keeps_no_frames_and_its_sender_waits_without_spinning():
+    async def scenario():
+        receiver = FakeReceiver()
+        tap = Tap(receiver, "video")              # nobody to forward to
+        for i in range(1000):
+            tap.put(vp8(i % 30 == 0, 3000 * i))
+        assert tap.received == tap.unrouted == 1000
+        assert tap.sink is None and receiver.plis == 0
+        own = Sink("video", forward.VP8)          # what the lonely participant would receive
+        own.attach(None)
+        reading = asyncio.ensure_future(own.recv())
+        await asyncio.sleep(0.2)
+        assert not reading.done() and not own._queue
+        own.stop()
+        with pytest.raises(aiortc.mediastreams.MediaStreamError):
+            await reading
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["video", "audio"])
+def test_a_receiver_that_does_not_read_never_holds_more_than_the_bound(kind):
+    async def scenario():
+        receiver = FakeReceiver()
+        tap, sink = Tap(receiver, kind), Sink(kind, forward.VP8 if kind == "video" else "audio/opus")
+        sink._started = True
+        sink.attach(tap)
+        opus = RTCRtpCodecParameters("audio/opus", 48000, payloadType=111)
+        longest = 0
+        for i in range(600):                      # 20 s of video, 12 s of audio, nobody reading
+            tap.put(vp8(i % 30 == 0, 3000 * i) if kind == "video" else (opus, JitterFrame(b"a", 960 * i)))
+            longest = max(longest, len(sink._queue))
+            await asyncio.sleep(0)                # let keyframe requests go out
+        assert 0 < longest <= forward.QUEUE_FRAMES[kind]
+        assert sink.dropped >= 600 - forward.QUEUE_FRAMES[kind]
+        if kind == "video":
+            assert receiver.plis >= 1             # overflow asked the sender for a fresh start
+        else:
+            assert [f.timestamp for f in sink._queue] == [960 * i for i in range(590, 600)]
+        sink.stop()
+    asyncio.run(scenario())
+
+
+def test_a_slow_receiver_resumes_at_a_keyframe_after_an_overflow():
+    async def scenario():
+        receiver = FakeReceiver()
+        tap, sink = Tap(receiver, "video"), Sink("video", forward.VP8)
+        sink._started = True
+        sink.attach(tap)
+        delivered = []
+        for i in range(300):                      # reads one frame in three
+            tap.put(vp8(i % 20 == 0, 3000 * i))
+            if i % 3 == 0 and sink._queue:
+                delivered.append(await sink.recv())
+            assert len(sink._queue) <= forward.QUEUE_FRAMES["video"]
+        assert sink.dropped > 0
+        # A decoder can only follow: after every gap (frames dropped) comes a keyframe.
+        gaps = [after for before, after in zip(delivered, delivered[1:])
+                if after.timestamp - before.timestamp > 3000]
+        assert gaps and all(frame.keyframe for frame in gaps)
+        sink.stop()
+    asyncio.run(scenario())
+
+
+def test_a_stalled_sender_leaves_nothing_queued_and_its_next_frame_goes_through():
+    async def scenario():
+        tap, sink = Tap(FakeReceiver(), "video"), Sink("video", forward.VP8)
+        sink._started = True
+        sink.attach(tap)
+        tap.put(vp8(True, 0))
+        assert (await sink.recv()).timestamp == 0
+        reading = asyncio.ensure_future(sink.recv())
+        await asyncio.sleep(0.3)                  # the sender's network stalls
+        assert not reading.done() and not sink._queue and sink.dropped == 0
+        tap.put(vp8(False, 3000))                 # it comes back where it stopped
+        assert (await reading).timestamp == 3000
+        sink.stop()
+    asyncio.run(scenario())

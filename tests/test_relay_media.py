@@ -1,11 +1,13 @@
 """Media through a real worker process on 127.0.0.1: forwarded, never decoded or encoded."""
 import asyncio
+import time
 
 import pytest
 
 from webapp.relay import protocol as p
 from webapp.relay.ice import use_host_addresses
-from tests.relay_helpers import CODEC_USED, Caller, start_worker_process, stop_worker_process
+from webapp.relay.worker import start_embedded
+from tests.relay_helpers import SECRET, CODEC_USED, Caller, start_worker_process, stop_worker_process
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +89,34 @@ def test_audio_only_visit_gets_audio_and_sends_it(worker):
             await doc.wait_frames(audio=20, video=0)
             assert pat.frames["video"] == 0
     asyncio.run(scenario())
+
+
+def test_after_calls_end_the_worker_holds_no_room_participant_connection_or_task():
+    """What a leak would keep: rooms, participants, peer connections, their tasks."""
+    relay = start_embedded(SECRET, host_addresses=["127.0.0.1"], stats_interval=0.5)
+
+    def worker_tasks() -> int:
+        async def count():
+            return len(asyncio.all_tasks())
+        return asyncio.run_coroutine_threadsafe(count(), relay._loop).result(5)
+
+    async def scenario():
+        for room in ("room-e1", "room-e2"):
+            async with Caller(relay.url, room, "practitioner") as doc, \
+                    Caller(relay.url, room, "patient") as pat:
+                await asyncio.gather(doc.call(), pat.call())
+                await asyncio.gather(doc.wait_frames(audio=10, video=5), pat.wait_frames(audio=10, video=5))
+                assert relay.worker.snapshot() == {"rooms": 1, "participants": 2, "peer_connections": 2}
+                await pat.send(p.Bye())
+                await doc.wait_for(lambda m: m == p.PeerState("patient", "left"))
+
+    try:
+        idle = worker_tasks()
+        asyncio.run(scenario())
+        deadline = time.monotonic() + 5
+        while relay.worker.snapshot() != {"rooms": 0, "participants": 0, "peer_connections": 0} \
+                or worker_tasks() > idle:
+            assert time.monotonic() < deadline, (relay.worker.snapshot(), worker_tasks(), idle)
+            time.sleep(0.05)
+    finally:
+        relay.stop()

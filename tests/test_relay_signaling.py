@@ -1,4 +1,7 @@
 """The worker's signaling, embedded in this process, through the bridge's blocking client."""
+import os
+import socket
+
 import pytest
 
 from webapp.relay import protocol as p
@@ -130,3 +133,34 @@ def test_a_second_connection_of_the_same_role_replaces_the_first(relay):
 def test_connect_to_a_missing_worker_says_so():
     with pytest.raises(RelayUnavailable):
         connect("ws://127.0.0.1:9", "ticket")
+
+
+def silent_websocket(url: str, room: str, role: str) -> socket.socket:
+    """A websocket that joins and then never reads (a tiny receive buffer fills at once)."""
+    host, port = url.removeprefix("ws://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    payload = p.encode(p.Join(ticket(room, role))).encode()
+    mask = os.urandom(4)
+    sock.sendall(bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big") + mask
+                 + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    return sock
+
+
+def test_a_participant_who_stops_reading_is_dropped_instead_of_queueing_without_end(relay):
+    with silent_websocket(relay.url, "room-silent", "practitioner"):
+        pat = join(relay, "room-silent", "patient")
+        assert receive(pat) == p.PeerState("practitioner", "joined")
+        text = "x" * p.MAX_CHAT_CHARS
+        for sent in range(1, 5001):           # 10 MB: far more than socket buffers hold
+            pat.send(p.Chat(text))
+            if sent % 100 == 0 and any(pat.receive(0) == p.PeerState("practitioner", "left")
+                                       for _ in range(200)):
+                break
+        else:
+            raise AssertionError("the worker kept queueing for a participant who does not read")
+        assert relay.worker.snapshot()["participants"] == 1
+        pat.close()

@@ -32,6 +32,9 @@ from webapp.tokens import TokenProblem, read_room_ticket
 logger = logging.getLogger(__name__)
 
 _CLOSE = object()            # outbox sentinel: close the websocket once flushed
+# Messages waiting for one websocket. Signaling is sparse (stats every few seconds,
+# chat at typing speed): a backlog this deep means the other end stopped reading.
+OUTBOX_LIMIT = 256
 _AIORTC_ERRORS = (rtc_exceptions.InternalError, rtc_exceptions.InvalidAccessError,
                   rtc_exceptions.InvalidStateError, rtc_exceptions.OperationError)
 
@@ -64,11 +67,24 @@ class Participant:
         self.sinks: dict[str, Sink] = {}
         self.receivers: dict = {}
         self.replaced = False
+        self.stalled = False
         self._outbox: asyncio.Queue = asyncio.Queue()
         self._writer = asyncio.ensure_future(self._write())
 
     def post(self, msg) -> None:
-        """Queue a message (or _CLOSE) for this participant, in order, without waiting."""
+        """Queue a message (or _CLOSE) for this participant, in order, without waiting.
+
+        A connection that lets OUTBOX_LIMIT messages pile up is not reading: it is
+        dropped (its reader then sees the close and the participant leaves), so
+        the queue stays bounded and a reconnect starts afresh.
+        """
+        if msg is not _CLOSE and self._outbox.qsize() >= OUTBOX_LIMIT:
+            if not self.stalled:
+                self.stalled = True
+                logger.warning("%s %s: stopped reading its messages; connection dropped",
+                               self.pc_id, self.role)
+                self.ws.transport.abort()
+            return
         self._outbox.put_nowait(msg)
 
     async def _write(self) -> None:
@@ -136,7 +152,8 @@ class Worker:
         """Rooms and participants now, for health checks; safe from any thread."""
         with self._lock:
             return {"rooms": len(self._rooms),
-                    "participants": sum(len(r.members) for r in self._rooms.values())}
+                    "participants": sum(len(r.members) for r in self._rooms.values()),
+                    "peer_connections": len(self._pcs)}
 
     async def handle(self, ws) -> None:
         """One websocket connection, from join to close."""
@@ -287,8 +304,10 @@ class Worker:
         participant.taps, participant.sinks, participant.receivers = {}, {}, {}
         if room is not None:
             room.rewire()
-        await pc.close()
-        self._pcs.discard(pc)
+        try:
+            await pc.close()
+        finally:
+            self._pcs.discard(pc)
 
     async def _on_candidate(self, participant: Participant, msg: p.Candidate):
         if participant.pc is None:
