@@ -88,7 +88,7 @@ def email_content(appt, kind: str, locale: str, link: str) -> dict:
     v = {"practice": practice.name, **when(appt, locale)}
     context = {"subject": _subject(kind, **v), "lead": _lead(kind, instant, **v), "action": _action(kind),
                "link": link if kind in WITH_LINK else "", "practice": practice.name, "locale": locale,
-               "opens": practice.link_opens_minutes_before if kind in WITH_LINK - {"closed"} else None}
+               "opens": practice.link_opens_minutes_before if kind in WITH_LINK - {"closed"} and not instant else None}
     return {"subject": context["subject"],
             "body": render_template("notify/email.txt", **context),
             "html": render_template("notify/email.html", **context),
