@@ -69,6 +69,8 @@ def _closing(database):
         "closed_by_id": ForeignKeyField(User, null=True, on_delete="SET NULL", field=User.id),
     })
     database.create_tables([Act, VisitAct, Report, Addendum, Waiver, Payment])
+    for practice in Practice.select():
+        Act.seed(practice)
 
 
 MIGRATIONS = [

@@ -9,7 +9,7 @@ from flask import current_app
 
 from .auth import hash_password
 from .i18n import local_to_utc, utc_to_local
-from .models import Appointment, Patient, Practice, User, db, utcnow
+from .models import Act, Appointment, Patient, Practice, User, db, utcnow
 
 DEMO_PASSWORD = "demo-cabinet"
 
@@ -41,6 +41,7 @@ def load_demo(seed: int = 7) -> list[User]:
         practice.name, practice.address = "Cabinet médical des Tilleuls", "12 rue des Tilleuls\n69003 Lyon"
         practice.default_locale = current_app.config["DEFAULT_LOCALE"]
         practice.save()
+        Act.seed(practice)
         staff = [User.create(practice=practice, role=role, name=name, email=email, locale=locale,
                              password_hash=hash_password(DEMO_PASSWORD))
                  for role, name, email, locale in STAFF]

@@ -318,6 +318,34 @@ class Appointment(BaseModel):
             self.save()
             AuditEvent.record(actor, "appointment.waiting_note", self)
 
+    # Closing.
+
+    def close(self, actor) -> bool:
+        """in_call (or a past visit) → closed, once: False when another request closed it first.
+
+        The conditional UPDATE is the guard against two tabs or a double submit; call it first
+        inside the caller's transaction so the rest of the close rides on the same lock.
+        """
+        now = utcnow()
+        with db.atomic():
+            done = (Appointment.update(closed_at=now, closed_by=actor, status="closed", updated_at=now)
+                    .where(Appointment.id == self.id, Appointment.closed_at.is_null()).execute())
+            if not done:
+                return False
+            self.closed_at, self.closed_by, self.status, self.updated_at = now, actor, "closed", now
+            AuditEvent.record(actor, "appointment.closed", self)
+        return True
+
+    @classmethod
+    def unclosed(cls, practitioner_ids, now: datetime, limit: int = 500):
+        """Visits not closed whose time has passed or that were admitted, oldest first."""
+        rows = (cls.select(cls, Patient).join(Patient, join_type=JOIN.LEFT_OUTER, on=(cls.patient == Patient.id))
+                .where(cls.practitioner.in_(list(practitioner_ids)), cls.closed_at.is_null(),
+                       cls.status.not_in(("cancelled", "closed")),
+                       (cls.starts_at < now) | cls.admitted_at.is_null(False))
+                .order_by(cls.starts_at, cls.id).limit(limit))
+        return [a for a in rows if a.admitted_at is not None or a.ends_at <= now]
+
     @classmethod
     def for_today(cls, practitioner_ids, start: datetime, end: datetime):
         """The day's live appointments: who waits first (longest first), then by time."""
@@ -431,6 +459,36 @@ class Act(BaseModel):
 
     class Meta:
         indexes = ((("practice", "code"), True),)
+
+    # The French teleconsultation codes (NGAP); fees are the practice's defaults, editable.
+    SEED = (
+        ("TC", "Téléconsultation", 2500, "doctor"),
+        ("TCG", "Téléconsultation du médecin généraliste", 3000, "doctor"),
+        ("TLD", "Télésoin infirmier : accompagnement d'une téléconsultation à domicile", 1500, "nurse"),
+        ("TLS", "Télésoin infirmier : accompagnement d'une téléconsultation lors d'un soin", 1000, "nurse"),
+        ("TLL", "Télésoin infirmier : accompagnement d'une téléconsultation dans un lieu dédié", 1200, "nurse"),
+    )
+
+    @classmethod
+    def seed(cls, practice) -> int:
+        """Add the seed codes the practice lacks; return how many were added."""
+        have = {a.code for a in cls.select(cls.code).where(cls.practice == practice)}
+        rows = [{"practice": practice, "code": code, "label": label, "fee_cents": fee, "profession": who}
+                for code, label, fee, who in cls.SEED if code not in have]
+        if rows:
+            cls.insert_many(rows).on_conflict_ignore().execute()
+        return len(rows)
+
+    @classmethod
+    def catalogue(cls, practice, active_only: bool = False):
+        """The practice's acts by code, seeded the first time a practice without any needs them."""
+        if not cls.select().where(cls.practice == practice).exists():
+            with db.atomic():
+                cls.seed(practice)
+        query = cls.select().where(cls.practice == practice)
+        if active_only:
+            query = query.where(cls.active)
+        return query.order_by(cls.code)
 
 
 class VisitAct(BaseModel):

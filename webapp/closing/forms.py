@@ -1,0 +1,70 @@
+"""The checklist's forms; every message translated."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import BooleanField, RadioField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Regexp
+
+from ..forms import options, strip
+from .inputs import MAX_CENTS, MoneyField
+
+REPORT_MAX = 20_000
+
+
+def _text(label, required_message=None, maximum=300):
+    validators = [Length(max=maximum, message=_l("At most %(max)s characters.", max=maximum))]
+    if required_message:
+        validators.insert(0, DataRequired(required_message))
+    return TextAreaField(label, filters=[strip], validators=validators)
+
+
+class ReportForm(FlaskForm):
+    findings = _text(_l("Findings"), maximum=REPORT_MAX)
+    decisions = _text(_l("Decisions"), maximum=REPORT_MAX)
+    prescriptions = _text(_l("Prescriptions"), maximum=REPORT_MAX)
+
+
+class IncidentForm(FlaskForm):
+    detail = StringField(_l("Add to the incidents"), filters=[strip], validators=[
+        DataRequired(_l("Describe the incident.")), Length(max=300, message=_l("At most %(max)s characters.", max=300))])
+
+
+class UploadForm(FlaskForm):
+    kind = RadioField(_l("Kind"), default="prescription",
+                      choices=options([("prescription", _l("Prescription")), ("other", _l("Other document"))]))
+    file = FileField(_l("File (PDF, JPEG or PNG)"))
+
+
+class PrescriptionForm(FlaskForm):
+    text = _text(_l("Write a prescription"), _l("Write the prescription."), maximum=5000)
+
+
+class ActForm(FlaskForm):
+    code = StringField(_l("Act"), filters=[strip])
+    fee = MoneyField(_l("Fee (€, leave empty for the catalogue's)"), minimum=0, required=False)
+
+
+class PaymentForm(FlaskForm):
+    amount = MoneyField(_l("Amount (€)"))
+
+
+class WaiverForm(FlaskForm):
+    reason = StringField(_l("Reason"), filters=[strip], validators=[
+        DataRequired(_l("Give a reason for waiving this item.")),
+        Length(max=300, message=_l("At most %(max)s characters.", max=300))])
+
+
+class AddendumForm(FlaskForm):
+    text = _text(_l("Addendum"), _l("Write the addendum."), maximum=5000)
+
+
+class ActCatalogueForm(FlaskForm):
+    code = StringField(_l("Code"), filters=[strip, lambda v: v.upper() if isinstance(v, str) else v], validators=[
+        DataRequired(_l("Enter the code.")), Length(max=16, message=_l("At most %(max)s characters.", max=16)),
+        Regexp(r"^[A-Z0-9][A-Z0-9+._-]*$", message=_l("Letters, digits and + . _ - only, like TCG."))])
+    label = StringField(_l("Label"), filters=[strip], validators=[
+        DataRequired(_l("Enter the label.")), Length(max=200, message=_l("At most %(max)s characters.", max=200))])
+    fee = MoneyField(_l("Default fee (€)"), minimum=0, maximum=MAX_CENTS)
+    active = BooleanField(_l("Offered when closing a visit"), default=True)

@@ -1,0 +1,385 @@
+"""The checklist page, its items' forms, the close, the addenda, and the visits still to close."""
+from __future__ import annotations
+
+import hashlib
+import io
+
+from flask import abort, current_app, g, redirect, request, send_file, url_for
+from flask_babel import gettext as _
+
+from ..agenda import appointment_or_404, visible_practitioners
+from ..auth import staff_required
+from ..models import Act, Addendum, Appointment, AuditEvent, Document, Incident, Payment, Report, VisitAct, \
+    Waiver, db, utcnow
+from ..payments_providers import DEFAULT_PROVIDER, provider_for
+from ..storage import DocumentMissing, documents
+from ..views import htmx, render
+from . import bp
+from .checklist import ITEMS, WAIVABLE, Checklist, item_titles, state_names
+from .forms import ActForm, AddendumForm, IncidentForm, PaymentForm, PrescriptionForm, ReportForm, UploadForm, \
+    WaiverForm
+from .inputs import clean_filename, euros, sniff
+from .prescription import render_prescription
+from .service import AlreadyClosed, close_visit
+
+
+# Loading, checking and answering, shared by every view below.
+
+def _visit(appointment_id: int, edit: bool = True) -> Appointment:
+    """The visit, if the user may see it; to change it, they must be its practitioner."""
+    appt = appointment_or_404(appointment_id)
+    if appt.status == "cancelled":
+        abort(404)
+    if edit and appt.practitioner_id != g.user.id:
+        abort(403)
+    return appt
+
+
+def _partial() -> bool:
+    return bool(htmx and not htmx.boosted and not htmx.history_restore_request)
+
+
+def _forms(cl: Checklist, given: dict) -> dict:
+    payment = cl.payment if cl.payment is not None and cl.payment.status == "requested" else None
+    forms = {
+        "report": ReportForm(formdata=None, obj=cl.report),
+        "incident": IncidentForm(formdata=None),
+        "upload": UploadForm(formdata=None),
+        "prescription": PrescriptionForm(formdata=None),
+        "act": ActForm(formdata=None),
+        "payment": PaymentForm(formdata=None, data={"amount": euros(payment.amount_cents) if payment else ""}),
+        "addendum": AddendumForm(formdata=None),
+        "waivers": {item: WaiverForm(formdata=None, prefix=item) for item in WAIVABLE},
+    }
+    waiver = given.pop("waiver", None)
+    if waiver is not None:
+        forms["waivers"][waiver[0]] = waiver[1]
+    forms.update(given)
+    return forms
+
+
+def _page(appt, section: str | None = None, status: int = 200, error: str | None = None,
+          fragment: str | None = None, **given):
+    """The checklist page, or one item's fragment for htmx (with the badges and summary out of band)."""
+    cl = Checklist(appt)
+    fragment = fragment or (f"closing/_{section}.html" if section else None)
+    closed = appt.closed_at is not None
+    return render("closing/checklist.html", fragment, status=status, appt=appt, cl=cl, error=error,
+                  forms=_forms(cl, given), titles=item_titles(), states=state_names(), partial=_partial(),
+                  closed=closed, can_edit=not closed and appt.practitioner_id == g.user.id,
+                  acts=list(Act.catalogue(g.practice, active_only=True)), presets=_presets(),
+                  version=current_app.config["VERSION"], addenda=list(appt.addenda.order_by(Addendum.at)))
+
+
+def _presets() -> list[int]:
+    return [int(p) for p in g.practice.payment_presets.split(",") if p.strip().isdigit() and int(p) > 0]
+
+
+def _saved(appt, section: str):
+    """After a change: the item's fragment for htmx, a redirect back to it otherwise."""
+    if _partial():
+        return _page(appt, section)
+    return redirect(url_for("closing.checklist", appointment_id=appt.id, _anchor=f"item-{section}"))
+
+
+def _refused(appt, section: str | None = None):
+    """409: the visit is closed, its checklist no longer changes."""
+    message = _("This visit is closed: its checklist can no longer change. Add an addendum to the report instead.")
+    return _page(appt, section if _partial() else None, status=409, error=message)
+
+
+def _store(appt, data: bytes, kind: str, filename: str, content_type: str, locale: str = "") -> Document:
+    key = documents().store(data)
+    try:
+        with db.atomic():
+            doc = Document.create(appointment=appt, source="closing", kind=kind, author="practitioner",
+                                  user=g.user, filename=filename, content_type=content_type, size=len(data),
+                                  sha256=hashlib.sha256(data).hexdigest(), storage_key=key, locale=locale)
+            AuditEvent.record(g.user, "document.sent", appt, detail=f"document:{doc.id}")
+    except BaseException:
+        documents().delete(key)
+        raise
+    return doc
+
+
+# The page.
+
+@bp.route("/<int:appointment_id>/close")
+@staff_required()
+def checklist(appointment_id):
+    """The closing checklist: what is done, missing or waived."""
+    appt = _visit(appointment_id, edit=False)
+    AuditEvent.record(g.user, "visit.checklist_viewed", appt)
+    return _page(appt)
+
+
+@bp.route("/<int:appointment_id>/report", methods=["POST"])
+@staff_required()
+def save_report(appointment_id):
+    """Save the report (autosaved while typing, or with the button)."""
+    appt = _visit(appointment_id)
+    if appt.closed_at:
+        return _refused(appt, "report_saved")
+    form = ReportForm()
+    if not form.validate():
+        return _page(appt, "report_saved", status=422, report=form)
+    _write_report(appt, form)
+    return _saved(appt, "report_saved") if _partial() else _saved(appt, "report")
+
+
+def _write_report(appt, form) -> None:
+    fields = {name: getattr(form, name).data or "" for name in ("findings", "decisions", "prescriptions")}
+    with db.atomic():
+        report = Report.get_or_none(Report.appointment == appt) or Report(appointment=appt)
+        for name, value in fields.items():
+            setattr(report, name, value)
+        report.updated_at = utcnow()
+        report.save()
+
+
+@bp.route("/<int:appointment_id>/incidents", methods=["POST"])
+@staff_required()
+def add_incident(appointment_id):
+    """Add the practitioner's note to the call's incidents."""
+    appt = _visit(appointment_id)
+    if appt.closed_at:
+        return _refused(appt, "traceability")
+    form = IncidentForm()
+    if not form.validate():
+        return _page(appt, "traceability", status=422, incident=form)
+    Incident.create(appointment=appt, kind="note", role="practitioner", detail=form.detail.data, user=g.user)
+    return _saved(appt, "traceability")
+
+
+@bp.route("/<int:appointment_id>/documents", methods=["POST"])
+@staff_required()
+def upload(appointment_id):
+    """Send the patient a PDF, JPEG or PNG, recognised by its content."""
+    appt = _visit(appointment_id)
+    if appt.closed_at:
+        return _refused(appt, "documents")
+    form = UploadForm()
+    data, error = _read_upload(request.files.get("file"))
+    if not form.validate() or error:
+        if error:
+            form.file.errors = [*form.file.errors, error]
+        return _page(appt, "documents", status=422, upload=form)
+    content_type, ext = sniff(data)
+    _store(appt, data, form.kind.data, clean_filename(request.files["file"].filename, ext), content_type)
+    return _saved(appt, "documents")
+
+
+def _read_upload(upload):
+    """(bytes, None), or (None, the reason it cannot be sent)."""
+    limit = g.practice.max_upload_mb * 1024 * 1024
+    data = upload.stream.read(limit + 1) if upload is not None else b""
+    if not data:
+        return None, _("The file is empty.") if upload is not None and upload.filename else _("Choose a file to send.")
+    if len(data) > limit:
+        return None, _("The file is larger than %(mb)s MB.", mb=g.practice.max_upload_mb)
+    if sniff(data) is None:
+        return None, _("Only PDF, JPEG and PNG files can be sent. This file is none of them.")
+    return data, None
+
+
+@bp.route("/<int:appointment_id>/prescription", methods=["POST"])
+@staff_required()
+def write_prescription(appointment_id):
+    """Render the prescription typed in the form as a PDF, sent to the patient."""
+    appt = _visit(appointment_id)
+    if appt.closed_at:
+        return _refused(appt, "documents")
+    form = PrescriptionForm()
+    if not form.validate():
+        return _page(appt, "documents", status=422, prescription=form)
+    locale = appt.effective_locale(g.practice.default_locale)
+    data = render_prescription(appt, g.user, form.text.data, locale)
+    _store(appt, data, "prescription", f"prescription-{utcnow():%Y-%m-%d}.pdf", "application/pdf", locale)
+    return _saved(appt, "documents")
+
+
+@bp.route("/<int:appointment_id>/documents/<int:document_id>")
+@staff_required()
+def document(appointment_id, document_id):
+    """Download one of the visit's documents."""
+    appt = _visit(appointment_id, edit=False)
+    doc = Document.get_or_none(Document.id == document_id, Document.appointment == appt) or abort(404)
+    try:
+        data = documents().load(doc.storage_key)
+    except DocumentMissing:
+        abort(404)
+    AuditEvent.record(g.user, "document.downloaded", appt, detail=f"document:{doc.id}")
+    return send_file(io.BytesIO(data), mimetype=doc.content_type, download_name=doc.filename, as_attachment=True)
+
+
+@bp.route("/<int:appointment_id>/acts", methods=["POST"])
+@staff_required()
+def add_act(appointment_id):
+    """Code an act from the practice's active catalogue; its fee may be changed for this visit."""
+    appt = _visit(appointment_id)
+    if appt.closed_at:
+        return _refused(appt, "acts")
+    form = ActForm()
+    code = (form.code.data or "").upper()
+    act = Act.catalogue(g.practice, active_only=True).where(Act.code == code).first() if code else None
+    ok = form.validate()
+    if act is None:
+        form.code.errors.append(_("Unknown act code “%(code)s”: choose an act from the catalogue.", code=code)
+                                if code else _("Choose an act."))
+    elif VisitAct.select().where(VisitAct.appointment == appt, VisitAct.code == act.code).exists():
+        form.code.errors.append(_("This act is already coded for this visit."))
+    if not ok or form.code.errors:
+        return _page(appt, "acts", status=422, act=form)
+    fee = act.fee_cents if form.fee.cents is None else form.fee.cents
+    VisitAct.create(appointment=appt, act=act, code=act.code, label=act.label, fee_cents=fee)
+    return _saved(appt, "acts")
+
+
+@bp.route("/<int:appointment_id>/acts/<int:visit_act_id>/delete", methods=["POST"])
+@staff_required()
+def remove_act(appointment_id, visit_act_id):
+    """Remove an act coded by mistake."""
+    appt = _visit(appointment_id)
+    if appt.closed_at:
+        return _refused(appt, "acts")
+    VisitAct.delete().where(VisitAct.id == visit_act_id, VisitAct.appointment == appt).execute()
+    return _saved(appt, "acts")
+
+
+@bp.route("/<int:appointment_id>/payment", methods=["POST"])
+@staff_required()
+def request_payment(appointment_id):
+    """Ask the patient for an amount, from the presets or typed."""
+    appt = _visit(appointment_id)
+    if appt.closed_at:
+        return _refused(appt, "payment")
+    form = PaymentForm()
+    if request.form.get("preset"):
+        form.amount.data = request.form["preset"]
+    if not form.validate():
+        return _page(appt, "payment", status=422, payment=form)
+    with db.atomic():         # a new amount replaces the request: the old one is cancelled
+        _drop_payment_waiver(appt)
+        _cancel_requests(appt)
+        provider_for(DEFAULT_PROVIDER).request(appt, form.amount.cents, g.user)
+    return _saved(appt, "payment")
+
+
+def _cancel_requests(appt) -> None:
+    for old in Payment.select().where(Payment.appointment == appt, Payment.status == "requested"):
+        provider_for(old).cancel(old, g.user)
+
+
+def _drop_payment_waiver(appt) -> None:
+    Waiver.delete().where(Waiver.appointment == appt, Waiver.item == "payment").execute()
+    Payment.delete().where(Payment.appointment == appt, Payment.status == "waived").execute()
+
+
+@bp.route("/<int:appointment_id>/waivers/<item>", methods=["POST"])
+@staff_required()
+def waive(appointment_id, item):
+    """Waive a checklist item, with a reason."""
+    appt = _visit(appointment_id)
+    if item not in ITEMS:
+        abort(404)
+    if appt.closed_at:
+        return _refused(appt, item)
+    form = WaiverForm(prefix=item)
+    if item not in WAIVABLE:
+        return _page(appt, item, status=422,
+                     error=_("Traceability is recorded by Cabinet and cannot be waived."))
+    if not form.validate():
+        return _page(appt, item, status=422, waiver=(item, form))
+    with db.atomic():
+        Waiver.delete().where(Waiver.appointment == appt, Waiver.item == item).execute()
+        Waiver.create(appointment=appt, item=item, reason=form.reason.data, user=g.user)
+        if item == "payment":
+            _waive_payment(appt, form.reason.data)
+        AuditEvent.record(g.user, "checklist.waived", appt, detail=item)
+    return _saved(appt, item)
+
+
+def _waive_payment(appt, reason: str) -> None:
+    """No payment asked: any request is cancelled, and the payments list shows it waived."""
+    _cancel_requests(appt)
+    Payment.delete().where(Payment.appointment == appt, Payment.status == "waived").execute()
+    Payment.create(appointment=appt, amount_cents=0, status="waived", provider="offline", note=reason[:300],
+                   updated_by=g.user)
+
+
+@bp.route("/<int:appointment_id>/waivers/<item>/delete", methods=["POST"])
+@staff_required()
+def unwaive(appointment_id, item):
+    """Take a waiver back: the item is missing again until done."""
+    appt = _visit(appointment_id)
+    if item not in WAIVABLE:
+        abort(404)
+    if appt.closed_at:
+        return _refused(appt, item)
+    with db.atomic():
+        if item == "payment":
+            _drop_payment_waiver(appt)
+        Waiver.delete().where(Waiver.appointment == appt, Waiver.item == item).execute()
+        AuditEvent.record(g.user, "checklist.unwaived", appt, detail=item)
+    return _saved(appt, item)
+
+
+# Closing, and after.
+
+@bp.route("/<int:appointment_id>/close", methods=["POST"])
+@staff_required()
+def close(appointment_id):
+    """Close the visit once every item is done or waived: one transaction, once."""
+    appt = _visit(appointment_id)
+    if appt.closed_at:
+        return _already_closed(appt)
+    if any(name in request.form for name in ("findings", "decisions", "prescriptions")):
+        form = ReportForm()           # the report as typed just before clicking: nothing is lost
+        if not form.validate():
+            return _page(appt, status=422, report=form, error=_("The report could not be saved."))
+        _write_report(appt, form)
+    missing = Checklist(appt).missing
+    if missing:
+        names = ", ".join(str(i.title) for i in missing)
+        return _page(appt, status=422, error=_("The visit cannot be closed yet. Missing: %(items)s. "
+                                               "Complete or waive each of them.", items=names))
+    try:
+        close_visit(appt, g.user)
+    except AlreadyClosed:
+        return _already_closed(appt)
+    except Exception as exc:  # a PDF or the store failed: the transaction rolled back
+        current_app.logger.error("closing visit %s failed: %s", appt.id, type(exc).__name__)
+        return _page(Appointment.get_by_id(appt.id), status=500,
+                     error=_("The PDF report could not be made, so the visit was not closed. "
+                             "Nothing was lost: please try again."))
+    return redirect(url_for("closing.checklist", appointment_id=appt.id))
+
+
+def _already_closed(appt):
+    appt = Appointment.get_by_id(appt.id)
+    return _page(appt, status=409, error=_("This visit is already closed. Nothing was changed."))
+
+
+@bp.route("/<int:appointment_id>/addenda", methods=["POST"])
+@staff_required()
+def add_addendum(appointment_id):
+    """Add to a closed visit's report, with its own time and author."""
+    appt = _visit(appointment_id)
+    if not appt.closed_at:
+        return _page(appt, "addenda" if _partial() else None, status=409,
+                     error=_("The visit is still open: write in the report itself."))
+    form = AddendumForm()
+    if not form.validate():
+        return _page(appt, "addenda", status=422, addendum=form)
+    with db.atomic():
+        Addendum.create(appointment=appt, user=g.user, text=form.text.data)
+        AuditEvent.record(g.user, "report.addendum", appt)
+    return _saved(appt, "addenda")
+
+
+@bp.route("/open")
+@staff_required()
+def unclosed():
+    """Visits not yet closed, so none is forgotten."""
+    visits = Appointment.unclosed([p.id for p in visible_practitioners()], utcnow())
+    return render("closing/unclosed.html", visits=visits, now=utcnow())
