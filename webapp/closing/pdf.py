@@ -84,9 +84,11 @@ class _Writer:
 
     def heading(self, text: str):
         pdf = self.pdf
+        if pdf.get_y() > pdf.h - pdf.b_margin - 25:   # never a heading alone at the foot of a page
+            pdf.add_page()
         pdf.ln(3)
         pdf.set_font(FONT, "B", 12)
-        pdf.cell(0, 7, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 7, text, new_x="LMARGIN", new_y="NEXT", align="L")
         pdf.set_draw_color(180)
         pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
         pdf.ln(1.5)
@@ -97,15 +99,15 @@ class _Writer:
         pdf.set_font(FONT, "B", 10)
         pdf.cell(52, 5.5, label)
         pdf.set_font(FONT, "", 10)
-        pdf.multi_cell(0, 5.5, value or "—", new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5.5, value or "—", new_x="LMARGIN", new_y="NEXT", align="L")
 
     def text(self, value: str, size: float = 10):
         self.pdf.set_font(FONT, "", size)
-        self.pdf.multi_cell(0, 5.5, value or "—", new_x="LMARGIN", new_y="NEXT")
+        self.pdf.multi_cell(0, 5.5, value or "—", new_x="LMARGIN", new_y="NEXT", align="L")
 
     def subheading(self, text: str):
         self.pdf.set_font(FONT, "B", 10)
-        self.pdf.cell(0, 6, text, new_x="LMARGIN", new_y="NEXT")
+        self.pdf.cell(0, 6, text, new_x="LMARGIN", new_y="NEXT", align="L")
         self.pdf.set_font(FONT, "", 10)
 
 
@@ -148,12 +150,12 @@ def build_report(appt, locale: str) -> bytes:
 def _header(w: _Writer, appt):
     pdf, practice = w.pdf, appt.practice
     pdf.set_font(FONT, "B", 15)
-    pdf.multi_cell(0, 7, practice.name, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 7, practice.name, new_x="LMARGIN", new_y="NEXT", align="L")
     if practice.address.strip():
         w.text(practice.address.strip(), size=9)
     pdf.ln(4)
     pdf.set_font(FONT, "B", 17)
-    pdf.cell(0, 9, _("Teleconsultation report"), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 9, _("Teleconsultation report"), new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.set_font(FONT, "", 10)
 
 

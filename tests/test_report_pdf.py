@@ -1,0 +1,127 @@
+"""The PDF report of a closed visit: its text, read back with pypdf, in English, in French, in other scripts."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import make_appointment, make_patient, make_practice, make_user
+from webapp.closing.pdf import build_report, new_pdf
+from webapp.models import Addendum, Document, Incident, Payment, Practice, Report, VisitAct, Waiver
+
+# 09:00 UTC on 10 March 2026 is 10:00 in Paris (winter time).
+START = dt.datetime(2026, 3, 10, 9, 0)
+
+
+def text_of_pdf(data: bytes) -> str:
+    assert data.startswith(b"%PDF-")
+    reader = PdfReader(io.BytesIO(data))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    return re.sub(r"[ \u00a0\u202f]+", " ", text)
+
+
+def closed_visit(first_name="Zoë", last_name="Ærø", **patient):
+    Practice.update(address="12 rue des Lilas\n75011 Paris").execute()
+    make_practice()
+    doctor = make_user("practitioner", name="Dr Alice Martin")
+    appt = make_appointment(
+        practitioner=doctor, patient=make_patient(first_name=first_name, last_name=last_name,
+                                                  birth_date=dt.date(1970, 5, 17), **patient),
+        starts_at=START, duration_minutes=20, mode="video", status="closed",
+        consent_at=START - dt.timedelta(minutes=3), consent_version="2026-11", consent_locale="fr",
+        admitted_at=START + dt.timedelta(minutes=2), call_ended_at=START + dt.timedelta(minutes=17),
+        closed_at=START + dt.timedelta(minutes=25), closed_by=doctor)
+    Incident.create(appointment=appt, at=START + dt.timedelta(minutes=6), kind="reconnecting", role="patient",
+                    detail="ice restart")
+    Report.create(appointment=appt, findings="Toux sèche depuis 3 jours, pas de fièvre.",
+                  decisions="Repos, revoir si fièvre.", prescriptions="Paracétamol 1 g, 3 fois par jour.",
+                  frozen_at=appt.closed_at)
+    Addendum.create(appointment=appt, user=doctor, text="Résultats reçus : normaux.",
+                    at=START + dt.timedelta(days=1))
+    for source, kind, name in (("call", "other", "photo-gorge.jpg"), ("closing", "prescription", "ordonnance.pdf"),
+                               ("report", "report", "compte-rendu-cabinet.pdf")):
+        Document.create(appointment=appt, source=source, kind=kind, author="practitioner", filename=name,
+                        content_type="application/pdf", size=10, sha256="0" * 64, storage_key=f"{len(name):x}ab")
+    VisitAct.create(appointment=appt, code="TC", label="Téléconsultation", fee_cents=2500)
+    VisitAct.create(appointment=appt, code="MCX", label="Majoration", fee_cents=500)
+    Payment.create(appointment=appt, amount_cents=3000, status="requested")
+    return appt
+
+
+def build(app, appt, locale):
+    with app.test_request_context():
+        return text_of_pdf(build_report(appt, locale))
+
+
+def test_english_report_holds_every_field(app):
+    text = build(app, closed_visit(), "en")
+    for expected in (
+        "Cabinet des Tilleuls", "12 rue des Lilas", "75011 Paris", "Teleconsultation report",
+        "Zoë Ærø", "May 17, 1970", "Dr Alice Martin",
+        "Cabinet 0.1.0", "Video",
+        # Consent: time in Paris, text version, language.
+        "Mar 10, 2026, 9:57:00 AM", "2026-11", "Français",
+        # Scheduled 10:00-10:20 Paris, actual 10:02-10:17.
+        "Mar 10, 2026, 10:00:00 AM to 10:20 AM", "Mar 10, 2026, 10:02:00 AM", "Mar 10, 2026, 10:17:00 AM",
+        "Mar 10, 2026, 10:06:00 AM — Reconnecting — patient — ice restart",
+        "Toux sèche depuis 3 jours, pas de fièvre.", "Repos, revoir si fièvre.", "Paracétamol 1 g, 3 fois par jour.",
+        "Addenda", "Résultats reçus : normaux.",
+        "photo-gorge.jpg", "ordonnance.pdf",
+        "TC", "Téléconsultation — €25.00", "MCX", "Total €30.00", "€30.00 — Requested",
+        "Closed on", "Mar 10, 2026, 10:25:00 AM", "Closed by Dr Alice Martin",
+    ):
+        assert expected in text, expected
+    # The report does not list itself among the documents.
+    assert "compte-rendu-cabinet.pdf" not in text
+
+
+def test_french_report_formats_dates_and_amounts_in_french(app):
+    text = build(app, closed_visit(), "fr")
+    for expected in ("17 mai 1970", "10 mars 2026, 10:00:00", "10:20", "25,00 €", "30,00 €", "Zoë Ærø",
+                     "Paracétamol 1 g"):
+        assert expected in text, expected
+    assert "€30.00" not in text and "May 17" not in text
+
+
+def test_french_report_labels(app):
+    """Waits on the translations merge (translations/pending/closing-b.json)."""
+    text = build(app, closed_visit(), "fr")
+    for expected in ("Compte rendu de téléconsultation", "Traçabilité", "Date de naissance", "Constatations",
+                     "Prescriptions", "Actes et honoraires", "Demandé", "Clôturé par Dr Alice Martin"):
+        assert expected in text, expected
+    assert "Teleconsultation report" not in text
+
+
+@pytest.mark.parametrize("first_name, last_name", [
+    ("Дмитрий", "Иванов"),
+    ("Νίκος", "Παπαδόπουλος"),
+    ("Łukasz", "Żółć-Øster"),
+])
+def test_non_latin_names_are_in_the_text(app, first_name, last_name):
+    text = build(app, closed_visit(first_name=first_name, last_name=last_name), "en")
+    assert f"{first_name} {last_name}" in text
+
+
+def test_arabic_name_renders_its_letters(app):
+    """Without uharfbuzz the letters are not joined, but every one is in the document."""
+    text = build(app, closed_visit(first_name="سارة", last_name="Haddad"), "en")
+    assert all(letter in text for letter in "سارة") and "Haddad" in text
+
+
+def test_report_without_acts_or_payment_says_why(app):
+    appt = closed_visit()
+    VisitAct.delete().execute()
+    Payment.delete().execute()
+    Waiver.create(appointment=appt, item="payment", reason="Tiers payant intégral")
+    text = build(app, appt, "en")
+    assert "No act coded." in text and "Waived: Tiers payant intégral" in text
+
+
+def test_new_pdf_writes_unicode(app):
+    pdf = new_pdf()
+    pdf.add_page()
+    pdf.multi_cell(0, 6, "Ordonnance — Зоя Ærø, 1 g × 3")
+    assert "Ordonnance — Зоя Ærø, 1 g × 3" in text_of_pdf(bytes(pdf.output()))
