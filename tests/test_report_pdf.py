@@ -125,3 +125,12 @@ def test_new_pdf_writes_unicode(app):
     pdf.add_page()
     pdf.multi_cell(0, 6, "Ordonnance — Зоя Ærø, 1 g × 3")
     assert "Ordonnance — Зоя Ærø, 1 g × 3" in text_of_pdf(bytes(pdf.output()))
+
+
+def test_instant_visit_without_patient_record(app):
+    """An instant visit knows only a phone number: the report still builds and says what is missing."""
+    appt = make_appointment(patient=None, contact_phone="+33699887766", starts_at=START, status="closed",
+                            mode="audio", closed_at=START + dt.timedelta(minutes=10))
+    text = build(app, appt, "en")
+    assert "+33699887766" in text and "Audio only" in text and "Birth date not recorded" in text
+    assert "Consent not recorded" in text and "Incidents None" in text and "No payment requested." in text
