@@ -10,6 +10,7 @@ import os
 import threading
 
 import click
+from flask.helpers import get_debug_flag
 
 from ..models import db
 
@@ -50,8 +51,16 @@ def wanted(app) -> bool:
     if app.testing or not app.config.get("NOTIFY_SENDER", True):
         return False
     command = click.get_current_context(silent=True)
+    if command is None:
+        return True                      # a WSGI server imported wsgi.py
     # `flask init-db`, `flask send-due`... load the app too: only `flask run` serves.
-    return command is None or command.info_name == "run"
+    if command.info_name != "run":
+        return False
+    # With the reloader, the watching parent loads the app too; only the serving child sends.
+    reload = command.params.get("reload")
+    if reload is None:
+        reload = get_debug_flag()
+    return not reload or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
 
 
 def start(app) -> Sender | None:
