@@ -49,7 +49,8 @@ def fill_checklist(client, appt):
     """Do every item, as a practitioner would without JavaScript."""
     assert client.post(url(appt, "report"), data={"findings": "Éruption cutanée", "decisions": "Crème",
                                                   "prescriptions": ""}).status_code == 302
-    assert client.post(url(appt, "prescription"), data={"text": "Crème émolliente, 2 fois par jour"}).status_code == 302
+    assert client.post(url(appt, "documents"), data={"kind": "prescription", "file": (io.BytesIO(PDF), "ordo.pdf")},
+                       content_type="multipart/form-data").status_code == 302
     assert client.post(url(appt, "acts"), data={"code": "TC", "fee": ""}).status_code == 302
     assert client.post(url(appt, "payment"), data={"amount": "25,50"}).status_code == 302
 
@@ -464,3 +465,10 @@ def test_unclosed_lists_past_and_admitted_visits_oldest_first(client, app):
     assert html.count("/close\"") == 2
     login_as(client, "secretary")
     assert f"/visits/{someone_else.id}/close" in client.get("/visits/open").get_data(as_text=True)
+
+
+def test_agenda_detail_links_to_the_checklist_of_a_visit_in_call(client, doctor, visit):
+    html = client.get(f"/agenda/{visit.id}").get_data(as_text=True)
+    assert f'href="/visits/{visit.id}/close"' in html and "Close the visit" in html
+    scheduled = make_appointment(visit.practitioner)
+    assert "/close" not in client.get(f"/agenda/{scheduled.id}").get_data(as_text=True)
