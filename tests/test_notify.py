@@ -72,6 +72,7 @@ def test_booking_sends_an_invitation_the_patient_can_open(app, client):
     assert len(smtp.messages) == 1
     assert smtp.collector.envelopes[0][1] == [patient.email]
     assert mail["Subject"].startswith("Your teleconsultation with Cabinet des Tilleuls on ")
+    assert mail["Content-Language"] == "en" and mail["From"] == "Cabinet des Tilleuls <cabinet@localhost>"
     text, html = smtp.text_of(mail), smtp.html_of(mail)
     for part in (mail["Subject"], text, html):
         assert MOTIVE not in part and "Vasseur" not in part and "Sidonie" not in part

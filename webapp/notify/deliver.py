@@ -43,9 +43,8 @@ def build_email(message, sender: str, practice_name: str) -> EmailMessage:
     mail["From"] = formataddr((practice_name, sender)) if practice_name else sender
     mail["To"] = message.recipient
     mail["Subject"] = message.subject
-    mail["Date"] = formatdate(localtime=False)
+    mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "cabinet")
-    mail["Content-Language"] = message.locale
     mail["Auto-Submitted"] = "auto-generated"
     mail.set_content(message.body)
     if message.html:
@@ -54,6 +53,8 @@ def build_email(message, sender: str, practice_name: str) -> EmailMessage:
         method = "CANCEL" if "METHOD:CANCEL" in message.ics else "REQUEST"
         mail.add_attachment(message.ics.encode("utf-8"), maintype="text", subtype="calendar",
                             filename="invitation.ics", params={"method": method, "charset": "utf-8"})
+    # After the parts: setting the content replaces the Content-* headers.
+    mail["Content-Language"] = message.locale
     return mail
 
 
