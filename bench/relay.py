@@ -122,6 +122,11 @@ def make_track_class():
             self._rate = 90000 if kind == "video" else 48000
             self.sent = 0
             self.window_end: int | None = None     # frames sent when the window closed
+            self._clip_start = 0                   # sent frames when the clip last restarted
+
+        def request_keyframe(self) -> None:
+            """A PLI from the worker: like a real encoder, send a keyframe next (the clip's first)."""
+            self._clip_start = self.sent
 
         async def recv(self):
             import av
@@ -132,7 +137,7 @@ def make_track_class():
             wait = self._start + self.sent * self._ticks / self._rate - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            packet = av.Packet(self._clip[self.sent % len(self._clip)])
+            packet = av.Packet(self._clip[(self.sent - self._clip_start) % len(self._clip)])
             packet.pts, packet.time_base = self.sent * self._ticks, fractions.Fraction(1, self._rate)
             self.sent += 1
             return packet
@@ -179,6 +184,7 @@ class BenchCaller:
         for kind, clip in zip(("video", "audio"), self.clip):
             self.tracks[kind] = track(kind, clip, self.go)
             sender = self.pc.addTrack(self.tracks[kind])
+            sender._send_keyframe = self.tracks[kind].request_keyframe   # what PLI/FIR call
             receiver = next(t.receiver for t in self.pc.getTransceivers() if t.sender is sender)
             self.taps[kind] = tap(receiver, kind)
         self.pc.on("connectionstatechange", self._on_state)

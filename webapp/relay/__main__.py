@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 
+from webapp.relay import malloc
 from webapp.relay.ice import parse_addresses, parse_ice_servers
 from webapp.relay.worker import Settings, server_url, start_server, stop_server
 
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument("--transcode", action="store_true",
                         help="decode and re-encode media instead of forwarding (benchmark only)")
     args = parser.parse_args()
+    malloc.limit_arenas()        # as MALLOC_ARENA_MAX=2 would, unless it is set
     logging.basicConfig(level=os.environ.get("RELAY_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run(settings_from_env(args.transcode, args.stats_interval), args.host, args.port))

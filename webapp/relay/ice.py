@@ -34,8 +34,12 @@ def parse_addresses(text: str) -> list[str]:
 
 
 def parse_ice_servers(text: str) -> list[dict]:
-    """``ICE_SERVERS``: JSON, as browsers take it: ``[{"urls": ..., "username": ..., "credential": ...}]``."""
-    servers = json.loads(text) if text.strip() else []
+    """``ICE_SERVERS``: JSON, as browsers take it: ``[{"urls": ..., "username": ..., "credential": ...}]``,
+    or comma-separated URLs of servers without credentials (as the web app reads it too)."""
+    text = text.strip()
+    if text and not text.startswith("["):
+        return [{"urls": url.strip()} for url in text.split(",") if url.strip()]
+    servers = json.loads(text) if text else []
     if not isinstance(servers, list) or not all(
             isinstance(s, dict) and isinstance(s.get("urls"), (str, list)) for s in servers):
         raise ValueError("ICE_SERVERS must be a JSON list of objects with urls")

@@ -24,6 +24,7 @@ from aiortc.sdp import candidate_from_sdp
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
+from webapp.relay import malloc
 from webapp.relay import protocol as p
 from webapp.relay.forward import DecodingTap, Sink, Tap, forward_to, prefer_codecs, send_codec
 from webapp.relay.ice import use_host_addresses
@@ -235,6 +236,8 @@ class Worker:
             room.broadcast(p.PeerState(participant.role, "left"))
             logger.info("room %s: %s left", room_label(participant.room), participant.role)
         participant.post(_CLOSE)
+        if room is not None and not room.members:
+            malloc.trim()            # a call ended: keep the resident set flat over many calls
 
     def _room(self, participant: Participant) -> Room:
         with self._lock:
