@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask_babel import get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 from simple_websocket import ConnectionClosed
 
 from . import events
 from .agenda import appointment_or_404, visible_practitioners
 from .auth import staff_required
 from .i18n import local_to_utc, utc_to_local
-from .models import Appointment, db, utcnow
+from .models import Appointment, User, db, utcnow
 from .patient.join import full_load
 from .patient.waiting import announce, today_channel
 from .views import htmx, render
@@ -21,6 +26,10 @@ bp = Blueprint("today", __name__, url_prefix="/today")
 
 IDLE_REFRESH_SECONDS = 30
 NOTE_MAX = 300
+# A live page's forms get a fresh CSRF token this often (tokens expire after an hour).
+CSRF_REFRESH_SECONDS = 600
+ROW_CACHE_MAX = 5000
+_rows: dict = {}
 
 
 def note_presets():
@@ -34,15 +43,81 @@ def device_words():
             "good": _l("good"), "fair": _l("fair"), "poor": _l("slow"), "offline": _l("offline")}
 
 
-def day_context(practitioner_ids):
+def waiting_rows(waiting, now, words) -> list:
+    """Each waiting patient's row, rendered once per what it shows.
+
+    Every arrival re-renders the whole day on every practitioner page; with 50
+    patients waiting, rendering each row again made that take hundreds of ms.
+    The key holds everything a row shows, so a cached row is never stale.
+    """
+    generate_csrf()  # rows share the session's CSRF secret; a row re-renders (new token) at least every minute
+    shown = (str(get_locale()), str(get_timezone()), g.user.role if g.user else "",
+             session.get(current_app.config["WTF_CSRF_FIELD_NAME"]))
+    html = []
+    for appt in waiting:
+        minutes = int((now - appt.waiting_since).total_seconds() // 60)
+        online = events.patient_tabs.online(appt.ref)
+        key = shown + (appt.id, appt.patient_name, appt.starts_at, appt.practitioner.name, appt.waiting_since,
+                       minutes, online, appt.device_check, appt.waiting_note)
+        row = _rows.get(key)
+        if row is None:
+            if len(_rows) >= ROW_CACHE_MAX:
+                _rows.clear()
+            row = _rows[key] = Markup(render_template("today/_waiting_row.html", appt=appt, minutes=minutes,
+                                                      is_online=online, device_words=words))
+        html.append(row)
+    return html
+
+
+def load_day(practitioner_ids, tz, today):
+    start = local_to_utc(dt.datetime.combine(today, dt.time()), tz)
+    rows = Appointment.for_today(practitioner_ids, start, start + dt.timedelta(days=1))
+    people = {u.id: u for u in User.select().where(User.id.in_(list(practitioner_ids)))}
+    for appt in rows:
+        appt.practitioner = people.get(appt.practitioner_id) or appt.practitioner   # one query, not one per row
+    return rows
+
+
+class _Load:
+    def __init__(self):
+        self.started, self.rows, self.done = time.monotonic(), None, threading.Event()
+
+
+_loads: dict = {}
+_loads_lock = threading.Lock()
+
+
+def shared_day(practitioner_ids, tz, today, changed_at: float):
+    """The day's rows, loaded once for all live pages that learnt of the same change.
+
+    A page may use a load that began after it heard of the change (``changed_at``,
+    its own clock reading): that load saw the change, whatever the hub behind events.
+    """
+    key = (tuple(sorted(practitioner_ids)), tz, today)
+    with _loads_lock:
+        load = _loads.get(key)
+        mine = load is None or load.started < changed_at
+        if mine:
+            load = _loads[key] = _Load()
+    if mine:
+        try:
+            load.rows = load_day(practitioner_ids, tz, today)
+        finally:
+            load.done.set()
+    elif not load.done.wait(5) or load.rows is None:
+        return load_day(practitioner_ids, tz, today)
+    return load.rows
+
+
+def day_context(practitioner_ids, changed_at: float | None = None):
     """The day's teleconsultations of these practitioners, waiting ones first."""
     tz = g.practice.timezone
     today = utc_to_local(utcnow(), tz).date()
-    start = local_to_utc(dt.datetime.combine(today, dt.time()), tz)
-    rows = Appointment.for_today(practitioner_ids, start, start + dt.timedelta(days=1))
-    return {"rows": rows, "waiting": [a for a in rows if a.status == "waiting"], "now": utcnow(),
-            "online": events.patient_tabs.online, "presets": note_presets(), "today": today,
-            "device_words": device_words()}
+    rows = (load_day(practitioner_ids, tz, today) if changed_at is None
+            else shared_day(practitioner_ids, tz, today, changed_at))
+    waiting, now, words = [a for a in rows if a.status == "waiting"], utcnow(), device_words()
+    return {"rows": rows, "waiting": waiting, "waiting_rows": waiting_rows(waiting, now, words), "now": now,
+            "presets": note_presets(), "today": today}
 
 
 def _ids():
@@ -128,13 +203,20 @@ def live(ws):
         return
     ids = _ids()
     db.close()  # a socket lives long: hold a connection only while rendering
+    token_at = time.monotonic()
     with events.subscribe(*(today_channel(i) for i in ids)) as subscription:
         try:
             while ws.connected:
                 item = subscription.get(timeout=1.0)
+                changed_at = time.monotonic() if item is not None else None
+                while item is not None and subscription.get(timeout=0) is not None:
+                    pass  # several changes at once: one render shows them all
                 if item is not None or subscription.idle_for(IDLE_REFRESH_SECONDS):
+                    if time.monotonic() - token_at > CSRF_REFRESH_SECONDS:
+                        g.pop(current_app.config["WTF_CSRF_FIELD_NAME"], None)  # generate_csrf() makes a new one
+                        token_at = time.monotonic()
                     with db.connection_context():
-                        ws.send(render_template("today/_day.html", oob=True, **day_context(ids)))
+                        ws.send(render_template("today/_day.html", oob=True, **day_context(ids, changed_at)))
                 ws.receive(timeout=0)  # the page sends nothing we act on; keep the buffer empty
         except ConnectionClosed:
             pass

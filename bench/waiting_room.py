@@ -1,0 +1,199 @@
+"""Waiting room latency: a patient enters, how long until every practitioner page shows them.
+
+A live server (werkzeug, threaded, as in the browser tests) holds 50 waiting
+patients, each with their waiting-room websocket open, and 10 "today" pages
+watching that practitioner's day (real websockets to /today/live, each with
+its own staff session cookie: the practitioner and nine secretaries).
+Each measured entry is a patient's GET /v/<ref>/waiting over HTTP; the clock
+stops when a practitioner socket receives the day fragment listing that
+patient. Between entries one waiting patient leaves, so 50 stay waiting.
+Prints the median and p95 per (entry, page) and for the slowest page of each
+entry. Target: p95 under 100 ms.
+
+    .venv/bin/python bench/waiting_room.py [--waiting 50] [--pages 10] [--entries 100]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import queue
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from simple_websocket import Client, ConnectionClosed  # noqa: E402
+
+from browser import live_server  # noqa: E402
+from webapp import create_app  # noqa: E402
+from webapp.auth import hash_password  # noqa: E402
+from webapp.models import Appointment, Patient, Practice, User, db, utcnow  # noqa: E402
+from webapp.patient import COOKIE, patient_link_url  # noqa: E402
+from webapp.patient.waiting import announce  # noqa: E402
+
+DEVICES = json.dumps({"camera": "ok", "microphone": "ok", "speaker": "ok", "network": "good"})
+
+
+def fill(count: int):
+    """One practitioner, ``count`` patients ready to wait (identity, consent, check done) for now."""
+    practice = Practice.create(name="Bench", timezone="Europe/Paris", default_locale="en")
+    doctor = User.create(practice=practice, email="bench@example.org", name="Dr Bench", role="practitioner",
+                         password_hash=hash_password("bench-password"), locale="en")
+    starts = (utcnow() + dt.timedelta(minutes=5)).replace(second=0, microsecond=0)
+    appointments = []
+    for i in range(count):
+        patient = Patient.create(practice=practice, first_name="Patient", last_name=f"N{i}",
+                                 birth_date=dt.date(1960, 1, 1), email=f"p{i}@example.org", locale="en")
+        appt = Appointment.create(practice=practice, practitioner=doctor, patient=patient, contact_email=patient.email,
+                                  starts_at=starts, duration_minutes=20, motive="Suivi", mode="video", locale="en")
+        appt.confirm_identity()
+        appt.give_consent("2026-11", "en")
+        appt.record_device_check(DEVICES)
+        appointments.append(appt)
+    return doctor, appointments
+
+
+def patient_cookie(app, appt) -> str:
+    """The patient's cookie, got the real way: by opening the link."""
+    client = app.test_client()
+    with app.test_request_context():
+        link = patient_link_url(appt).split("://", 1)[1].split("/", 1)[1]
+    response = client.get(f"/{link}")
+    assert response.status_code == 302, response.status_code
+    return client.get_cookie(COOKIE, path=f"/v/{appt.ref}/").value
+
+
+def staff_cookie(app, user) -> str:
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["uid"] = user.id
+    return client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session")).value
+
+
+class Page:
+    """A practitioner's today page: a websocket whose every message is timestamped into a queue."""
+
+    def __init__(self, ws_url, cookie_name, cookie):
+        self.ws = Client.connect(ws_url, headers={"Cookie": f"{cookie_name}={cookie}"})
+        self.messages: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        try:
+            while True:
+                message = self.ws.receive()
+                self.messages.put((time.perf_counter(), message))
+        except ConnectionClosed:
+            pass
+
+    def wait_for(self, predicate, timeout=10.0) -> float:
+        """When the first message matching ``predicate`` arrived (older ones are dropped)."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            at, message = self.messages.get(timeout=max(0.0, deadline - time.perf_counter()))
+            if predicate(message):
+                return at
+
+    def drain(self):
+        while not self.messages.empty():
+            self.messages.get_nowait()
+
+
+def get(url, cookie_name, cookie):
+    request = urllib.request.Request(url, headers={"Cookie": f"{cookie_name}={cookie}"})
+    with urllib.request.urlopen(request) as response:
+        response.read()
+        return response.status
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * len(ordered))) - 1)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--waiting", type=int, default=50)
+    parser.add_argument("--pages", type=int, default=10)
+    parser.add_argument("--entries", type=int, default=100)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
+        url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp}/bench.sqlite3"
+        app = create_app({"INSTANCE_PATH": tmp, "RATELIMIT_ENABLED": False,
+                          "ENV": {"DATABASE_URL": url, "SECRET_KEY": "bench"}})
+        with app.app_context():
+            doctor, appointments = fill(args.waiting + 1)
+            cookies = {a.ref: patient_cookie(app, a) for a in appointments}
+            # Ten people watching the practitioner's day: the practitioner and nine secretaries,
+            # each with their own session (so their own CSRF tokens and renders).
+            secretaries = [User.create(practice=doctor.practice, email=f"s{i}@example.org", name=f"Secretary {i}",
+                                       role="secretary", password_hash=doctor.password_hash, locale="en")
+                           for i in range(args.pages - 1)]
+            sessions = [staff_cookie(app, user) for user in [doctor, *secretaries]]
+            db.close()
+        session_name = app.config.get("SESSION_COOKIE_NAME", "session")
+        with live_server(app) as base:
+            ws_base = base.replace("http://", "ws://")
+            # 50 patients in the waiting room, each with their live page open.
+            patients = []
+            for appt in appointments[:args.waiting]:
+                assert get(f"{base}/v/{appt.ref}/waiting", COOKIE, cookies[appt.ref]) == 200
+                patients.append(Client.connect(f"{ws_base}/v/{appt.ref}/live",
+                                               headers={"Cookie": f"{COOKIE}={cookies[appt.ref]}"}))
+            pages = [Page(f"{ws_base}/today/live", session_name, session) for session in sessions]
+            time.sleep(1.0)
+            for page in pages:
+                page.drain()
+
+            waiting = list(appointments[:args.waiting])
+            outside = appointments[args.waiting]
+            each, slowest, gets = [], [], []
+            for n in range(args.entries):
+                marker = f'data-waiting="{outside.id}"'
+                start = time.perf_counter()
+                assert get(f"{base}/v/{outside.ref}/waiting", COOKIE, cookies[outside.ref]) == 200
+                gets.append(time.perf_counter() - start)
+                arrivals = [page.wait_for(lambda m: marker in m) - start for page in pages]
+                each.extend(arrivals)
+                slowest.append(max(arrivals))
+                # One waiting patient leaves (back to scheduled), so 50 keep waiting.
+                leaving = waiting.pop(0)
+                with app.app_context():
+                    Appointment.get_by_id(leaving.id).leave_waiting_room()
+                    announce(leaving)
+                    db.close()
+                gone = f'data-waiting="{leaving.id}"'
+                for page in pages:
+                    page.wait_for(lambda m: gone not in m)
+                    page.drain()
+                waiting.append(outside)
+                outside = leaving
+
+            for ws in patients:
+                ws.close()
+            for page in pages:
+                page.ws.close()
+            time.sleep(1.5)   # the server's socket loops notice and let go of the database
+    ms = lambda values: [v * 1000 for v in values]  # noqa: E731
+    each, slowest, gets = ms(each), ms(slowest), ms(gets)
+    print(f"{args.waiting} patients waiting, {args.pages} practitioner pages, {args.entries} entries, "
+          f"{url.split(':')[0]}")
+    print(f"  entry -> one page's fragment   median {statistics.median(each):6.1f} ms   "
+          f"p95 {percentile(each, 95):6.1f} ms   max {max(each):6.1f} ms")
+    print(f"  entry -> all {args.pages} pages updated   median {statistics.median(slowest):6.1f} ms   "
+          f"p95 {percentile(slowest, 95):6.1f} ms   max {max(slowest):6.1f} ms")
+    print(f"  (the patient's GET itself          median {statistics.median(gets):6.1f} ms   "
+          f"p95 {percentile(gets, 95):6.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()
