@@ -17,7 +17,7 @@ def home():
 
 @bp.route("/healthz")
 def healthz():
-    """The state of the database (and, later, of the relay) as JSON for monitoring."""
+    """The state of the database and of the relay as JSON for monitoring."""
     from .db import schema_version
     try:
         db.execute_sql("SELECT 1")
@@ -25,7 +25,8 @@ def healthz():
     except Exception as exc:  # noqa: BLE001 - any failure is what monitoring must see
         current_app.logger.warning("healthz: database check failed: %s", type(exc).__name__)
         database = {"ok": False, "error": type(exc).__name__}
-    body = {"ok": database["ok"], "version": current_app.config["VERSION"], "database": database}
+    relay = current_app.extensions["relay"].health()   # reported, never a reason to fail: calls reconnect
+    body = {"ok": database["ok"], "version": current_app.config["VERSION"], "database": database, "relay": relay}
     return jsonify(body), 200 if database["ok"] else 503
 
 

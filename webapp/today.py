@@ -191,8 +191,11 @@ def send_back(appointment_id):
 @staff_required()
 def call(appointment_id):
     """The practitioner's call page for an admitted patient."""
+    from .visit.pages import render_call
     appt = appointment_or_404(appointment_id)
-    return render_template("today/call.html", appt=appt)
+    if appt.status != "in_call":
+        return redirect(url_for("agenda.detail", appointment_id=appt.id))
+    return render_call(appt, "practitioner")
 
 
 @events.sock.route("/live", bp=bp)

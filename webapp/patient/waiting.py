@@ -62,10 +62,13 @@ def waiting(ref):
 @bp.route("/v/<ref>/call")
 def call(ref):
     """The call page, once the practitioner has admitted the patient."""
+    from ..visit.pages import render_call
     appt = current_appointment(ref)
+    if appt.call_ended_at is not None:
+        return render_template("visit/ended.html", appt=appt)
     if appt.status != "in_call":
         return redirect(url_for("patient.visit", ref=ref))
-    return render_template("patient/call.html", appt=appt)
+    return render_call(appt, "patient")
 
 
 def _client_message(ws, appt, raw) -> None:

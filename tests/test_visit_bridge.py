@@ -1,0 +1,292 @@
+"""The call's bridge through the real app, a live server and the real embedded relay worker.
+
+Websockets are opened with simple_websocket's client, carrying the patient's
+cookie or a staff session cookie, as a browser would.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from simple_websocket import Client, ConnectionClosed
+
+from browser import live_server
+from conftest import make_app, make_appointment, make_practice, make_user, text_of
+from webapp.models import Appointment, AuditEvent, ChatLine, Document, Incident, Practice, db
+from webapp.patient import COOKIE, link_expires_at
+from webapp.tokens import make_patient_cookie
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PDF = b"%PDF-1.4\n%test\n"
+
+
+@pytest.fixture
+def served(tmp_path):
+    app = make_app(tmp_path, RELAY_STATS_INTERVAL=0.5)
+    with app.app_context():
+        make_practice()
+        doctor = make_user("practitioner")
+        appt = make_appointment(practitioner=doctor, starts_in=__import__("datetime").timedelta(minutes=1))
+        other = make_appointment(practitioner=doctor)
+        for a in (appt, other):
+            a.confirm_identity()
+            a.give_consent("1", "en")
+            a.record_device_check("{}")
+            a.enter_waiting_room()
+            a.admit(doctor)
+        cookies = {a.id: make_patient_cookie("test-secret", a.id, a.link_version, link_expires_at(a))
+                   for a in (appt, other)}
+        session = app.session_interface.get_signing_serializer(app).dumps({"uid": doctor.id})
+        db.close()
+    with live_server(app) as url:
+        yield {"app": app, "url": url, "ws": url.replace("http", "ws", 1), "appt": appt, "other": other,
+               "cookies": cookies, "session": session, "doctor": doctor}
+    app.extensions["relay"].stop()
+
+
+def http(s, appt=None, staff=False):
+    """A test client of the same app, holding the patient's cookie or the staff session."""
+    client = s["app"].test_client()
+    if staff:
+        client.set_cookie("session", s["session"])
+    elif appt is not None:
+        client.set_cookie(COOKIE, s["cookies"][appt.id])
+    return client
+
+
+def patient_headers(s, appt):
+    return {"Cookie": f"{COOKIE}={s['cookies'][appt.id]}"}
+
+
+def staff_headers(s):
+    return {"Cookie": f"session={s['session']}"}
+
+
+def open_patient(s, appt=None, cookie_of=None):
+    appt = appt or s["appt"]
+    return Client.connect(f"{s['ws']}/v/{appt.ref}/signal", headers=patient_headers(s, cookie_of or appt))
+
+
+def open_staff(s, appt=None, headers=None):
+    appt = appt or s["appt"]
+    return Client.connect(f"{s['ws']}/today/{appt.id}/signal",
+                          headers=staff_headers(s) if headers is None else headers)
+
+
+def next_of(ws, type_, timeout=5.0):
+    """The next frame of this type (others are skipped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        raw = ws.receive(timeout=max(0.01, deadline - time.monotonic()))
+        if raw is None:
+            break
+        data = json.loads(raw)
+        if data.get("type") == type_:
+            return data
+    raise AssertionError(f"no {type_} frame")
+
+
+def refused(ws) -> bool:
+    """The server closed the socket without sending a single frame."""
+    try:
+        raw = ws.receive(timeout=3)
+    except ConnectionClosed:
+        return True
+    return raw is None and not ws.connected
+
+
+def test_patient_and_practitioner_join_and_get_ready(served):
+    patient, staff = open_patient(served), open_staff(served)
+    try:
+        assert next_of(patient, "history")["items"] == []
+        assert next_of(patient, "ready")["role"] == "patient"
+        assert next_of(staff, "ready")["role"] == "practitioner"
+        assert next_of(staff, "peer-state")["role"] in ("patient", "practitioner")
+    finally:
+        patient.close()
+        staff.close()
+
+
+@pytest.mark.parametrize("who", ["anonymous", "other appointment's cookie", "staff of another practice"])
+def test_strangers_are_refused(served, who):
+    s = served
+    if who == "anonymous":
+        ws = Client.connect(f"{s['ws']}/v/{s['appt'].ref}/signal")
+    elif who == "other appointment's cookie":
+        ws = open_patient(s, s["appt"], cookie_of=s["other"])
+    else:
+        with s["app"].app_context():
+            stranger = make_user("practitioner")    # sees only their own appointments
+            cookie = s["app"].session_interface.get_signing_serializer(s["app"]).dumps({"uid": stranger.id})
+            db.close()
+        ws = open_staff(s, headers={"Cookie": f"session={cookie}"})
+    assert refused(ws)
+
+
+def test_anonymous_staff_socket_is_refused(served):
+    assert refused(open_staff(served, headers={}))
+
+
+@pytest.mark.parametrize("raw, code", [
+    ("not json", "bad-json"),
+    ('{"v": 2, "type": "ping"}', "bad-version"),
+    ('{"v": 1, "type": "launch"}', "unknown-type"),
+    ('{"v": 1, "type": "join", "ticket": "forged"}', "unknown-type"),
+    ('{"v": 1, "type": "chat", "text": ""}', "bad-field"),
+    ('{"v": 1, "type": "chat", "text": "   "}', "bad-field"),
+    ('{"v": 1, "type": "offer", "sdp": "hello"}', "bad-sdp"),
+    ('{"v": 1, "type": "camera-request", "facing": "environment"}', "bad-state"),   # patients do not ask
+])
+def test_malformed_frames_get_an_error_and_the_socket_stays(served, raw, code):
+    ws = open_patient(served)
+    try:
+        next_of(ws, "ready")
+        ws.send(raw)
+        assert next_of(ws, "error")["code"] == code
+        ws.send('{"v": 1, "type": "ping"}')
+        assert next_of(ws, "pong")
+    finally:
+        ws.close()
+    with served["app"].app_context():
+        assert ChatLine.select().count() == 0
+
+
+def test_chat_is_saved_then_reaches_both_and_comes_back_as_history(served):
+    patient, staff = open_patient(served), open_staff(served)
+    try:
+        next_of(patient, "ready")
+        next_of(staff, "ready")
+        patient.send('{"v": 1, "type": "chat", "text": "Bonjour docteur"}')
+        for ws in (patient, staff):
+            line = next_of(ws, "chat")
+            assert (line["from"], line["text"]) == ("patient", "Bonjour docteur")
+    finally:
+        patient.close()
+        staff.close()
+    with served["app"].app_context():
+        saved = ChatLine.get()
+        assert (saved.author, saved.text, saved.appointment_id) == ("patient", "Bonjour docteur", served["appt"].id)
+        db.close()
+    again = open_staff(served)
+    try:
+        assert [i["text"] for i in next_of(again, "history")["items"]] == ["Bonjour docteur"]
+    finally:
+        again.close()
+    page = http(served, served["appt"]).get(f"/v/{served['appt'].ref}/call")
+    assert page.status_code == 200 and "Bonjour docteur" in page.get_data(as_text=True)
+
+
+def test_practitioner_hang_up_ends_the_visit_for_both(served):
+    patient, staff = open_patient(served), open_staff(served)
+    try:
+        next_of(patient, "ready")
+        next_of(staff, "ready")
+        staff.send('{"v": 1, "type": "bye"}')
+        assert next_of(staff, "ended")["next"] == f"/visits/{served['appt'].id}/close"
+        assert next_of(patient, "bye")["from"] == "practitioner"
+    finally:
+        patient.close()
+        staff.close()
+    with served["app"].app_context():
+        assert Appointment.get_by_id(served["appt"].id).call_ended_at is not None
+        db.close()
+    page = http(served, served["appt"]).get(f"/v/{served['appt'].ref}/call")
+    assert "The visit has ended" in page.get_data(as_text=True)
+    assert refused(open_patient(served))
+
+
+def test_a_lost_worker_is_reported_and_recorded(served):
+    ws = open_staff(served)
+    try:
+        next_of(ws, "ready")
+        served["app"].extensions["relay"].stop()          # the worker goes away mid-call
+        state = next_of(ws, "peer-state")
+        while state["state"] == "joined":                  # the worker's welcome, before it went
+            state = next_of(ws, "peer-state")
+        assert (state["role"], state["state"]) == ("practitioner", "reconnecting")
+        assert next_of(ws, "ready", timeout=8)             # a new embedded worker, a new ticket
+    finally:
+        ws.close()
+    with served["app"].app_context():
+        assert [(i.kind, i.role) for i in Incident.select()] == [("relay_lost", "practitioner")]
+
+
+# Files.
+
+def post_file(s, data, name, appt=None, as_staff=False):
+    appt = appt or s["appt"]
+    url = f"/today/{appt.id}/files" if as_staff else f"/v/{appt.ref}/files"
+    body, content_type = multipart(data, name)
+    return http(s, appt, staff=as_staff).post(url, data=body, content_type=content_type,
+                                              headers={"Accept": "application/json"})
+
+
+def multipart(data: bytes, name: str) -> tuple[bytes, str]:
+    """A browser's form body, built here: the test client would spool a large one to a file it never closes."""
+    boundary = "cabinet-test-boundary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("data, name, status, error", [
+    (b"MZ\x90\x00 not a picture", "photo.png", 422, "Only PDF, JPEG, PNG and HEIC"),   # name lies
+    (b"<html><script>x</script>", "report.pdf", 422, "Only PDF, JPEG, PNG and HEIC"),
+    (b"", "empty.pdf", 422, "This file is empty"),
+    (PDF + b"\x00" * (1024 * 1024), "big.pdf", 413, "at most 1 MB"),
+])
+def test_refused_uploads_save_nothing(served, data, name, status, error):
+    with served["app"].app_context():
+        Practice.update(max_upload_mb=1).execute()
+        db.close()
+    response = post_file(served, data, name)
+    assert response.status_code == status and error in response.get_json()["error"]
+    with served["app"].app_context():
+        assert Document.select().count() == 0
+
+
+def test_upload_without_js_shows_the_error_on_the_page(served):
+    body, content_type = multipart(b"nope", "x.png")
+    response = http(served, served["appt"]).post(f"/v/{served['appt'].ref}/files", data=body,
+                                                 content_type=content_type)
+    assert response.status_code == 422 and "Only PDF, JPEG, PNG and HEIC" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("../../etc/passwd.png", "passwd.png"),
+    ('<img src=x onerror=alert(1)>.png', "img srcx onerroralert(1).png"),
+    ("", "document.png"),
+    ("résultats\x00\x1b.exe", "résultats.png"),
+])
+def test_hostile_names_are_cleaned(served, name, shown):
+    response = post_file(served, PNG, name)
+    assert response.status_code == 201
+    with served["app"].app_context():
+        doc = Document.get()
+        assert (doc.filename, doc.content_type, doc.source, doc.author) == (shown, "image/png", "call", "patient")
+
+
+def test_a_file_is_announced_and_downloaded_by_both_sides_only(served):
+    s = served
+    staff = open_staff(s)
+    try:
+        next_of(staff, "ready")
+        assert post_file(s, PDF, "ordonnance.pdf").status_code == 201
+        line = next_of(staff, "file")
+        assert (line["from"], line["name"]) == ("patient", "ordonnance.pdf")
+    finally:
+        staff.close()
+    mine = http(s, s["appt"]).get(f"/v/{s['appt'].ref}/files/{line['id']}")
+    assert mine.status_code == 200 and mine.data == PDF
+    assert mine.headers["X-Content-Type-Options"] == "nosniff"
+    assert mine.headers["Content-Disposition"].startswith("attachment")
+    staff_copy = http(s, staff=True).get(line["url"])
+    assert staff_copy.status_code == 200 and staff_copy.data == PDF
+    # Another appointment's patient asking for it: not found, nothing said.
+    theirs = http(s, s["other"]).get(f"/v/{s['other'].ref}/files/{line['id']}")
+    missing = http(s, s["other"]).get(f"/v/{s['other'].ref}/files/999999")
+    assert theirs.status_code == missing.status_code == 404 and text_of(theirs) == text_of(missing)
+    with s["app"].app_context():
+        actions = [(e.actor, e.action) for e in AuditEvent.select().where(AuditEvent.action == "document.downloaded")]
+        assert ("staff", "document.downloaded") in actions

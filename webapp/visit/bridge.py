@@ -1,0 +1,341 @@
+"""The signaling bridge: one browser's websocket ⇄ its connection to the relay worker.
+
+A thin loop per side: authenticate, mint a room ticket, connect to the worker,
+then pass validated frames both ways. Chat never goes through the worker: it is
+saved, then published on the visit's channel, which both sides' bridges
+deliver, so it survives a worker crash. When the worker is lost the bridge
+tells the browser, records an incident and joins again with a new ticket.
+docs/signaling.md documents the frames the bridge adds (``ready``,
+``history``, ``file``, ``ended``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+
+from flask import current_app, g, url_for
+from simple_websocket import ConnectionClosed
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BuildError
+
+from .. import events
+from ..models import Appointment, AuditEvent, ChatLine, Document, Incident, User, db, utcnow
+from ..relay import client, protocol
+from ..tokens import make_room_ticket
+from . import _reachable as reachable
+from . import bp, relay
+
+log = logging.getLogger(__name__)
+
+# Back-off between attempts to reach the worker; after the last one the browser is told to reload.
+BACKOFF_SECONDS = (0.1, 0.25, 0.5, 1, 1, 2, 2, 3, 3, 5, 5, 5)
+# Types only the worker (or the bridge) sends: a browser sending one gets an error.
+NOT_FROM_BROWSERS = (protocol.Join, protocol.Answer, protocol.Error, protocol.PeerState,
+                     protocol.Stats, protocol.Pong)
+
+
+def visit_channel(ref: str) -> str:
+    return f"visit:{ref}"
+
+
+def frame(type: str, **fields) -> str:  # noqa: A002 - the wire's own name
+    """A bridge-made frame (same framing as the protocol's)."""
+    return json.dumps({"v": protocol.VERSION, "type": type, **fields}, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def chat_item(line: ChatLine) -> dict:
+    return {"type": "chat", "id": line.id, "from": line.author, "text": line.text,
+            "at": line.at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def file_item(doc: Document, urls: dict) -> dict:
+    return {"type": "file", "id": doc.id, "from": doc.author, "name": doc.filename, "size": doc.size,
+            "at": doc.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "urls": urls}
+
+
+def file_urls(appt: Appointment, doc: Document) -> dict:
+    """Each side downloads through its own route (its own credentials)."""
+    return {"patient": url_for("visit.patient_file", ref=appt.ref, doc_id=doc.id),
+            "practitioner": url_for("visit.staff_file", appointment_id=appt.id, doc_id=doc.id)}
+
+
+def history(appt: Appointment) -> list[dict]:
+    """Chat lines and files of the visit, oldest first."""
+    items = [chat_item(line) for line in ChatLine.of(appt)]
+    items += [file_item(doc, file_urls(appt, doc)) for doc in Document.of(appt).where(Document.source == "call")]
+    return sorted(items, key=lambda item: (item["at"], item["type"], item["id"]))
+
+
+def publish_file(appt: Appointment, doc: Document) -> None:
+    events.publish(visit_channel(appt.ref), frame(**file_item(doc, file_urls(appt, doc))))
+
+
+def closing_url(appt: Appointment) -> str:
+    """The closing checklist, built by another blueprint; its path when that is not there yet."""
+    try:
+        return url_for("closing.checklist", appointment_id=appt.id)
+    except BuildError:
+        return f"/visits/{appt.id}/close"
+
+
+def record_incident(appointment_id: int, kind: str, role: str, detail: str) -> None:
+    try:
+        with db.connection_context():
+            Incident.create(appointment=appointment_id, kind=kind, role=role, detail=detail[:300])
+    except Exception:  # noqa: BLE001 - losing an incident must never end a call
+        log.exception("could not record incident %s", kind)
+
+
+def end_call(appointment_id: int, user_id: int | None) -> Appointment:
+    """The practitioner hung up: the actual end of the visit, for both sides."""
+    with db.connection_context():
+        appt = Appointment.get_by_id(appointment_id)
+        if appt.call_ended_at is None:
+            with db.atomic():
+                appt.call_ended_at, appt.updated_at = utcnow(), utcnow()
+                appt.save()
+                AuditEvent.record(User.get_by_id(user_id) if user_id else "system", "call.ended", appt)
+        return appt
+
+
+class Bridge:
+    """One browser's signaling session; ``run()`` returns when the browser goes."""
+
+    def __init__(self, ws, appt: Appointment, role: str, user_id: int | None) -> None:
+        self.ws, self.role, self.user_id = ws, role, user_id
+        self.appointment_id, self.ref = appt.id, appt.ref
+        self.media_kind = "audio" if appt.mode == "audio" else "video"
+        config = current_app.config
+        self.secret = config["SECRET_KEY"]
+        self.stall_seconds = float(config.get("MEDIA_STALL_SECONDS", 15))
+        self.backoff = config.get("RELAY_BACKOFF_SECONDS", BACKOFF_SECONDS)
+        self.peer = f"{role}-{secrets.token_hex(4)}"
+        self.done = threading.Event()
+        self.leaving = False            # the browser hung up: the worker closing is expected
+        self.conn: client.RelayConnection | None = None
+        self._send_lock = threading.Lock()
+        self._media_up = False
+        self._received = 0
+        self._progress_at = time.monotonic()
+        self._stalled = False
+        self.place = relay()
+
+    # Sending to the browser, from any of the three threads.
+
+    def send(self, data) -> None:
+        text = protocol.encode(data) if isinstance(data, protocol.Message) else data
+        try:
+            with self._send_lock:
+                self.ws.send(text)
+        except ConnectionClosed:
+            self.done.set()
+
+    def run(self) -> None:
+        with db.connection_context():
+            self.send(frame("history", items=history(Appointment.get_by_id(self.appointment_id))))
+        with events.subscribe(visit_channel(self.ref)) as subscription:
+            threads = [threading.Thread(target=self._worker_side, name=f"bridge-worker-{self.peer}", daemon=True),
+                       threading.Thread(target=self._channel_side, args=(subscription,),
+                                        name=f"bridge-channel-{self.peer}", daemon=True)]
+            for thread in threads:
+                thread.start()
+            try:
+                while not self.done.is_set():
+                    raw = self.ws.receive(timeout=1)
+                    if raw is not None:
+                        self.from_browser(raw)
+            except ConnectionClosed:
+                pass
+            finally:
+                self.done.set()
+                conn = self.conn
+                if conn is not None:
+                    conn.close()
+                for thread in threads:
+                    thread.join(5)
+
+    # Browser → worker (chat and hang-up handled here).
+
+    def from_browser(self, raw) -> None:
+        msg = protocol.decode(raw)
+        if isinstance(msg, protocol.ProtocolError):
+            self.send(msg.reply())
+        elif isinstance(msg, NOT_FROM_BROWSERS):
+            self.send(protocol.Error(protocol.UNKNOWN_TYPE, f"{msg.TYPE} is not sent by browsers"))
+        elif isinstance(msg, protocol.Ping):
+            self.send(protocol.Pong())
+        elif isinstance(msg, protocol.Chat):
+            self.chat(msg.text)
+        elif isinstance(msg, (protocol.CameraRequest,)) and self.role != "practitioner":
+            self.send(protocol.Error(protocol.BAD_STATE, "only the practitioner asks for the camera"))
+        elif isinstance(msg, protocol.Bye):
+            self.leaving = True
+            self.to_worker(msg)
+            if self.role == "practitioner":
+                appt = end_call(self.appointment_id, self.user_id)
+                events.publish(visit_channel(self.ref), frame("ended"))
+                self.send(frame("ended", next=closing_url(appt)))
+        else:
+            self.to_worker(msg)
+
+    def to_worker(self, msg: protocol.Message) -> None:
+        conn = self.conn
+        if conn is None:
+            self.send(protocol.Error(protocol.BAD_STATE, "relay not connected; wait for ready"))
+            return
+        try:
+            conn.send(msg)
+        except ConnectionClosed:
+            self.send(protocol.Error(protocol.BAD_STATE, "relay not connected; wait for ready"))
+
+    def chat(self, text: str) -> None:
+        text = text.strip()
+        if not text:
+            self.send(protocol.Error(protocol.BAD_FIELD, "text is empty"))
+            return
+        with db.connection_context():
+            line = ChatLine.create(appointment=self.appointment_id, author=self.role, user=self.user_id, text=text)
+        events.publish(visit_channel(self.ref), frame(**chat_item(line)))
+
+    # Worker → browser, with reconnection.
+
+    def _worker_side(self) -> None:
+        failures = 0
+        while not self.done.is_set() and not self.leaving:
+            conn = self._connect()
+            if conn is None:
+                failures += 1
+                if failures == 1:
+                    self._relay_lost("worker unreachable")
+                if failures > len(self.backoff):
+                    self.send(frame("error", code="relay-unavailable", message="relay worker unreachable"))
+                    self.done.set()
+                    self.ws.close(reason=1011, message="relay")
+                    return
+                self.done.wait(self.backoff[failures - 1])
+                continue
+            failures = 0
+            self.conn = conn
+            self.send(frame("ready", role=self.role))
+            try:
+                self._read_worker(conn)
+            except ConnectionClosed:
+                if not self.done.is_set() and not self.leaving:
+                    self.conn = None
+                    self._relay_lost("worker connection closed")
+                    self.done.wait(self.backoff[0])
+            finally:
+                self.conn = None
+
+    def _connect(self) -> client.RelayConnection | None:
+        url = self.place.url_for_room(self.ref)   # asked each time: an embedded worker may have been restarted
+        if url is None:
+            return None
+        if not reachable(url):
+            return None     # (the websocket client leaks its socket when the connection is refused)
+        ticket = make_room_ticket(self.secret, self.ref, self.role, self.peer)
+        try:
+            return client.connect(url, ticket)
+        except client.RelayUnavailable:
+            return None
+
+    def _relay_lost(self, detail: str) -> None:
+        self._media_up = False
+        self.send(protocol.PeerState(self.role, "reconnecting"))
+        record_incident(self.appointment_id, "relay_lost", self.role, detail)
+
+    def _read_worker(self, conn) -> None:
+        while not self.done.is_set():
+            msg = conn.receive(timeout=1)
+            if msg is None or isinstance(msg, protocol.ProtocolError):
+                continue
+            if isinstance(msg, protocol.Error) and msg.code == protocol.REPLACED:
+                self.send(msg)          # another tab of the same side took over: stop, never fight back
+                self.done.set()
+                self.ws.close(reason=1000, message="replaced")
+                return
+            if isinstance(msg, protocol.PeerState) and msg.role == self.role:
+                self._own_state(msg.state)
+            elif isinstance(msg, protocol.Stats) and msg.role == self.role:
+                self._stats(msg)
+            if isinstance(msg, protocol.Chat):
+                continue                # chat travels on the visit channel, never through the worker
+            self.send(msg)
+
+    def _own_state(self, state: str) -> None:
+        if state == "connected":
+            self._media_up, self._progress_at, self._stalled = True, time.monotonic(), False
+            return
+        self._media_up = False
+        if state == "failed":
+            record_incident(self.appointment_id, "connection_failed", self.role, "ICE/DTLS failed")
+        elif state == "reconnecting":
+            record_incident(self.appointment_id, "reconnecting", self.role, "new offer or replacing connection")
+
+    def _stats(self, stats: protocol.Stats) -> None:
+        """A media stall: nothing received from this side for a while although connected."""
+        received, now = stats.received.get(self.media_kind, 0), time.monotonic()
+        if received > self._received or received < self._received:
+            self._received, self._progress_at, self._stalled = received, now, False
+        elif self._media_up and not self._stalled and now - self._progress_at >= self.stall_seconds:
+            self._stalled = True
+            record_incident(self.appointment_id, "media_stall", self.role,
+                            f"no {self.media_kind} frames received for {int(now - self._progress_at)} s")
+
+    # The visit's channel → browser: chat lines, files and the end of the visit.
+
+    def _channel_side(self, subscription) -> None:
+        while not self.done.is_set():
+            item = subscription.get(timeout=1)
+            if not isinstance(item, str):
+                continue
+            data = json.loads(item)
+            if data.get("type") == "file":
+                data["url"] = data.pop("urls", {}).get(self.role)
+                self.send(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+            elif data.get("type") == "ended" and self.role == "patient":
+                self.leaving = True
+                self.send(protocol.Bye("practitioner"))
+                self.send(item)
+            elif data.get("type") == "chat":
+                self.send(item)
+
+
+def _refuse(ws, why: str) -> None:
+    ws.close(reason=1008, message=why)
+
+
+@events.sock.route("/v/<ref>/signal", bp=bp)
+def patient_signal(ws, ref):
+    """The patient's signaling socket (the cookie's path is /v/<ref>/)."""
+    from ..patient import current_appointment
+    try:
+        appt = current_appointment(ref)
+    except HTTPException:
+        return _refuse(ws, "link")
+    if appt.status != "in_call" or appt.call_ended_at is not None:
+        return _refuse(ws, "not in call")
+    bridge = Bridge(ws, appt, "patient", None)
+    db.close()  # a socket lives long: hold a connection only while writing
+    bridge.run()
+
+
+@events.sock.route("/today/<int:appointment_id>/signal", bp=bp)
+def practitioner_signal(ws, appointment_id):
+    """The practitioner's (or the practice staff's) signaling socket."""
+    from ..agenda import appointment_or_404
+    if g.user is None:
+        return _refuse(ws, "sign in")
+    try:
+        appt = appointment_or_404(appointment_id)
+    except HTTPException:
+        return _refuse(ws, "not found")
+    if appt.status != "in_call":
+        return _refuse(ws, "not in call")
+    bridge = Bridge(ws, appt, "practitioner", g.user.id)
+    db.close()
+    bridge.run()

@@ -1,0 +1,167 @@
+"""Files exchanged during the call, both ways, over plain HTTP.
+
+The type is decided by the bytes (magic numbers), never by the name or the
+browser's content type; the name is cleaned for display. The file goes to the
+encrypted document store, then is announced on the visit's channel so it
+appears in the other side's chat at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import unicodedata
+
+from flask import g, jsonify, redirect, request, send_file, url_for
+from flask_babel import gettext as _
+
+from ..auth import staff_required
+from ..models import AuditEvent, Document, db
+from ..storage import DocumentMissing, documents
+from . import bp
+from .bridge import publish_file
+
+# (content type, extension) by leading bytes; HEIC is an ISO-BMFF "ftyp" box with a HEIF brand.
+MAGIC = ((b"%PDF-", "application/pdf", "pdf"), (b"\xff\xd8\xff", "image/jpeg", "jpg"),
+         (b"\x89PNG\r\n\x1a\n", "image/png", "png"))
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+NAME_MAX = 100
+
+
+def sniff(data: bytes) -> tuple[str, str] | None:
+    """(content type, extension) of an accepted file, from its first bytes; None otherwise."""
+    for magic, content_type, extension in MAGIC:
+        if data.startswith(magic):
+            return content_type, extension
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return "image/heic", "heic"
+    return None
+
+
+def clean_name(raw: str, extension: str) -> str:
+    """A display name without paths, control characters or markup, ending in the real extension."""
+    name = unicodedata.normalize("NFC", raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] in "LN" or c in " ._-()")
+    name = re.sub(r"\s+", " ", name).strip(" .")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    stem = stem[:NAME_MAX - len(extension) - 1].strip(" .") or _("document")
+    return f"{stem}.{extension}"
+
+
+class UploadRefused(ValueError):
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+def read_upload(max_mb: int) -> tuple[bytes, str, str]:
+    """The uploaded bytes, their type and a clean name; UploadRefused says why not."""
+    upload = request.files.get("file")
+    if upload is None:
+        raise UploadRefused(_("Choose a file to send."))
+    limit = max_mb * 1024 * 1024
+    try:
+        data = upload.stream.read(limit + 1)
+    finally:
+        upload.close()      # a large upload is spooled to a temporary file
+    if not data:
+        raise UploadRefused(_("This file is empty."))
+    if len(data) > limit:
+        raise UploadRefused(_("The file is too large: at most %(n)s MB.", n=max_mb), 413)
+    kind = sniff(data)
+    if kind is None:
+        raise UploadRefused(_("Only PDF, JPEG, PNG and HEIC files can be sent."))
+    return data, kind[0], clean_name(upload.filename or "", kind[1])
+
+
+def store_upload(appt, author: str, user=None) -> Document:
+    data, content_type, name = read_upload(appt.practice.max_upload_mb)
+    key = documents().store(data)
+    with db.atomic():
+        doc = Document.create(appointment=appt, source="call", kind="other", author=author, user=user,
+                              filename=name, content_type=content_type, size=len(data),
+                              sha256=hashlib.sha256(data).hexdigest(), storage_key=key)
+        AuditEvent.record(user or "patient", "document.uploaded", appt, detail=f"document {doc.id}")
+    publish_file(appt, doc)
+    return doc
+
+
+def wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def upload_answer(appt, role: str, call_url: str):
+    """Store the file; JSON for the page's fetch, a redirect (or the page with the error) without JS."""
+    try:
+        doc = store_upload(appt, role, g.user if role == "practitioner" else None)
+    except UploadRefused as refused:
+        if wants_json():
+            return jsonify(error=refused.message), refused.status
+        from .pages import render_call
+        return render_call(appt, role, upload_error=refused.message, status=refused.status)
+    if wants_json():
+        return jsonify(id=doc.id, name=doc.filename), 201
+    return redirect(call_url, 303)
+
+
+def download(appt, doc_id: int):
+    doc = Document.get_or_none(Document.id == doc_id, Document.appointment == appt)
+    if doc is None:
+        return None
+    try:
+        data = documents().load(doc.storage_key)
+    except DocumentMissing:
+        return None
+    response = send_file(io.BytesIO(data), mimetype=doc.content_type, as_attachment=True,
+                         download_name=doc.filename, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response, doc
+
+
+@bp.route("/v/<ref>/files", methods=["POST"])
+def patient_upload(ref):
+    """The patient sends a file during the call."""
+    from ..patient import current_appointment
+    appt = current_appointment(ref)
+    if appt.status != "in_call":
+        return redirect(url_for("patient.visit", ref=ref))
+    return upload_answer(appt, "patient", url_for("patient.call", ref=ref))
+
+
+@bp.route("/today/<int:appointment_id>/files", methods=["POST"])
+@staff_required()
+def staff_upload(appointment_id):
+    """The practitioner sends a file during the call."""
+    from ..agenda import appointment_or_404
+    appt = appointment_or_404(appointment_id)
+    return upload_answer(appt, "practitioner", url_for("today.call", appointment_id=appointment_id))
+
+
+@bp.route("/v/<ref>/files/<int:doc_id>")
+def patient_file(ref, doc_id):
+    """One file of the patient's own visit; any other id is simply not found."""
+    from flask import abort
+
+    from ..patient import current_appointment
+    appt = current_appointment(ref)
+    found = download(appt, doc_id)
+    if found is None:
+        abort(404)
+    AuditEvent.record("patient", "document.downloaded", appt, detail=f"document {doc_id}")
+    return found[0]
+
+
+@bp.route("/today/<int:appointment_id>/files/<int:doc_id>")
+@staff_required()
+def staff_file(appointment_id, doc_id):
+    """One file of a visit, for the practice's staff; every access is audited."""
+    from flask import abort
+
+    from ..agenda import appointment_or_404
+    appt = appointment_or_404(appointment_id)
+    found = download(appt, doc_id)
+    if found is None:
+        abort(404)
+    AuditEvent.record(g.user, "document.downloaded", appt, detail=f"document {doc_id}")
+    return found[0]
