@@ -49,9 +49,9 @@ def invitation_link(app, url, appt) -> str:
 class Watched:
     """A browser context whose every request, websocket and page error is recorded."""
 
-    def __init__(self, browser, url):
+    def __init__(self, browser, url, **options):
         self.url = url
-        self.context = browser.new_context(locale="en-GB")
+        self.context = browser.new_context(locale="en-GB", **options)
         self.requests, self.problems = [], []
         self.context.on("request", lambda r: self.requests.append(r.url))
         self.context.on("page", self._watch)
@@ -82,6 +82,18 @@ def wait_for_live_socket(page):
     page.wait_for_function("window.__wsOpen === true", timeout=5000)
 
 
+# Counts what the practitioner's page does when a patient arrives: notifications shown, sounds started.
+COUNT_ALERTS = """
+window.__notified = []; window.__sounds = 0;
+const RealNotification = window.Notification;
+window.Notification = function (title, options) { window.__notified.push(title); return new RealNotification(title, options); };
+Object.defineProperty(window.Notification, "permission", { get: () => RealNotification.permission });
+window.Notification.requestPermission = RealNotification.requestPermission.bind(RealNotification);
+const start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (...args) { if (this.context.state === "running") window.__sounds += 1; return start.apply(this, args); };
+"""
+
+
 def track_socket(page):
     page.add_init_script("document.addEventListener('htmx:wsOpen', function () { window.__wsOpen = true; });")
 
@@ -90,13 +102,15 @@ def test_patient_walks_in_and_is_admitted_live(served):
     app, url, appt = served
     link = invitation_link(app, url, appt)
     with chromium() as browser:
-        staff = Watched(browser, url)
+        staff = Watched(browser, url, permissions=["notifications"])
         doctor = staff.new_page()
         track_socket(doctor)
+        doctor.add_init_script(COUNT_ALERTS)
         sign_in(doctor, url)
         wait_for_live_socket(doctor)
         assert "Nobody is waiting" in doctor.inner_text("#today-day")
         assert not doctor.title().startswith("(")
+        doctor.click("h1")   # the practitioner has touched the page: the browser lets it play sounds
         doctor.evaluate("window.__sameDocument = true")
 
         patients = Watched(browser, url)
@@ -142,6 +156,8 @@ def test_patient_walks_in_and_is_admitted_live(served):
         doctor.wait_for_selector("#today-day [data-waiting] >> text=page open", timeout=5000)
         assert "1 patient waiting" in doctor.inner_text("#today-day h2")
         doctor.wait_for_function("document.title.startsWith('(1) ')", timeout=2000)
+        assert doctor.evaluate("window.__notified") == ["A patient is waiting"]
+        assert doctor.evaluate("window.__sounds") == 1
         assert doctor.evaluate("window.__sameDocument") is True
 
         # The call pages belong to the visit; only the way there is checked here.
@@ -207,3 +223,70 @@ def test_a_second_tab_takes_over_and_the_first_says_so(served):
         # socket stays closed, as the assertion above shows. Any other error counts.
         quirk = ("Invalid frame header", "[object Event]")
         assert [p for p in patients.problems if not any(q in p for q in quirk)] == [], patients.problems
+
+
+# The browser's own refusal, as Chromium reports it when the person blocks the camera and microphone.
+DENY_DEVICES = """
+if (navigator.mediaDevices) {
+  navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+}
+"""
+
+
+RECORD_CONSTRAINTS = """
+window.__asked = [];
+if (navigator.mediaDevices) {   // absent from frames that are not secure contexts
+  const realGetUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = (constraints) => { window.__asked.push(constraints); return realGetUserMedia(constraints); };
+}
+"""
+
+
+def test_device_check_explains_a_blocked_camera_and_audio_only_skips_it(served):
+    app, url, appt = served
+    with app.app_context():
+        stored = Appointment.get_by_id(appt.id)
+        audio = make_appointment(stored.practitioner, starts_in=dt.timedelta(minutes=5), mode="audio",
+                                 patient=make_patient(birth_date=None))
+        db.close()
+    for one in (appt, audio):
+        with app.app_context():
+            stored = Appointment.get_by_id(one.id)
+            stored.confirm_identity()
+            stored.give_consent("2026-11", "en")
+            db.close()
+    with chromium() as browser:
+        blocked = Watched(browser, url)
+        blocked.context.add_init_script(DENY_DEVICES)
+        page = blocked.new_page()
+        page.goto(invitation_link(app, url, appt))
+        page.wait_for_url(f"{url}/v/{appt.ref}/check")
+        page.click("[data-start]")
+        for item in ("camera", "microphone"):
+            fix = page.wait_for_selector(f'[data-item="{item}"] [data-fix="denied"]', state="visible", timeout=5000)
+            assert "Android (Chrome)" in fix.inner_text() and "iPhone (Safari)" in fix.inner_text()
+            assert page.inner_text(f'[data-item="{item}"] [data-result]') == "Problem"
+        page.wait_for_selector('[data-item="network"] [data-result].is-ok', timeout=8000)
+        page.click("[data-continue]")                  # a failed check does not stop the patient
+        page.wait_for_url(f"{url}/v/{appt.ref}/waiting")
+
+        fine = Watched(browser, url)
+        fine.context.add_init_script(RECORD_CONSTRAINTS)
+        page = fine.new_page()
+        page.goto(invitation_link(app, url, audio))
+        page.wait_for_url(f"{url}/v/{audio.ref}/check")
+        assert "Check your microphone and sound" in page.inner_text("h1")
+        assert page.query_selector('[data-item="camera"]') is None
+        page.click("[data-start]")
+        page.wait_for_selector('[data-item="microphone"] [data-result].is-ok', timeout=8000)
+        assert page.evaluate("window.__asked") == [{"audio": True, "video": False}]   # the camera is never opened
+        page.click("[data-continue]")
+        page.wait_for_url(f"{url}/v/{audio.ref}/waiting")
+        assert blocked.off_server() == [] and fine.off_server() == []
+        assert fine.problems == [], fine.problems
+    with app.app_context():
+        assert Appointment.get_by_id(appt.id).device_results["camera"] == "denied"
+        assert Appointment.get_by_id(appt.id).device_results["microphone"] == "denied"
+        assert Appointment.get_by_id(audio.id).device_results["camera"] == "skipped"
+        assert Appointment.get_by_id(audio.id).device_results["microphone"] == "ok"
+        db.close()

@@ -11,11 +11,23 @@
   var baseTitle = document.title;
   var known = null;
 
-  function beep() {
+  // Browsers keep sound off until the person has touched the page: one shared
+  // AudioContext, woken by the first click or key press, so arrivals can be heard.
+  var audio = null;
+  function audioContext() {
     var Context = window.AudioContext || window.webkitAudioContext;
-    if (!Context) return;
+    if (!audio && Context) audio = new Context();
+    if (audio && audio.state === "suspended") audio.resume().catch(function () { /* needs a gesture */ });
+    return audio;
+  }
+  ["pointerdown", "keydown"].forEach(function (type) {
+    document.addEventListener(type, function () { if (document.getElementById("today-day")) audioContext(); }, { capture: true });
+  });
+
+  function beep() {
+    var context = audioContext();
+    if (!context) return;
     try {
-      var context = new Context();
       var oscillator = context.createOscillator();
       var gain = context.createGain();
       oscillator.frequency.value = 880;
@@ -47,6 +59,10 @@
 
   function refresh() { followRedirect(); waitingRoom(); }
   document.addEventListener("DOMContentLoaded", refresh);
+  document.addEventListener("DOMContentLoaded", function () {
+    var button = document.querySelector("[data-enable-notifications]");
+    if (button) button.hidden = !("Notification" in window) || Notification.permission !== "default";
+  });
   document.addEventListener("htmx:wsAfterMessage", refresh);
   document.addEventListener("htmx:afterSwap", refresh);
 
