@@ -143,11 +143,18 @@ class Worker:
         self._lock = threading.Lock()
         self._pc_numbers = itertools.count(1)
         self._pcs: set[RTCPeerConnection] = set()
+        self._background: set[asyncio.Task] = set()
         self._handlers = {
             p.Offer: self._on_offer, p.Candidate: self._on_candidate, p.Ping: self._on_ping,
             p.Mute: self._relay, p.CameraRequest: self._relay, p.CameraReply: self._relay,
             p.Chat: self._on_chat, p.Bye: self._on_bye, p.Join: self._on_join_again,
         }
+
+    def _spawn(self, coro) -> None:
+        """Run ``coro`` in the background; the loop keeps only weak references to tasks."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def snapshot(self) -> dict:
         """Rooms and participants now, for health checks; safe from any thread."""
@@ -209,7 +216,7 @@ class Worker:
         old.replaced = True
         old.post(p.Error(p.REPLACED, "another connection took this place"))
         old.post(_CLOSE)
-        asyncio.ensure_future(self._close_pc(old, room))
+        self._spawn(self._close_pc(old, room))
 
     async def _serve(self, participant: Participant) -> None:
         """Receive, validate, dispatch, until the socket closes or the participant says bye."""
@@ -280,7 +287,7 @@ class Worker:
             if state in ("connected", "failed"):
                 room.broadcast(p.PeerState(participant.role, state))
             if state in ("failed", "closed"):
-                asyncio.ensure_future(self._close_pc(participant, room))
+                self._spawn(self._close_pc(participant, room))
         return pc
 
     def _wire(self, participant: Participant, pc: RTCPeerConnection) -> None:
