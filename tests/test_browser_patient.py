@@ -254,6 +254,10 @@ if (navigator.mediaDevices) {
 """
 
 
+NO_MEDIA_DEVICES = """
+Object.defineProperty(Navigator.prototype, "mediaDevices", { get: () => undefined });
+"""
+
 RECORD_CONSTRAINTS = """
 window.__asked = [];
 if (navigator.mediaDevices) {   // absent from frames that are not secure contexts
@@ -290,6 +294,18 @@ def test_device_check_explains_a_blocked_camera_and_audio_only_skips_it(served):
         page.wait_for_selector('[data-item="network"] [data-result].is-ok', timeout=8000)
         page.click("[data-continue]")                  # a failed check does not stop the patient
         page.wait_for_url(f"{url}/v/{appt.ref}/waiting")
+
+        # A browser inside another app (mail, messages) often has no camera access at all.
+        in_app = Watched(browser, url)
+        in_app.context.add_init_script(NO_MEDIA_DEVICES)
+        page = in_app.new_page()
+        page.goto(invitation_link(app, url, appt))
+        page.goto(f"{url}/v/{appt.ref}/check")         # the check again, from the waiting room
+        page.click("[data-start]")
+        fix = page.wait_for_selector('[data-item="camera"] [data-fix="unsupported"]', state="visible", timeout=5000)
+        assert "open it in Chrome (Android) or Safari (iPhone)" in fix.inner_text()
+        assert page.is_visible('[data-item="microphone"] [data-fix="unsupported"]')
+        assert in_app.problems == [], in_app.problems
 
         fine = Watched(browser, url)
         fine.context.add_init_script(RECORD_CONSTRAINTS)

@@ -40,7 +40,8 @@ def device_words():
     return {"camera": _l("camera"), "microphone": _l("microphone"), "speaker": _l("sound"), "network": _l("connection"),
             "ok": _l("works"), "denied": _l("blocked"), "missing": _l("none found"), "busy": _l("in use elsewhere"),
             "error": _l("failed"), "silent": _l("silent"), "no": _l("not heard"), "unknown": _l("not checked"),
-            "good": _l("good"), "fair": _l("fair"), "poor": _l("slow"), "offline": _l("offline")}
+            "good": _l("good"), "fair": _l("fair"), "poor": _l("slow"), "offline": _l("offline"),
+            "unsupported": _l("browser cannot use it")}
 
 
 def waiting_rows(waiting, now, words) -> list:

@@ -55,9 +55,10 @@
   function startDevices() {
     report("microphone", "unknown", words.checking);
     if (video) report("camera", "unknown", words.checking);
+    // In-app browsers (mail, messages, social apps) and old browsers have no camera access at all.
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      report("microphone", "error");
-      if (video) report("camera", "error");
+      report("microphone", "unsupported");
+      if (video) report("camera", "unsupported");
       return;
     }
     navigator.mediaDevices.getUserMedia({ audio: true, video: video ? { facingMode: "user" } : false })

@@ -21,8 +21,8 @@ from . import bp, current_appointment, next_step, window
 STEPS = ["patient.identity", "patient.consent", "patient.check", "patient.waiting"]
 CONSENT_VERSION = "2026-11"
 DEVICE_RESULTS = {
-    "camera": {"ok", "denied", "missing", "busy", "error", "skipped", "unknown"},
-    "microphone": {"ok", "denied", "missing", "busy", "silent", "error", "unknown"},
+    "camera": {"ok", "denied", "missing", "busy", "error", "unsupported", "skipped", "unknown"},
+    "microphone": {"ok", "denied", "missing", "busy", "silent", "error", "unsupported", "unknown"},
     "speaker": {"ok", "no", "unknown"},
     "network": {"good", "fair", "poor", "offline", "unknown"},
 }
