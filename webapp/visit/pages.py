@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from flask import current_app, make_response, render_template, request, url_for
 
 from ..models import Appointment
 from .bridge import closing_url, history
+
+
+def _path(url: str) -> str:
+    """Websocket routes build as absolute ws:// URLs; the page picks ws or wss from its own address."""
+    return urlsplit(url).path
 
 
 def call_context(appt: Appointment, role: str) -> dict:
@@ -16,11 +22,11 @@ def call_context(appt: Appointment, role: str) -> dict:
         if item["type"] == "file":
             item["url"] = item.pop("urls")[role]
     if role == "patient":
-        urls = {"signal": url_for("visit.patient_signal", ref=appt.ref),
+        urls = {"signal": _path(url_for("visit.patient_signal", ref=appt.ref)),
                 "upload": url_for("visit.patient_upload", ref=appt.ref),
                 "ended": url_for("patient.call", ref=appt.ref)}
     else:
-        urls = {"signal": url_for("visit.practitioner_signal", appointment_id=appt.id),
+        urls = {"signal": _path(url_for("visit.practitioner_signal", appointment_id=appt.id)),
                 "upload": url_for("visit.staff_upload", appointment_id=appt.id),
                 "ended": closing_url(appt)}
     return {"appt": appt, "role": role, "items": items, "urls": urls, "audio_only": appt.mode == "audio",

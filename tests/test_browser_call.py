@@ -1,0 +1,151 @@
+"""The call in real Chromium with fake devices: both sides decode each other's video through the relay.
+
+Practitioner and patient are two browser contexts: the practitioner signed in
+(session cookie), the patient with the cookie their link gives. The appointment
+is put in the call by the model's own steps, skipping the way in.
+Run through tests/isolated.sh (a loopback-only network namespace).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import time
+
+import pytest
+
+from browser import chromium, live_server
+from conftest import make_app, make_appointment, make_patient, make_practice, make_user
+from relay_helpers import start_worker_process, stop_worker_process
+from webapp.models import Document, Incident, db
+from webapp.patient import patient_link_url
+
+pytestmark = pytest.mark.browser
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
+
+
+def in_call_appointment():
+    doctor = make_user("practitioner", name="Dr Navigateur")
+    appt = make_appointment(doctor, starts_in=dt.timedelta(minutes=2),
+                            patient=make_patient(first_name="Lucie", last_name="Vidal"))
+    appt.confirm_identity()
+    appt.give_consent("1", "en")
+    appt.record_device_check('{"camera": "ok", "microphone": "ok"}')
+    appt.enter_waiting_room()
+    appt.admit(doctor)
+    return doctor, appt
+
+
+@pytest.fixture
+def call_app(tmp_path):
+    """An app with an appointment in the call; yields a function that serves it."""
+    made = {}
+
+    def serve(**config):
+        app = make_app(tmp_path, **config)
+        with app.app_context():
+            make_practice()
+            made["doctor"], made["appt"] = in_call_appointment()
+            with app.test_request_context():
+                made["link"] = patient_link_url(made["appt"])
+            made["session"] = app.session_interface.get_signing_serializer(app).dumps({"uid": made["doctor"].id})
+            db.close()
+        made["app"] = app
+        return app, made
+    yield serve
+    if "app" in made:
+        made["app"].extensions["relay"].stop()
+
+
+class Side:
+    """One person's page, with its errors recorded."""
+
+    def __init__(self, browser, url):
+        self.context = browser.new_context(locale="en-GB", viewport={"width": 800, "height": 900})
+        self.page = self.context.new_page()
+        self.problems = []
+        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
+        self.page.on("console", lambda m: self.problems.append(m.text) if m.type == "error" else None)
+
+    def frames(self) -> int:
+        return self.page.evaluate("window.cabinetCall ? window.cabinetCall.stats().then(s => s.framesDecoded) : 0")
+
+    def wait_decoding(self, timeout=15.0) -> float:
+        """Wait until remote video frames are being decoded (the count rises); return the time it took."""
+        start = time.monotonic()
+        first = None
+        while time.monotonic() - start < timeout:
+            n = self.frames()
+            if n > 0 and first is not None and n > first:
+                return time.monotonic() - start
+            if n > 0 and first is None:
+                first = n
+            time.sleep(0.2)
+        raise AssertionError(f"no remote video decoded in {timeout} s (frames: {self.frames()})")
+
+
+def open_both(browser, url, made):
+    doctor = Side(browser, url)
+    doctor.context.add_cookies([{"name": "session", "value": made["session"], "url": url}])
+    doctor.page.goto(f"{url}/today/{made['appt'].id}/call")
+    patient = Side(browser, url)
+    patient.page.goto(made["link"].replace("https://cabinet.test", url))
+    patient.page.wait_for_url(f"**/v/{made['appt'].ref}/call")
+    return doctor, patient
+
+
+def test_video_chat_and_files_between_practitioner_and_patient(call_app, tmp_path):
+    app, made = call_app()
+    with live_server(app) as url, chromium() as browser:
+        doctor, patient = open_both(browser, url, made)
+        doctor.wait_decoding()
+        patient.wait_decoding()
+        assert doctor.page.locator("#call-status").inner_text() == "Connected"
+
+        # Chat: sent by one, seen by the other, still there after a reload.
+        patient.page.fill("#chat-text", "J'ai mal au genou")
+        patient.page.click("#chat-form button")
+        doctor.page.wait_for_selector("#chat-lines >> text=J'ai mal au genou")
+        doctor.page.reload()
+        doctor.page.wait_for_selector("#chat-lines >> text=J'ai mal au genou")
+        assert doctor.page.locator(".chat-line .who").first.inner_text() == "Patient"
+
+        # A file from the patient appears for the practitioner at once, with a link that works.
+        photo = tmp_path / "genou.png"
+        photo.write_bytes(PNG)
+        patient.page.set_input_files("#file-input", str(photo))
+        patient.page.click("#file-form button")
+        link = doctor.page.wait_for_selector("#chat-lines a >> text=genou.png")
+        response = doctor.context.request.get(url + link.get_attribute("href"))
+        assert response.status == 200 and response.body() == PNG
+        doctor.wait_decoding()     # the reload got its video back
+        assert doctor.problems == [] and patient.problems == []
+    with app.app_context():
+        assert [d.filename for d in Document.select()] == ["genou.png"]
+
+
+def test_both_sides_recover_when_the_worker_is_killed_and_restarted(call_app):
+    worker, relay_url = start_worker_process()
+    port = relay_url.rsplit(":", 1)[1]
+    try:
+        app, made = call_app(RELAY_URLS=[relay_url], RELAY_BACKOFF_SECONDS=(0.1, 0.2, 0.3) + (0.5,) * 20)
+        with live_server(app) as url, chromium() as browser:
+            doctor, patient = open_both(browser, url, made)
+            doctor.wait_decoding()
+            patient.wait_decoding()
+
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.communicate(timeout=5)       # reaped, its pipes closed
+            doctor.page.wait_for_selector("#call-status[data-state=reconnecting]", timeout=5000)
+            worker, _ = start_worker_process("--port", port)
+            started = time.monotonic()
+            doctor.wait_decoding(timeout=10)
+            patient.wait_decoding(timeout=max(1, 10 - (time.monotonic() - started)))
+            assert time.monotonic() - started < 10
+            assert doctor.problems == [] and patient.problems == []
+        with app.app_context():
+            kinds = {(i.kind, i.role) for i in Incident.select()}
+            assert ("relay_lost", "practitioner") in kinds and ("relay_lost", "patient") in kinds
+    finally:
+        stop_worker_process(worker)
