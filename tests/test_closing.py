@@ -427,6 +427,9 @@ def test_report_frozen_after_closing_and_addendum_added(client, doctor, visit):
     response = client.post(url(visit, "report"), data={"findings": "Changé après coup"}, headers=HX)
     assert response.status_code == 409
     assert "Add an addendum" in text_of(response)
+    late = client.post(url(visit, "report"), data={"findings": "Éruption cutanée", "decisions": "Crème",
+                                                   "prescriptions": ""}, headers=HX)
+    assert late.status_code == 200          # an autosave of the very words frozen, arriving late, is fine
     assert Report.get(Report.appointment == visit).findings == "Éruption cutanée"
     for what, data in (("acts", {"code": "TCG"}), ("payment", {"amount": "10"}),
                        ("waivers/acts", {"acts-reason": "x"}), ("incidents", {"detail": "x"})):
@@ -472,3 +475,50 @@ def test_agenda_detail_links_to_the_checklist_of_a_visit_in_call(client, doctor,
     assert f'href="/visits/{visit.id}/close"' in html and "Close the visit" in html
     scheduled = make_appointment(visit.practitioner)
     assert "/close" not in client.get(f"/agenda/{scheduled.id}").get_data(as_text=True)
+
+
+@pytest.mark.browser
+def test_in_chromium_the_report_autosaves_and_closing_keeps_the_last_words(tmp_path):
+    from browser import chromium, live_server
+    from conftest import PASSWORD, make_app, make_practice
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    now = utcnow()
+    with app.app_context():
+        make_practice()
+        doctor = make_user("practitioner", email="doc@cabinet.example.org")
+        appt = make_appointment(doctor, starts_in=-dt.timedelta(minutes=30), status="in_call",
+                                admitted_at=now - dt.timedelta(minutes=28), call_ended_at=now,
+                                consent_at=now - dt.timedelta(minutes=29), consent_version="1", consent_locale="en")
+    with live_server(app) as base, chromium() as browser:
+        page = browser.new_page(locale="en-GB")
+        problems = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(f"{base}/login")
+        page.fill("#email", "doc@cabinet.example.org")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/agenda/**")
+        page.goto(f"{base}/visits/{appt.id}/close")
+        page.evaluate("window.__sameDocument = true")
+
+        page.type("#findings", "Toux depuis 3 jours")          # no click on Save: the autosave does it
+        page.wait_for_selector("#report-saved >> text=Saved at")
+        assert Report.get(Report.appointment == appt).findings == "Toux depuis 3 jours"
+        assert page.inner_text("#state-report") == "Done"
+
+        for item in ("documents", "acts", "payment"):
+            page.click(f"#item-{item} details.waive summary")
+            page.fill(f"#{item}-reason", "Non applicable")
+            page.click(f"#item-{item} details.waive button[type=submit]")
+            page.wait_for_selector(f"#state-{item} >> text=Waived")
+        page.fill("#decisions", "Sirop")                      # and close at once, before the autosave
+        page.click("#closing-summary button.primary")
+        page.wait_for_timeout(1500)                           # the autosave still on its way arrives late
+        page.wait_for_selector("#closing-summary >> text=Closed on")
+        assert page.query_selector("#closing-summary .error") is None
+        assert page.evaluate("window.__sameDocument") is True
+        assert problems == []
+    report = Report.get(Report.appointment == appt)
+    assert report.decisions == "Sirop" and report.frozen_at is not None
+    assert Appointment.get_by_id(appt.id).status == "closed"

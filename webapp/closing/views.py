@@ -23,6 +23,9 @@ from .prescription import render_prescription
 from .service import AlreadyClosed, close_visit
 
 
+REPORT_FIELDS = ("findings", "decisions", "prescriptions")
+
+
 # Loading, checking and answering, shared by every view below.
 
 def _visit(appointment_id: int, edit: bool = True) -> Appointment:
@@ -63,9 +66,10 @@ def _page(appt, section: str | None = None, status: int = 200, error: str | None
     """The checklist page, or one item's fragment for htmx (with the badges and summary out of band)."""
     cl = Checklist(appt)
     fragment = fragment or (f"closing/_{section}.html" if section else None)
+    partial = _partial() and fragment is not None    # a whole page (e.g. after closing) has nothing out of band
     closed = appt.closed_at is not None
     return render("closing/checklist.html", fragment, status=status, appt=appt, cl=cl, error=error,
-                  forms=_forms(cl, given), titles=item_titles(), states=state_names(), partial=_partial(),
+                  forms=_forms(cl, given), titles=item_titles(), states=state_names(), partial=partial,
                   closed=closed, can_edit=not closed and appt.practitioner_id == g.user.id,
                   acts=list(Act.catalogue(g.practice, active_only=True)), presets=_presets(),
                   version=current_app.config["VERSION"], addenda=list(appt.addenda.order_by(Addendum.at)))
@@ -85,6 +89,7 @@ def _saved(appt, section: str):
 def _refused(appt, section: str | None = None):
     """409: the visit is closed, its checklist no longer changes."""
     message = _("This visit is closed: its checklist can no longer change. Add an addendum to the report instead.")
+    appt = Appointment.get_by_id(appt.id)      # it may have been closed while this request waited
     return _page(appt, section if _partial() else None, status=409, error=message)
 
 
@@ -118,23 +123,38 @@ def checklist(appointment_id):
 def save_report(appointment_id):
     """Save the report (autosaved while typing, or with the button)."""
     appt = _visit(appointment_id)
-    if appt.closed_at:
-        return _refused(appt, "report_saved")
     form = ReportForm()
     if not form.validate():
         return _page(appt, "report_saved", status=422, report=form)
-    _write_report(appt, form)
+    if appt.closed_at or not _write_report(appt, form):
+        return _frozen(appt, form)
     return _saved(appt, "report_saved") if _partial() else _saved(appt, "report")
 
 
-def _write_report(appt, form) -> None:
-    fields = {name: getattr(form, name).data or "" for name in ("findings", "decisions", "prescriptions")}
+def _frozen(appt, form):
+    """An autosave that arrives after the close it was sent with finds the same words frozen: fine.
+    Different words are refused (409): the report no longer changes."""
+    report = Report.get(Report.appointment == appt)
+    if all((getattr(form, name).data or "") == getattr(report, name) for name in REPORT_FIELDS):
+        return _page(Appointment.get_by_id(appt.id), "report_saved")
+    return _refused(appt, "report_saved")
+
+
+def _write_report(appt, form) -> bool:
+    """Save the report unless it is frozen (False then).
+
+    The UPDATE comes first, so SQLite takes the write lock at once: an autosave that arrives while
+    the visit is being closed waits for the close, then finds the report frozen and changes nothing.
+    """
+    fields = {name: getattr(form, name).data or "" for name in REPORT_FIELDS}
     with db.atomic():
-        report = Report.get_or_none(Report.appointment == appt) or Report(appointment=appt)
-        for name, value in fields.items():
-            setattr(report, name, value)
-        report.updated_at = utcnow()
-        report.save()
+        if (Report.update(**fields, updated_at=utcnow())
+                .where(Report.appointment == appt, Report.frozen_at.is_null()).execute()):
+            return True
+        if Report.select().where(Report.appointment == appt).exists():
+            return False
+        Report.create(appointment=appt, **fields)
+    return True
 
 
 @bp.route("/<int:appointment_id>/incidents", methods=["POST"])
@@ -333,11 +353,12 @@ def close(appointment_id):
     appt = _visit(appointment_id)
     if appt.closed_at:
         return _already_closed(appt)
-    if any(name in request.form for name in ("findings", "decisions", "prescriptions")):
+    if any(name in request.form for name in REPORT_FIELDS):
         form = ReportForm()           # the report as typed just before clicking: nothing is lost
         if not form.validate():
             return _page(appt, status=422, report=form, error=_("The report could not be saved."))
-        _write_report(appt, form)
+        if not _write_report(appt, form):
+            return _already_closed(appt)
     missing = Checklist(appt).missing
     if missing:
         names = ", ".join(str(i.title) for i in missing)
