@@ -63,7 +63,7 @@ def test_checklist_shows_traceability_and_what_is_missing(client, doctor, visit,
     assert response.status_code == 200
     assert f"Cabinet {app.config['VERSION']}" in text
     assert "text version 2026-01" in text and "English" in text
-    assert "reconnecting" in text and "ice restart" in text
+    assert "Reconnecting · patient: ice restart" in text
     assert "rash-photo.png" in text
     assert "Still missing: Report, Documents sent, Act coded, Payment requested." in text
     assert AuditEvent.select().where(AuditEvent.action == "visit.checklist_viewed").count() == 1
@@ -136,6 +136,8 @@ def test_report_too_long_is_refused_and_changes_nothing(client, doctor, visit):
     ("résultat\t\x07.exe", PDF, "other", "résultat.pdf", "application/pdf"),
     ("", PDF, "prescription", "document.pdf", "application/pdf"),
     ("....", PNG, "other", "document.png", "image/png"),
+    ("photo\u202egnp.exe", PNG, "other", "photognp.png", "image/png"),
+    ("a" * 300 + ".pdf", PDF, "other", "a" * 100 + ".pdf", "application/pdf"),
 ])
 def test_upload_kept_by_content_with_a_safe_name(client, doctor, visit, app, name, data, kind, stored_name,
                                                  content_type):

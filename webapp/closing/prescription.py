@@ -6,11 +6,11 @@ from flask_babel import force_locale, gettext as _
 
 from ..i18n import utc_to_local
 from ..models import utcnow
+from .pdf import FONT, new_pdf
 
 
 def render_prescription(appt, practitioner, text: str, locale: str) -> bytes:
     """Practice header, patient identity, the text, the practitioner's name and the date."""
-    from .pdf import FONT, new_pdf     # late: the report module pulls in the payment providers
     practice = appt.practice
     pdf = new_pdf()
     with force_locale(locale):

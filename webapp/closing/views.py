@@ -19,6 +19,7 @@ from .checklist import ITEMS, WAIVABLE, Checklist, item_titles, state_names
 from .forms import ActForm, AddendumForm, IncidentForm, PaymentForm, PrescriptionForm, ReportForm, UploadForm, \
     WaiverForm
 from .inputs import clean_filename, euros, sniff
+from .pdf import _incident_label as incident_label, _role_label as role_label
 from .prescription import render_prescription
 from .service import AlreadyClosed, close_visit
 
@@ -72,7 +73,7 @@ def _page(appt, section: str | None = None, status: int = 200, error: str | None
                   forms=_forms(cl, given), titles=item_titles(), states=state_names(), partial=partial,
                   closed=closed, can_edit=not closed and appt.practitioner_id == g.user.id,
                   acts=list(Act.catalogue(g.practice, active_only=True)), presets=_presets(),
-                  version=current_app.config["VERSION"], addenda=list(appt.addenda.order_by(Addendum.at)))
+                  version=current_app.config["VERSION"], incident_label=incident_label, role_label=role_label, addenda=list(appt.addenda.order_by(Addendum.at)))
 
 
 def _presets() -> list[int]:
