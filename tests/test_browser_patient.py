@@ -18,12 +18,10 @@ from playwright.sync_api import expect
 
 from browser import chromium, live_server
 from smtp_helpers import smtp_server
-from conftest import PASSWORD, make_app, make_appointment, make_patient, make_practice, make_user
-from webapp import notify
+from conftest import HX, PASSWORD, login_as, make_app, make_appointment, make_patient, make_practice, make_user, text_of
+from webapp import events, notify
 from webapp.models import Appointment, db
 from webapp.patient import patient_link_url
-
-pytestmark = pytest.mark.browser
 
 DOCTOR = "doc@cabinet.example.org"
 
@@ -105,7 +103,8 @@ OscillatorNode.prototype.start = function (...args) { if (this.context.state ===
 
 
 def track_socket(page):
-    page.add_init_script("document.addEventListener('htmx:wsOpen', () => { document.documentElement.dataset.wsOpen = '1'; });")
+    page.add_init_script(
+        "document.addEventListener('htmx:wsOpen', () => { document.documentElement.dataset.wsOpen = '1'; });")
 
 
 def emailed_link(app, url, appt) -> str:
@@ -121,6 +120,7 @@ def emailed_link(app, url, appt) -> str:
     return smtp.link_in(mail)
 
 
+@pytest.mark.browser
 def test_patient_walks_in_and_is_admitted_live(served):
     app, url, appt = served
     link = emailed_link(app, url, appt)
@@ -209,6 +209,7 @@ def ready_to_wait(app, appt):
         db.close()
 
 
+@pytest.mark.browser
 def test_a_second_tab_takes_over_and_the_first_says_so(served):
     app, url, appt = served
     ready_to_wait(app, appt)
@@ -270,6 +271,7 @@ if (navigator.mediaDevices) {   // absent from frames that are not secure contex
 """
 
 
+@pytest.mark.browser
 def test_device_check_explains_a_blocked_camera_and_audio_only_skips_it(served):
     app, url, appt = served
     with app.app_context():
@@ -330,3 +332,27 @@ def test_device_check_explains_a_blocked_camera_and_audio_only_skips_it(served):
         assert Appointment.get_by_id(audio.id).device_results["camera"] == "skipped"
         assert Appointment.get_by_id(audio.id).device_results["microphone"] == "ok"
         db.close()
+
+
+def test_today_rows_kept_between_renders_still_show_every_change(app, client):
+    """The day's rows are rendered once per what they show: a note, the patient's page, a new arrival all show."""
+    doctor = login_as(client, "practitioner")
+    first, second = (make_appointment(doctor, starts_in=dt.timedelta(minutes=5)) for _ in range(2))
+    first.enter_waiting_room()
+
+    def day():
+        return text_of(client.get("/today/", headers=HX))
+
+    assert "1 patient waiting" in day() and "page closed" in day()
+    assert client.post(f"/today/{first.id}/note", data={"text": "Five more minutes"}, headers=HX).status_code == 200
+    assert 'value="Five more minutes"' in client.get("/today/", headers=HX).get_data(as_text=True)
+    subscription = events.subscribe("test")
+    events.patient_tabs.claim(first.ref, subscription)
+    try:
+        assert "page open" in day()
+    finally:
+        events.patient_tabs.release(first.ref, subscription)
+        subscription.close()
+    assert "page closed" in day()
+    second.enter_waiting_room()
+    assert "2 patients waiting" in day() and second.patient_name in day()
