@@ -117,7 +117,7 @@
     switch (msg.type) {
       case "history": msg.items.forEach(addItem); break;
       case "chat": case "file": addItem(msg); break;
-      case "ready": setStatus("waiting"); startPeer(); break;
+      case "ready": setStatus("waiting"); media.then(startPeer); break;
       case "answer":
         counters.answers += 1;
         if (pc) pc.setRemoteDescription({ type: "answer", sdp: msg.sdp }).catch(function () { restartSoon(500); });
@@ -357,10 +357,12 @@
   // For the browser tests: what the page decodes.
   window.cabinetCall = { stats: function () { return sample().then(function () { return counters; }); } };
 
+  // Camera and websocket start together; the offer waits for both.
   setStatus("connecting");
-  getMedia().then(function (s) {
+  var media = getMedia().then(function (s) {
     stream = s;
     if (localVideo && s.getVideoTracks().length) localVideo.srcObject = s;
-    connect();
+    return s;
   });
+  connect();
 })();
