@@ -290,3 +290,51 @@ def test_a_file_is_announced_and_downloaded_by_both_sides_only(served):
     with s["app"].app_context():
         actions = [(e.actor, e.action) for e in AuditEvent.select().where(AuditEvent.action == "document.downloaded")]
         assert ("staff", "document.downloaded") in actions
+
+
+# Incidents from the worker's reports, and the relay's health.
+
+def test_media_stall_and_failures_become_incidents(served):
+    from webapp.relay import protocol as p
+    from webapp.visit.bridge import Bridge
+    app = served["app"]
+    app.config["MEDIA_STALL_SECONDS"] = 0.2
+    with app.test_request_context():
+        bridge = Bridge(None, Appointment.get_by_id(served["appt"].id), "patient", None)
+        db.close()
+    counts = lambda n: p.Stats("patient", received={"audio": n, "video": n})  # noqa: E731
+    bridge._own_state("connected")
+    bridge._stats(counts(30))
+    bridge._stats(counts(60))          # media flows: nothing to record
+    time.sleep(0.3)
+    bridge._stats(counts(60))          # stalled while connected
+    bridge._stats(counts(60))          # recorded once, not every report
+    bridge._stats(counts(90))
+    bridge._own_state("failed")
+    with app.app_context():
+        assert [(i.kind, i.role) for i in Incident.select().order_by(Incident.id)] == [
+            ("media_stall", "patient"), ("connection_failed", "patient")]
+
+
+def test_healthz_reports_a_relay_that_is_down_without_failing(tmp_path):
+    app = make_app(tmp_path, RELAY_URLS=["ws://127.0.0.1:9"])
+    with app.app_context():
+        make_practice()
+        db.close()
+    body = app.test_client().get("/healthz").get_json()
+    assert body["ok"] is True and body["relay"]["ok"] is False
+    assert body["relay"]["workers"] == [{"url": "ws://127.0.0.1:9", "ok": False}]
+
+
+def test_the_embedded_relay_starts_on_first_use_only(served):
+    app = served["app"]
+    app.extensions["relay"].stop()
+    client = app.test_client()
+    assert client.get("/healthz").get_json()["relay"]["started"] is False     # pages alone never start it
+    ws = open_patient(served)
+    try:
+        next_of(ws, "ready")
+    finally:
+        ws.close()
+    relay = client.get("/healthz").get_json()["relay"]
+    assert relay["started"] is True and relay["ok"] is True and relay["workers"][0]["url"].startswith("ws://127.0.0.1:")
