@@ -356,3 +356,29 @@ def test_today_rows_kept_between_renders_still_show_every_change(app, client):
     assert "page closed" in day()
     second.enter_waiting_room()
     assert "2 patients waiting" in day() and second.patient_name in day()
+
+
+def test_a_patient_sent_back_stays_out_until_they_come_back(app, client):
+    """Sent back to a time inside the link's window, the waiting room's poll must not bring them back in."""
+    from webapp.i18n import utc_to_local
+    from webapp.models import utcnow
+    doctor = login_as(client, "practitioner")
+    appt = make_appointment(doctor, starts_in=dt.timedelta(minutes=5))
+    ready_to_wait(app, appt)
+    patient = app.test_client()
+    with app.test_request_context():
+        assert patient.get(patient_link_url(appt).replace("https://cabinet.test", "")).status_code == 302
+    assert "You are in the waiting room" in text_of(patient.get(f"/v/{appt.ref}/waiting"))
+    soon = utc_to_local(utcnow() + dt.timedelta(minutes=10), "Europe/Paris")
+    if soon.date() != utc_to_local(utcnow(), "Europe/Paris").date():
+        pytest.skip("ten minutes from now is tomorrow")
+    assert client.post(f"/today/{appt.id}/send-back", data={"time": soon.strftime("%H:%M")},
+                       headers=HX).status_code == 200
+
+    polled = patient.get(f"/v/{appt.ref}/waiting", headers=HX)
+    assert polled.status_code == 200 and "Please come back at" in text_of(polled) and "I am back" in text_of(polled)
+    assert "data-redirect" not in polled.get_data(as_text=True)
+    assert Appointment.get_by_id(appt.id).status == "scheduled"
+    back = patient.get(f"/v/{appt.ref}/", follow_redirects=True)   # the patient chooses to come back
+    assert "You are in the waiting room" in text_of(back)
+    assert Appointment.get_by_id(appt.id).status == "waiting"

@@ -50,11 +50,12 @@ def waiting(ref):
     appt, elsewhere = step_appointment(ref, "patient.waiting")
     if elsewhere:
         return elsewhere
-    if appt.status == "scheduled":
+    from ..views import htmx
+    polled = htmx and not htmx.boosted
+    if appt.status == "scheduled" and not polled:  # a poll never brings back a patient who was sent back
         appt.enter_waiting_room()
         announce(appt)
-    from ..views import htmx
-    if htmx and not htmx.boosted:
+    if polled:
         return status_fragment(appt)
     return full_load() or render_template("patient/waiting.html", appt=appt)
 
