@@ -81,6 +81,9 @@ def one_run(browser, app, url, practice, doctor, session, n) -> float:
                 raise RuntimeError(f"no video after 20 s on {', '.join(pending)}")
         if VERBOSE:
             print("   ", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in marks.items()), flush=True)
+            for name, page in (("doctor", doctor), ("patient", patient)):
+                steps = page.evaluate("window.cabinetCall.stats().then(s => s.marks)")
+                print(f"    {name} page (ms since its start):", steps, flush=True)
         return time.monotonic() - started
     finally:
         patient_ctx.close()

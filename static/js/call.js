@@ -18,7 +18,9 @@
   var ws = null, pc = null, stream = null, screenTrack = null;
   var senders = {}, facing = "user", ended = false, wsAttempt = 0, lastStats = null, retryTimer = null;
   var micOn = true, camOn = true, pendingRequest = null;
-  var counters = { framesDecoded: 0, audioPackets: 0, state: "new", answers: 0 };
+  var counters = { framesDecoded: 0, audioPackets: 0, state: "new", answers: 0, marks: {} };
+  // Milliseconds since the page started, for the benchmark: when each step of the set-up happened.
+  function mark(name) { if (!(name in counters.marks)) counters.marks[name] = Math.round(performance.now()); }
 
   function setStatus(key, extra) {
     statusEl.textContent = t(key) + (extra ? " " + extra : "");
@@ -74,7 +76,7 @@
     };
     pc.onconnectionstatechange = function () {
       counters.state = pc.connectionState;
-      if (pc.connectionState === "connected") setStatus("connected");
+      if (pc.connectionState === "connected") { mark("connected"); setStatus("connected"); }
       if (pc.connectionState === "failed") restartSoon(200);
       if (pc.connectionState === "disconnected") { setStatus("reconnecting"); restartSoon(3000); }
     };
@@ -104,7 +106,7 @@
       try { msg = JSON.parse(e.data); } catch (err) { return; }
       handle(msg);
     };
-    ws.onopen = function () { wsAttempt = 0; };
+    ws.onopen = function () { wsAttempt = 0; mark("socket"); };
     ws.onclose = function () {
       if (ended) return;
       setStatus("reconnecting");
@@ -117,9 +119,10 @@
     switch (msg.type) {
       case "history": msg.items.forEach(addItem); break;
       case "chat": case "file": addItem(msg); break;
-      case "ready": setStatus("waiting"); media.then(startPeer); break;
+      case "ready": mark("ready"); setStatus("waiting"); media.then(startPeer); break;
       case "answer":
         counters.answers += 1;
+        mark("answer");
         if (pc) pc.setRemoteDescription({ type: "answer", sdp: msg.sdp }).catch(function () { restartSoon(500); });
         break;
       case "peer-state": peerState(msg); break;
@@ -336,6 +339,7 @@
         if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime != null) now.rtt = s.currentRoundTripTime;
       });
       counters.framesDecoded = now.frames;
+      if (now.frames > 0) mark("video");
       counters.audioPackets = now.audio;
       if (lastStats) {
         var lost = now.lost - lastStats.lost, got = now.received - lastStats.received;
@@ -361,6 +365,7 @@
   setStatus("connecting");
   var media = getMedia().then(function (s) {
     stream = s;
+    mark("media");
     if (localVideo && s.getVideoTracks().length) localVideo.srcObject = s;
     return s;
   });

@@ -8,6 +8,7 @@ gunicorn worker starts its own after the fork.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import socket
@@ -50,6 +51,7 @@ class RelayPlace:
             if self._embedded is None:
                 from ..relay.worker import start_embedded   # asyncio and aiortc load only here
                 self._embedded = start_embedded(**self._settings)
+                atexit.register(self.stop)      # close the peer connections cleanly on shutdown
                 log.info("embedded relay listening on %s", self._embedded.url)
             return self._embedded
 
