@@ -83,8 +83,14 @@ def encode_clip(seconds: int = 2):
     video.bit_rate, video.gop_size = 600_000, 10_000
     video.time_base, video.framerate = fractions.Fraction(1, FPS), fractions.Fraction(FPS, 1)
     video.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
-                     "minrate": "600000", "maxrate": "600000"}
-    texture = random.Random(1).randbytes(640 * 480 + 640 * 64)
+                     "minrate": "600000", "maxrate": "600000",
+                     # keyframes the size a browser sends (~10x a delta frame), not 200 KB
+                     "max-intra-rate": "1000"}
+    # 8x8 blocks of noise: detail and motion for the encoder, yet a keyframe of a
+    # few tens of KB like a camera's (pixel noise made 200 KB keyframes).
+    noise = random.Random(1).randbytes(80 * (480 + 64) // 8)
+    texture = b"".join(bytes(b for b in noise[r // 8 * 80:(r // 8 + 1) * 80] for _ in range(8))
+                       for r in range(480 + 64))
     frames = []
     for i in range(seconds * FPS):
         frame = av.VideoFrame(640, 480, "yuv420p")
