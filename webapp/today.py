@@ -99,6 +99,8 @@ def shared_day(practitioner_ids, tz, today, changed_at: float):
         load = _loads.get(key)
         mine = load is None or load.started < changed_at
         if mine:
+            if load is None and len(_loads) >= 100:
+                _loads.clear()  # yesterday's days and departed practitioners' sets
             load = _loads[key] = _Load()
     if mine:
         try:
