@@ -1,8 +1,7 @@
-"""What the closing forms accept: amounts in euros, uploaded files checked by content, safe file names."""
+"""What the closing forms accept: amounts in euros."""
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from flask_babel import lazy_gettext as _l
 from wtforms import StringField
@@ -10,13 +9,6 @@ from wtforms.validators import ValidationError
 
 MAX_CENTS = 100_000          # 1000 €: above that a teleconsultation amount is a typo
 _AMOUNT = re.compile(r"^(\d{1,7})(?:[.,](\d{1,2}))?$")
-
-# The only files a practitioner sends: recognised by their first bytes, never by their name.
-SIGNATURES = (
-    (b"%PDF-", "application/pdf", "pdf"),
-    (b"\xff\xd8\xff", "image/jpeg", "jpg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png", "png"),
-)
 
 
 def parse_cents(text: str) -> int:
@@ -58,21 +50,3 @@ class MoneyField(StringField):
         if self.cents > self.maximum:
             self.cents = None
             raise ValidationError(_l("At most %(max)s €.", max=self.maximum // 100))
-
-
-def sniff(data: bytes):
-    """(content type, extension) of a PDF, JPEG or PNG, judged by content; None otherwise."""
-    for magic, content_type, ext in SIGNATURES:
-        if data.startswith(magic):
-            return content_type, ext
-    return None
-
-
-def clean_filename(name: str, ext: str, fallback: str = "document") -> str:
-    """A name safe to show and to offer for download: no path, no control or shell characters,
-    at most 100 characters, and the extension of what the file really is."""
-    name = unicodedata.normalize("NFC", name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    stem = re.sub(r'[<>:"|?*;$`&\'%]+', "_", stem).strip(" ._-")[:100]
-    return f"{stem or fallback}.{ext}"

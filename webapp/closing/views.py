@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-import io
 
-from flask import abort, current_app, g, redirect, request, send_file, url_for
+from flask import abort, current_app, g, redirect, request, url_for
 from flask_babel import gettext as _
 
 from ..agenda import appointment_or_404, visible_practitioners
@@ -18,7 +17,8 @@ from . import bp
 from .checklist import ITEMS, WAIVABLE, Checklist, item_titles, state_names
 from .forms import ActForm, AddendumForm, IncidentForm, PaymentForm, PrescriptionForm, ReportForm, UploadForm, \
     WaiverForm
-from .inputs import clean_filename, euros, sniff
+from ..uploads import clean_filename, document_download, sniff
+from .inputs import euros
 from .pdf import _incident_label as incident_label, _role_label as role_label
 from .prescription import render_prescription
 from .service import AlreadyClosed, close_visit
@@ -185,7 +185,7 @@ def upload(appointment_id):
         if error:
             form.file.errors = [*form.file.errors, error]
         return _page(appt, "documents", status=422, upload=form)
-    content_type, ext = sniff(data)
+    content_type, ext = sniff(data, heic=False)
     _store(appt, data, form.kind.data, clean_filename(request.files["file"].filename, ext), content_type)
     return _saved(appt, "documents")
 
@@ -198,7 +198,7 @@ def _read_upload(upload):
         return None, _("The file is empty.") if upload is not None and upload.filename else _("Choose a file to send.")
     if len(data) > limit:
         return None, _("The file is larger than %(mb)s MB.", mb=g.practice.max_upload_mb)
-    if sniff(data) is None:
+    if sniff(data, heic=False) is None:
         return None, _("Only PDF, JPEG and PNG files can be sent. This file is none of them.")
     return data, None
 
@@ -226,11 +226,11 @@ def document(appointment_id, document_id):
     appt = _visit(appointment_id, edit=False)
     doc = Document.get_or_none(Document.id == document_id, Document.appointment == appt) or abort(404)
     try:
-        data = documents().load(doc.storage_key)
+        response = document_download(doc)
     except DocumentMissing:
         abort(404)
     AuditEvent.record(g.user, "document.downloaded", appt, detail=f"document:{doc.id}")
-    return send_file(io.BytesIO(data), mimetype=doc.content_type, download_name=doc.filename, as_attachment=True)
+    return response
 
 
 @bp.route("/<int:appointment_id>/acts", methods=["POST"])

@@ -8,13 +8,13 @@ visit, the same time the link and its cookie live.
 from __future__ import annotations
 
 import datetime as dt
-import io
 
-from flask import abort, make_response, redirect, render_template, send_file, url_for
+from flask import abort, make_response, redirect, render_template, url_for
 
 from ..models import AuditEvent, ChatLine, Document, Waiver, utcnow
 from ..payments_providers import STATUS_LABELS, current_payment
-from ..storage import DocumentMissing, documents
+from ..storage import DocumentMissing
+from ..uploads import document_download
 from . import bp, current_appointment
 
 
@@ -61,12 +61,8 @@ def space_document(ref, document_id):
     if doc is None:
         abort(404)
     try:
-        data = documents().load(doc.storage_key)
+        response = document_download(doc)
     except DocumentMissing:
         abort(404)
     AuditEvent.record("patient", "patient.document_downloaded", appt, detail=f"document {doc.id}")
-    response = send_file(io.BytesIO(data), mimetype=doc.content_type, as_attachment=True,
-                         download_name=doc.filename, max_age=0)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -8,45 +8,16 @@ appears in the other side's chat at once.
 from __future__ import annotations
 
 import hashlib
-import io
-import re
-import unicodedata
 
-from flask import g, jsonify, redirect, request, send_file, url_for
+from flask import g, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 
 from ..auth import staff_required
 from ..models import AuditEvent, Document, db
 from ..storage import DocumentMissing, documents
+from ..uploads import clean_filename, document_download, sniff
 from . import bp
 from .bridge import publish_file
-
-# (content type, extension) by leading bytes; HEIC is an ISO-BMFF "ftyp" box with a HEIF brand.
-MAGIC = ((b"%PDF-", "application/pdf", "pdf"), (b"\xff\xd8\xff", "image/jpeg", "jpg"),
-         (b"\x89PNG\r\n\x1a\n", "image/png", "png"))
-HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
-NAME_MAX = 100
-
-
-def sniff(data: bytes) -> tuple[str, str] | None:
-    """(content type, extension) of an accepted file, from its first bytes; None otherwise."""
-    for magic, content_type, extension in MAGIC:
-        if data.startswith(magic):
-            return content_type, extension
-    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
-        return "image/heic", "heic"
-    return None
-
-
-def clean_name(raw: str, extension: str) -> str:
-    """A display name without paths, control characters or markup, ending in the real extension."""
-    name = unicodedata.normalize("NFC", raw or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] in "LN" or c in " ._-()")
-    name = re.sub(r"\s+", " ", name).strip(" .")
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    stem = stem[:NAME_MAX - len(extension) - 1].strip(" .") or _("document")
-    return f"{stem}.{extension}"
-
 
 class UploadRefused(ValueError):
     def __init__(self, message: str, status: int = 422):
@@ -71,7 +42,7 @@ def read_upload(max_mb: int) -> tuple[bytes, str, str]:
     kind = sniff(data)
     if kind is None:
         raise UploadRefused(_("Only PDF, JPEG, PNG and HEIC files can be sent."))
-    return data, kind[0], clean_name(upload.filename or "", kind[1])
+    return data, kind[0], clean_filename(upload.filename or "", kind[1])
 
 
 def store_upload(appt, author: str, user=None) -> Document:
@@ -109,14 +80,9 @@ def download(appt, doc_id: int):
     if doc is None:
         return None
     try:
-        data = documents().load(doc.storage_key)
+        return document_download(doc), doc
     except DocumentMissing:
         return None
-    response = send_file(io.BytesIO(data), mimetype=doc.content_type, as_attachment=True,
-                         download_name=doc.filename, max_age=0)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response, doc
 
 
 @bp.route("/v/<ref>/files", methods=["POST"])

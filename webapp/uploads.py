@@ -1,0 +1,54 @@
+"""Files people send and download: the type judged by content, a safe name, a careful download.
+
+Shared by the call's file exchange, the closing checklist and the patient's space.
+"""
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+
+from flask import send_file
+from flask_babel import gettext as _
+
+from .storage import documents
+
+# (leading bytes, content type, extension); never the name or the browser's claimed type.
+SIGNATURES = ((b"%PDF-", "application/pdf", "pdf"), (b"\xff\xd8\xff", "image/jpeg", "jpg"),
+              (b"\x89PNG\r\n\x1a\n", "image/png", "png"))
+# HEIC (iPhone photos) is an ISO-BMFF "ftyp" box with a HEIF brand.
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+STEM_MAX = 100
+
+
+def sniff(data: bytes, heic: bool = True) -> tuple[str, str] | None:
+    """(content type, extension) of a PDF, JPEG, PNG (or HEIC) judged by its first bytes; None otherwise."""
+    for magic, content_type, extension in SIGNATURES:
+        if data.startswith(magic):
+            return content_type, extension
+    if heic and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return "image/heic", "heic"
+    return None
+
+
+def clean_filename(raw: str, extension: str) -> str:
+    """A name safe to show and to offer for download: no path, control characters or markup,
+    a stem of at most 100 characters, and the extension of what the file really is."""
+    name = unicodedata.normalize("NFC", raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] in "LN" or c in " ._-()")
+    name = re.sub(r"\s+", " ", name).strip(" .")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    stem = stem[:STEM_MAX].strip(" .") or _("document")
+    return f"{stem}.{extension}"
+
+
+def document_download(doc):
+    """The stored document as an attachment that no browser sniffs or caches.
+
+    Raises ``storage.DocumentMissing`` when its bytes cannot be read."""
+    data = documents().load(doc.storage_key)
+    response = send_file(io.BytesIO(data), mimetype=doc.content_type, as_attachment=True,
+                         download_name=doc.filename, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
