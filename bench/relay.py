@@ -42,6 +42,7 @@ FLUSH_SECONDS = 1.0
 # ---------------------------------------------------------------- the worker process
 
 def start_worker(*flags: str):
+    flags = ("--stats-interval", "1", *flags)
     env = {**os.environ, "SECRET_KEY": SECRET, "RELAY_HOST_ADDRESSES": "127.0.0.1",
            "ICE_SERVERS": "[]", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "webapp.relay", "--port", "0", *flags],
@@ -175,7 +176,7 @@ class BenchCaller:
     def __init__(self, url: str, room: str, role: str, clip, go: asyncio.Event) -> None:
         self.url, self.room, self.role, self.clip, self.go = url, room, role, clip, go
         self.connected = asyncio.Event()
-        self.worker_dropped: dict = {}
+        self.worker_stats = None          # the worker's last counters for this participant
 
     async def start(self) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -210,7 +211,7 @@ class BenchCaller:
             if isinstance(msg, p.Answer):
                 await self.pc.setRemoteDescription(description(msg.sdp, "answer"))
             elif isinstance(msg, p.Stats):
-                self.worker_dropped = msg.dropped
+                self.worker_stats = msg
 
     async def close(self) -> None:
         self._reader.cancel()
@@ -251,6 +252,11 @@ async def run_calls(url: str, calls: int, seconds: float, tag: str, go_signal) -
             for kind, (sent, got) in frames_lost(one, other).items():
                 totals[kind][0] += sent
                 totals[kind][1] += got
+    # Where frames went missing: packets that never reached the worker's receivers
+    # (its socket overflowed while it waited for a core), frames its queues dropped.
+    stats = [c.worker_stats for c in everyone if c.worker_stats is not None]
+    totals["worker_packets_lost"] = sum(sum(s.lost.values()) for s in stats)
+    totals["worker_frames_dropped"] = sum(sum(s.dropped.values()) for s in stats)
     await asyncio.gather(*(c.close() for c in everyone))
     return totals
 
@@ -295,9 +301,12 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int) 
         time.sleep(seconds)
         t1, c1 = time.monotonic(), cpu_seconds(worker.pid)
         totals = {"video": [0, 0], "audio": [0, 0]}
+        worker_side = {"worker_packets_lost": 0, "worker_frames_dropped": 0}
         for client in clients:
-            line = client.stdout.readline()
-            for kind, (sent, got) in json.loads(line.removeprefix("RESULT ")).items():
+            result = json.loads(client.stdout.readline().removeprefix("RESULT "))
+            for key in worker_side:
+                worker_side[key] += result.pop(key)
+            for kind, (sent, got) in result.items():
                 totals[kind][0] += sent
                 totals[kind][1] += got
             client.wait()
@@ -307,14 +316,17 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int) 
                 client.kill()
         stop_worker(worker)
     loss = {k: 1 - got / sent for k, (sent, got) in totals.items()}
-    return {"calls": calls, "cpu_per_call": (c1 - c0) / (t1 - t0) / calls, "loss": loss, "totals": totals}
+    return {"calls": calls, "cpu_per_call": (c1 - c0) / (t1 - t0) / calls, "loss": loss, "totals": totals,
+            **worker_side}
 
 
 def report(name: str, result: dict) -> None:
     loss = ", ".join(f"{k} {100 * v:.2f}% ({result['totals'][k][1]}/{result['totals'][k][0]})"
                      for k, v in result["loss"].items())
     print(f"{name:<20} calls={result['calls']:<3} worker CPU per call = "
-          f"{100 * result['cpu_per_call']:5.1f}% of a core   frames lost: {loss}", flush=True)
+          f"{100 * result['cpu_per_call']:5.1f}% of a core   frames lost: {loss}\n"
+          f"{'':<20} worker's view: {result['worker_packets_lost']} packets lost on the way in, "
+          f"{result['worker_frames_dropped']} frames dropped by its queues", flush=True)
 
 
 def cpu_main(args) -> None:
