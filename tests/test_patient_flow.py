@@ -212,6 +212,9 @@ def test_send_back_with_a_new_time_keeps_the_link(app, patient, appt):
     staff.post(f"/today/{appt.id}/send-back", data={"time": later.strftime("%H:%M")}, headers=HX)
     stored = reload(appt)
     assert stored.status == "scheduled" and stored.link_version == appt.link_version
+    from webapp.models import Message
+    assert {(m.kind, m.channel) for m in Message.select().where(Message.appointment == appt)} >= {
+        ("moved", "email"), ("moved", "sms")}
     assert utc_to_local(stored.starts_at, "Europe/Paris").strftime("%H:%M") == later.strftime("%H:%M")
     assert "come back at" in text_of(patient.get(f"{base(appt)}/waiting", headers=HX)) or \
         patient.get(f"{base(appt)}/").status_code == 403

@@ -13,7 +13,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from simple_websocket import ConnectionClosed
 
-from . import events
+from . import events, notify
 from .agenda import appointment_or_404, visible_practitioners
 from .auth import staff_required
 from .i18n import local_to_utc, utc_to_local
@@ -187,6 +187,7 @@ def send_back(appointment_id):
         return render("today/index.html", "today/_day.html", status=422,
                       error=_("Choose a later time today, like 14:30."), **day_context(_ids()))
     appt.send_back(g.user, starts_at)
+    notify.queue(appt, "moved")   # in case the patient closes the waiting room before reading it
     return _done(appt)
 
 
