@@ -40,6 +40,7 @@ test: setup system-test-deps
 
 bench: setup
 	$(PY) bench/agenda.py
+	$(PY) bench/waiting_room.py
 
 clean:
 	rm -rf $(VENV) instance
