@@ -144,6 +144,29 @@ def test_sink_waits_for_a_keyframe_overflows_to_the_next_one_and_asks_upstream()
     asyncio.run(scenario())
 
 
+def test_no_keyframe_request_is_wasted_before_it_can_be_used():
+    """Browsers ignore a PLI that follows another within ~300 ms: the one that counts is the
+    one sent when the sender starts reading, so none goes out before it, and a request made
+    while the upstream had sent nothing does not hold back the next one."""
+    async def scenario():
+        receiver = FakeReceiver()
+        sources = []
+        receiver.getSynchronizationSources = lambda: sources
+        tap, sink = Tap(receiver, "video"), Sink("video", forward.VP8)
+        sink.attach(tap)                          # the other side's DTLS is not up yet
+        await asyncio.sleep(0)
+        assert receiver.plis == 0
+        tap.request_keyframe()                    # the upstream has sent nothing: nobody to ask
+        sources.append(type("Source", (), {"source": 42})())
+        reading = asyncio.ensure_future(sink.recv())
+        await asyncio.sleep(0.01)
+        assert receiver.plis == 1                 # asked at once when the sender started
+        tap.put(vp8(True, 0))
+        assert (await reading).timestamp == 0
+        sink.stop()
+    asyncio.run(scenario())
+
+
 def test_audio_sink_drops_the_oldest_and_a_new_source_keeps_timestamps_increasing():
     async def scenario():
         opus = RTCRtpCodecParameters("audio/opus", 48000, payloadType=111)

@@ -117,12 +117,19 @@ class Tap:
             self.unrouted += 1
 
     def request_keyframe(self) -> None:
-        """Send a PLI upstream, at most every KEYFRAME_REQUEST_INTERVAL."""
+        """Send a PLI upstream, at most every KEYFRAME_REQUEST_INTERVAL.
+
+        Browsers ignore a PLI that comes soon after the previous one (Chromium: 300 ms), so
+        none is sent while nobody could use the keyframe, nor before the sender has sent
+        anything (its first frame is a keyframe anyway).
+        """
         now = time.monotonic()
         if self.kind != "video" or now - self._last_request < KEYFRAME_REQUEST_INTERVAL:
             return
-        self._last_request = now
-        for source in self._receiver.getSynchronizationSources():
+        sources = self._receiver.getSynchronizationSources()
+        if sources:
+            self._last_request = now
+        for source in sources:
             task = asyncio.ensure_future(self._receiver._send_rtcp_pli(source.source))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
@@ -203,7 +210,8 @@ class Sink(MediaStreamTrack):
         self._need_keyframe = self._gated
         if tap is not None:
             tap.sink = self
-            self.request_keyframe()
+            if self._started:        # else recv() asks, once the sender can send it on
+                self.request_keyframe()
 
     def request_keyframe(self) -> None:
         if self.upstream is not None:
