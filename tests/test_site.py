@@ -100,7 +100,25 @@ def test_manifest_and_service_worker(client):
     with client.get("/sw.js") as sw:
         assert sw.status_code == 200 and "javascript" in sw.mimetype
         assert sw.headers["Service-Worker-Allowed"] == "/"
-    assert client.get("/offline").status_code == 200
+        source = sw.get_data(as_text=True)
+    assert "__" not in source
+    shell = json.loads(re.search(r"var SHELL = (\[.*\]);", source).group(1))
+    assert "/static/js/call.js" in shell and "/offline" in shell
+    for path in shell:     # cache.addAll fails as a whole if one file is missing
+        with client.get(path) as response:
+            assert response.status_code == 200, path
+
+
+def test_service_worker_version_follows_the_shell_files(tmp_path):
+    from webapp.site import SHELL_STATIC, service_worker_source
+    for name in SHELL_STATIC + ("sw.js",):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes((ROOT / "static" / name).read_bytes())
+    version = re.compile(r'"cabinet-shell-([0-9a-f]+)"')
+    before = version.search(service_worker_source(str(tmp_path), "1.0")).group(1)
+    assert version.search(service_worker_source(str(tmp_path), "1.0")).group(1) == before
+    (tmp_path / "js" / "call.js").write_text("// a new release", encoding="utf-8")
+    assert version.search(service_worker_source(str(tmp_path), "1.0")).group(1) != before
 
 
 def test_vendored_htmx_keeps_its_licence():

@@ -1,7 +1,11 @@
 """Site-wide pages: home, health, and the progressive web app's shell."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, redirect, send_from_directory, url_for
+import hashlib
+import json
+from pathlib import Path
+
+from flask import Blueprint, current_app, g, jsonify, redirect, url_for
 from flask_babel import gettext as _
 
 from .models import db
@@ -50,10 +54,33 @@ def manifest():
     return response
 
 
+# What the service worker keeps for pages to load without the network: no patient data, only
+# the files every page or the call needs (the call page then starts without fetching anything).
+SHELL_STATIC = ("css/app.css", "css/call.css", "js/app.js", "js/call.js", "js/live.js", "js/device-check.js",
+                "icons/icon.svg", "vendor/htmx-2.0.11/htmx.min.js", "vendor/htmx-ext-ws-2.0.4/ws.min.js")
+
+
+def service_worker_source(static_folder: str, version: str) -> str:
+    """sw.js with its shell list and a version that changes whenever a shell file does."""
+    folder = Path(static_folder)
+    digest = hashlib.sha256(version.encode())
+    for name in SHELL_STATIC:
+        digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    files = ["/offline"] + [f"/static/{name}" for name in SHELL_STATIC]
+    return ((folder / "sw.js").read_text(encoding="utf-8")
+            .replace("__SHELL_VERSION__", digest.hexdigest()[:16])
+            .replace("__SHELL_FILES__", json.dumps(files)))
+
+
 @bp.route("/sw.js")
 def service_worker():
     """The service worker, served from the root so its scope is the whole site."""
-    response = send_from_directory(current_app.static_folder, "sw.js", max_age=0)
+    app = current_app._get_current_object()
+    source = app.extensions.get("service_worker")
+    if source is None or app.debug:
+        source = app.extensions["service_worker"] = service_worker_source(app.static_folder, app.config["VERSION"])
+    response = current_app.response_class(source, mimetype="text/javascript")
+    response.headers["Cache-Control"] = "no-cache"
     response.headers["Service-Worker-Allowed"] = "/"
     return response
 
