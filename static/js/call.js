@@ -21,6 +21,7 @@
   var counters = { framesDecoded: 0, audioPackets: 0, state: "new", answers: 0, marks: {} };
   // Milliseconds since the page started, for the benchmark: when each step of the set-up happened.
   function mark(name) { if (!(name in counters.marks)) counters.marks[name] = Math.round(performance.now()); }
+  mark("script");
 
   function setStatus(key, extra) {
     statusEl.textContent = t(key) + (extra ? " " + extra : "");
@@ -48,18 +49,27 @@
     });
   }
 
+  function afterLoad(fn) {
+    if (document.readyState === "complete") fn();
+    else window.addEventListener("load", fn, { once: true });
+  }
+
   function track(kind) {
     if (kind === "video" && screenTrack) return screenTrack;
     return stream ? stream.getTracks().filter(function (tr) { return tr.kind === kind; })[0] || null : null;
   }
 
-  // One peer connection per offer; the worker answers with all its candidates.
+  // One peer connection per offer; the worker answers with all its candidates. The offer is
+  // made at once, before the camera or the socket are ready: tracks join the senders when the
+  // camera opens (no new offer needed), and the offer leaves when the worker connection is.
+  var offerSent = false, pendingCandidates = [];
   function startPeer() {
-    if (pc) { pc.onconnectionstatechange = null; pc.close(); }
-    pc = new RTCPeerConnection({ iceServers: iceServers });
+    if (pc) { pc.onconnectionstatechange = null; pc.onicecandidate = null; pc.close(); }
+    var current = pc = new RTCPeerConnection({ iceServers: iceServers });
     var remote = new MediaStream();
-    remoteVideo.srcObject = remote;
     senders = {};
+    offerSent = false;
+    pendingCandidates = [];
     ["audio"].concat(audioOnly ? [] : ["video"]).forEach(function (kind) {
       var tr = track(kind);
       var tx = pc.addTransceiver(tr || kind, { direction: "sendrecv", streams: stream ? [stream] : [] });
@@ -67,12 +77,17 @@
     });
     pc.ontrack = function (e) {
       remote.addTrack(e.track);
-      remoteVideo.play().catch(function () { /* autoplay may wait for a tap */ });
+      // A video element without a frame yet holds the page's load event: attach after it.
+      afterLoad(function () {
+        if (remoteVideo.srcObject !== remote) remoteVideo.srcObject = remote;
+        remoteVideo.play().catch(function () { /* autoplay may wait for a tap */ });
+      });
     };
     pc.onicecandidate = function (e) {
       var c = e.candidate;
-      send({ type: "candidate", candidate: c && c.candidate ? c.candidate : null,
-             sdpMid: c ? c.sdpMid : null, sdpMLineIndex: c ? c.sdpMLineIndex : null });
+      var msg = { type: "candidate", candidate: c && c.candidate ? c.candidate : null,
+                  sdpMid: c ? c.sdpMid : null, sdpMLineIndex: c ? c.sdpMLineIndex : null };
+      if (offerSent) send(msg); else pendingCandidates.push(msg);   // never ahead of the offer
     };
     pc.onconnectionstatechange = function () {
       counters.state = pc.connectionState;
@@ -80,10 +95,22 @@
       if (pc.connectionState === "failed") restartSoon(200);
       if (pc.connectionState === "disconnected") { setStatus("reconnecting"); restartSoon(3000); }
     };
-    pc.createOffer().then(function (offer) {
-      return pc.setLocalDescription(offer);
-    }).then(function () {
-      send({ type: "offer", sdp: pc.localDescription.sdp });
+    current.offerSdp = pc.createOffer().then(function (offer) {
+      return current.setLocalDescription(offer).then(function () { return offer.sdp; });
+    });
+  }
+
+  // The worker is there: send this peer connection's offer, or a new one if it was used.
+  function offer() {
+    if (!pc || offerSent) startPeer();
+    var current = pc;
+    offerSent = true;
+    current.offerSdp.then(function (sdp) {
+      if (pc !== current) return;
+      send({ type: "offer", sdp: sdp });
+      mark("offer");
+      pendingCandidates.forEach(send);
+      pendingCandidates = [];
     });
   }
 
@@ -93,6 +120,7 @@
       if (!ended && pc && pc.connectionState !== "connected" && ws && ws.readyState === 1) {
         setStatus("reconnecting");
         startPeer();
+        offer();
       }
     }, delay);
   }
@@ -119,7 +147,7 @@
     switch (msg.type) {
       case "history": msg.items.forEach(addItem); break;
       case "chat": case "file": addItem(msg); break;
-      case "ready": mark("ready"); setStatus("waiting"); media.then(startPeer); break;
+      case "ready": mark("ready"); setStatus("waiting"); offer(); break;
       case "answer":
         counters.answers += 1;
         mark("answer");
@@ -361,13 +389,17 @@
   // For the browser tests: what the page decodes.
   window.cabinetCall = { stats: function () { return sample().then(function () { return counters; }); } };
 
-  // Camera and websocket start together; the offer waits for both.
+  // Camera, peer connection and websocket start together.
   setStatus("connecting");
-  var media = getMedia().then(function (s) {
+  getMedia().then(function (s) {
     stream = s;
     mark("media");
-    if (localVideo && s.getVideoTracks().length) localVideo.srcObject = s;
-    return s;
+    if (localVideo && s.getVideoTracks().length) afterLoad(function () { localVideo.srcObject = s; });
+    Object.keys(senders).forEach(function (kind) {
+      var tr = track(kind);
+      if (tr && !senders[kind].track) senders[kind].replaceTrack(tr);
+    });
   });
+  startPeer();
   connect();
 })();
