@@ -4,7 +4,8 @@
     python bench/relay_memory.py                            # RSS over many short calls
 
 The worker runs as its own process (``python -m webapp.relay``); its CPU is
-read from /proc/<pid>/stat. The callers run in other processes (a few calls
+read from /proc/<pid>/stat. For the runs at scale it is pinned to one core and
+the callers to the others, so that "one core carries N calls" is what is run. The callers run in other processes (a few calls
 each) and stay cheap, so they starve the worker of cores as little as they can
 (they still cost about as much as the worker itself): they send a clip that
 was encoded once (640x480 VP8 at 30 fps, Opus 20 ms frames; a keyframe
@@ -41,12 +42,24 @@ FLUSH_SECONDS = 1.0
 
 # ---------------------------------------------------------------- the worker process
 
-def start_worker(*flags: str):
+def cores() -> tuple[set[int], set[int]]:
+    """The worker's core and the callers' cores: with two or more, the worker gets one to itself,
+    so "one core carries N calls" is literal; with one, they share it."""
+    available = sorted(os.sched_getaffinity(0))
+    return {available[0]}, set(available[1:]) or {available[0]}
+
+
+def pinned(cpus: set[int] | None):
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+
+
+def start_worker(*flags: str, cpus: set[int] | None = None):
     flags = ("--stats-interval", "1", *flags)
     env = {**os.environ, "SECRET_KEY": SECRET, "RELAY_HOST_ADDRESSES": "127.0.0.1",
            "ICE_SERVERS": "[]", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "webapp.relay", "--port", "0", *flags],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=pinned(cpus))
     line = proc.stdout.readline()
     if not line.startswith("relay listening on "):
         proc.kill()
@@ -278,18 +291,21 @@ def client_main(args) -> None:
 
 # ---------------------------------------------------------------- the measurements
 
-def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int) -> dict:
+def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, pin: bool = False) -> dict:
     """Run ``calls`` calls through a fresh worker; worker CPU over the window, frames lost.
 
     The callers are spread over several processes (``calls_per_client`` calls each),
-    so that no single caller process is what limits the run.
+    so that no single caller process is what limits the run. ``pin``: the worker on a
+    core of its own, the callers on the others.
     """
-    worker, url = start_worker(*(["--transcode"] if transcode else []))
+    worker_cores, caller_cores = cores() if pin else (None, None)
+    worker, url = start_worker(*(["--transcode"] if transcode else []), cpus=worker_cores)
     shares = [min(calls_per_client, calls - i) for i in range(0, calls, calls_per_client)]
     clients = [subprocess.Popen(
         [sys.executable, __file__, "--client", url, "--calls", str(n), "--seconds", str(seconds),
          "--tag", f"{'t' if transcode else 'f'}{i}"],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for i, n in enumerate(shares)]
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        preexec_fn=pinned(caller_cores)) for i, n in enumerate(shares)]
     try:
         for client in clients:
             if client.stdout.readline().strip() != "READY":
@@ -331,8 +347,11 @@ def report(name: str, result: dict) -> None:
 
 def cpu_main(args) -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    worker_cores, caller_cores = cores()
     print(f"{os.cpu_count()} cores, load average {load}; {args.seconds:.0f} s windows; "
-          f"640x480 VP8 at {FPS} fps + Opus; callers in processes of {args.calls_per_client} calls")
+          f"640x480 VP8 at {FPS} fps + Opus; callers in processes of {args.calls_per_client} calls\n"
+          f"CPU comparison unpinned; the scale runs pin the worker to core {sorted(worker_cores)} "
+          f"and the callers to {sorted(caller_cores)}")
     forward_1 = measure(1, args.seconds, False, args.calls_per_client)
     report("forwarding", forward_1)
     transcode_1 = measure(1, args.seconds, True, args.calls_per_client)
@@ -341,7 +360,7 @@ def cpu_main(args) -> None:
     print(f"forwarding / re-encoding CPU per call: {ratio:.3f} "
           f"({'ok' if ratio <= 1 / 6 else 'OVER'}: target <= 0.167)", flush=True)
     for calls in args.scale:
-        result = measure(calls, args.seconds, False, args.calls_per_client)
+        result = measure(calls, args.seconds, False, args.calls_per_client, pin=True)
         report("forwarding", result)
         worst = max(result["loss"].values())
         print(f"  {calls} calls: {100 * result['cpu_per_call'] * calls:.0f}% of one core in all, "
