@@ -1,0 +1,34 @@
+"""The service worker in real Chromium: it keeps the call's files and shows a page when offline."""
+from __future__ import annotations
+
+import pytest
+
+from browser import chromium, live_server
+from conftest import make_app, make_practice
+from webapp.models import db
+
+pytestmark = pytest.mark.browser
+
+
+def test_the_shell_is_kept_and_the_offline_page_shows_without_the_server(tmp_path):
+    app = make_app(tmp_path)
+    with app.app_context():
+        make_practice()
+        db.close()
+    with chromium() as browser:
+        page = browser.new_page(locale="en-GB")
+        problems = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        with live_server(app) as url:
+            page.goto(f"{url}/login")
+            page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=15_000)
+            kept = page.evaluate("""Promise.all(["/static/js/call.js", "/static/css/call.css", "/offline"]
+                                    .map(p => caches.match(p).then(r => r ? r.status : 0)))""")
+            assert kept == [200, 200, 200]
+            preload = page.evaluate("navigator.serviceWorker.ready.then(r => r.navigationPreload.getState())")
+            assert preload["enabled"] is True
+            page.goto(f"{url}/login")          # through navigation preload, from the server
+            assert page.locator("#email").count() == 1
+        page.goto(f"{url}/login")              # the server is gone
+        assert page.locator("h1").inner_text() == "You are offline"
+        assert problems == []
