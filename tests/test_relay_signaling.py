@@ -1,4 +1,5 @@
 """The worker's signaling, embedded in this process, through the bridge's blocking client."""
+import itertools
 import os
 import socket
 
@@ -16,6 +17,15 @@ def relay():
     embedded = start_embedded(SECRET, host_addresses=["127.0.0.1"])
     yield embedded
     embedded.stop()
+
+
+_rooms = itertools.count()
+
+
+def fresh(room: str) -> str:
+    """A room of its own for each parametrized case: the worker forgets a closed connection
+    asynchronously, so the next case joining the same room could find it still there."""
+    return f"{room}-{next(_rooms)}"
 
 
 def join(relay, room, role):
@@ -46,7 +56,7 @@ def test_before_a_valid_join_everything_gets_an_error_and_the_connection_stays(r
     assert receive(conn).code == p.BAD_TICKET
     conn.send(first)
     assert receive(conn).code == code
-    conn.send(p.Join(ticket("room-join", "patient")))
+    conn.send(p.Join(ticket(fresh("room-join"), "patient")))
     assert receive(conn) == p.PeerState("patient", "joined")
     conn.close()
 
@@ -63,7 +73,7 @@ def test_before_a_valid_join_everything_gets_an_error_and_the_connection_stays(r
     ("x" * 70_000, p.TOO_LARGE),
 ])
 def test_malformed_messages_get_an_error_and_the_connection_stays(relay, raw, code):
-    conn = join(relay, "room-bad", "patient")
+    conn = join(relay, fresh("room-bad"), "patient")
     conn._ws.send(raw)
     assert receive(conn).code == code
     conn.send(p.Ping())
@@ -76,7 +86,7 @@ def test_malformed_messages_get_an_error_and_the_connection_stays(relay, raw, co
     (SDP_WITHOUT_CODECS, p.NEGOTIATION_FAILED),
 ])
 def test_unusable_offers_get_an_error_and_a_later_offer_may_follow(relay, sdp, code):
-    conn = join(relay, "room-sdp", "patient")
+    conn = join(relay, fresh("room-sdp"), "patient")
     conn.send(p.Offer(sdp))
     assert receive(conn).code == code
     conn.send(p.Candidate("candidate:1 1 UDP 2122252543 127.0.0.1 50000 typ host", "0"))
