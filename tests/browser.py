@@ -7,13 +7,23 @@ from contextlib import contextmanager
 from werkzeug.serving import make_server
 
 CHROMIUM = "/usr/bin/chromium"
+# Chromium reads only the last --disable-features, and Playwright passes its own list before
+# ours: without repeating it, ours would switch those features back on. Among them "AimEnabled":
+# with it on, the hidden browser window keeps building its AI-mode omnibox popup, which took a
+# third of a core away from the pages under test. (Playwright 1.65's list, requirements-test.txt.)
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding",
+    "ThirdPartyStoragePartitioning", "AvoidCorsURLLoaderRestartOnRedirect", "OptimizationHints",
+    "NetworkTimeServiceQuerying", "AimEnabled", "PreconnectToSearch",
+)
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic",
     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
     # WebRTC on loopback: real addresses in candidates (no mDNS names), and no name resolution outside.
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--disable-features=" + ",".join(("WebRtcHideLocalIpsWithMdns",) + PLAYWRIGHT_DISABLED_FEATURES),
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 
