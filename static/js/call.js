@@ -34,9 +34,12 @@
   }
 
   // Local media, with clear messages when a permission or a device is missing.
+  // call-early.js may have asked for them already, from the page's head.
+  var early = window.cabinetCallStart || null;
   function getMedia() {
     var video = audioOnly ? false : { facingMode: facing, width: { ideal: 640 }, height: { ideal: 480 } };
-    return navigator.mediaDevices.getUserMedia({ audio: true, video: video }).catch(function (err) {
+    var asked = early && early.media ? early.media : navigator.mediaDevices.getUserMedia({ audio: true, video: video });
+    return asked.catch(function (err) {
       if (!video || err.name === "NotAllowedError" || err.name === "SecurityError") throw err;
       return navigator.mediaDevices.getUserMedia({ audio: true, video: false }).then(function (s) {
         note(t("noCamera"));
@@ -126,21 +129,29 @@
   }
 
   // Signaling.
+  function onMessage(e) {
+    var msg;
+    try { msg = JSON.parse(e.data); } catch (err) { return; }
+    handle(msg);
+  }
+  function onClose() {
+    if (ended) return;
+    setStatus("reconnecting");
+    wsAttempt += 1;
+    setTimeout(connect, Math.min(5000, 250 * Math.pow(2, wsAttempt)));
+  }
   function connect() {
     if (ended) return;
-    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + d.signal);
-    ws.onmessage = function (e) {
-      var msg;
-      try { msg = JSON.parse(e.data); } catch (err) { return; }
-      handle(msg);
-    };
+    var taken = early && early.ws;     // the socket call-early.js opened, once
+    if (taken) early.ws = null;
+    ws = taken || new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + d.signal);
     ws.onopen = function () { wsAttempt = 0; mark("socket"); };
-    ws.onclose = function () {
-      if (ended) return;
-      setStatus("reconnecting");
-      wsAttempt += 1;
-      setTimeout(connect, Math.min(5000, 250 * Math.pow(2, wsAttempt)));
-    };
+    ws.onmessage = onMessage;
+    ws.onclose = onClose;
+    if (!taken) return;
+    if (early.openedAt !== null) counters.marks.socket = early.openedAt;
+    early.messages.splice(0).forEach(onMessage);     // what came before this script ran, in order
+    if (ws.readyState === 3) onClose();              // it closed before we were listening
   }
 
   function handle(msg) {
