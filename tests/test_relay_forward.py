@@ -10,13 +10,14 @@ import aiortc
 import pytest
 from aiortc import RTCPeerConnection, RTCConfiguration
 from aiortc.codecs import vpx, h264
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, decoder_worker
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from webapp.relay import forward
-from webapp.relay.forward import EncodedFrame, Packer, Sink, Tap, is_keyframe
+from webapp.relay.forward import EncodedFrame, FrameAssembler, Packer, Sink, Tap, is_keyframe
 
 VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A]) + bytes(20)
 VP8_DELTA = bytes([0x11, 0x02, 0x00]) + bytes(20)
@@ -34,6 +35,7 @@ def test_receiver_and_sender_have_the_private_slots_forward_replaces():
         transceiver = pc.addTransceiver("video")
         receiver, sender = transceiver.receiver, transceiver.sender
         assert "_RTCRtpReceiver__decoder_queue" in vars(receiver)
+        assert isinstance(vars(receiver)["_RTCRtpReceiver__jitter_buffer"], JitterBuffer)
         assert "_RTCRtpReceiver__decoder_thread" in vars(receiver)
         assert "_RTCRtpSender__encoder" in vars(sender)
         assert isinstance(transceiver._codecs, list)
@@ -46,6 +48,7 @@ def test_receiver_feeds_its_queue_and_the_decoder_thread_stops_on_none():
     """The contract Tap relies on, read from aiortc's source."""
     handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
     assert "self.__decoder_queue.put((codec, encoded_frame))" in handle
+    assert "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)" in handle
     assert "if encoded_frame is not None and self.__decoder_thread" in handle
     worker = inspect.getsource(decoder_worker)
     assert worker.index("task = input_q.get()") < worker.index("if task is None") < worker.index("get_decoder")
@@ -100,9 +103,47 @@ def test_vp8_comes_first_with_its_rtx_even_when_h264_was_offered_first():
     assert forward.send_codec(transceiver) == forward.VP8
 
 
+def rtp(seq: int, ts: int, data: bytes, marker: bool = False) -> RtpPacket:
+    packet = RtpPacket(sequence_number=seq, timestamp=ts, marker=int(marker))
+    packet._data = data          # what the receiver's depayloader leaves for the jitter buffer
+    return packet
+
+
+def test_a_video_frame_leaves_on_its_marker_packet_without_waiting_for_the_next():
+    buffer = FrameAssembler("video")
+    assert buffer.add(rtp(100, 3000, b"ab")) == (False, None)
+    _, frame = buffer.add(rtp(101, 3000, b"cd", marker=True))
+    assert (frame.data, frame.timestamp) == (b"abcd", 3000)
+    # A lost packet holds its frame back until it comes (a retransmission)...
+    assert buffer.add(rtp(102, 6000, b"ef"))[1] is None
+    assert buffer.add(rtp(104, 9000, b"ij", marker=True))[1] is None
+    _, frame = buffer.add(rtp(103, 6000, b"gh", marker=True))
+    assert (frame.data, frame.timestamp) == (b"efgh", 6000)
+    assert buffer.add(rtp(105, 12000, b"kl", marker=True))[1].timestamp == 9000
+    # ...and a frame whose marker packet never came leaves when the next frame starts, as in aiortc.
+    buffer = FrameAssembler("video")
+    buffer.add(rtp(1, 100, b"x"))
+    assert buffer.add(rtp(2, 200, b"y"))[1].data == b"x"
+
+
+def test_an_audio_packet_leaves_at_once():
+    buffer = FrameAssembler("audio")
+    for seq in range(5):
+        _, frame = buffer.add(rtp(seq, seq * 960, bytes([seq])))
+        assert (frame.data, frame.timestamp) == (bytes([seq]), seq * 960)
+    assert buffer.add(rtp(3, 3 * 960, b"late"))[1] is None      # late or repeated: dropped
+
+
+def test_the_tap_replaces_the_receivers_jitter_buffer():
+    receiver = FakeReceiver()
+    Tap(receiver, "audio")
+    assert isinstance(receiver._RTCRtpReceiver__jitter_buffer, FrameAssembler)
+
+
 class FakeReceiver:
     def __init__(self):
         self._RTCRtpReceiver__decoder_queue = None
+        self._RTCRtpReceiver__jitter_buffer = None
         self.plis = 0
 
     def getSynchronizationSources(self):

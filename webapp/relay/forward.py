@@ -21,6 +21,7 @@ import time
 
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,33 @@ def send_codec(transceiver) -> str:
     return transceiver._codecs[0].mimeType.lower()
 
 
+class FrameAssembler(JitterBuffer):
+    """aiortc's jitter buffer, but a frame leaves as soon as its last packet is in.
+
+    Video: the packet with the RTP marker bit ends a frame (RFC 7741 for VP8, RFC
+    6184 for H.264); the frame must be contiguous from the buffer's origin. Audio:
+    every packet is a whole Opus frame. When the marker packet is lost, aiortc's
+    own rule (a packet of the next frame) still completes the frame.
+    """
+
+    def __init__(self, kind: str) -> None:
+        video = kind == "video"
+        super().__init__(capacity=512 if video else 16, is_video=video)
+        self._video = video
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        packets = []
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                break
+            packets.append(packet)
+            if packet.marker or not self._video:
+                self.remove(count + 1)
+                return JitterFrame(data=b"".join(p._data for p in packets), timestamp=packets[0].timestamp)
+        return super()._remove_frame(sequence_number)
+
+
 class Tap:
     """Takes the place of a receiver's decoder queue (the ``queue.Queue`` API it uses).
 
@@ -100,7 +128,9 @@ class Tap:
         self._last_request = 0.0
         self._pending: set[asyncio.Task] = set()
         _require(receiver, "_RTCRtpReceiver__decoder_queue")
+        _require(receiver, "_RTCRtpReceiver__jitter_buffer")
         receiver._RTCRtpReceiver__decoder_queue = self
+        receiver._RTCRtpReceiver__jitter_buffer = FrameAssembler(kind)
 
     def get(self):
         return None
