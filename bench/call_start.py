@@ -82,19 +82,27 @@ NAVIGATION = """(() => {
 
 
 def chromium_cpu_ms() -> int:
-    """CPU time used so far by every Chromium process (this namespace sees only ours)."""
-    total = 0
+    """CPU time used so far by the Chromium processes this bench started (its descendants)."""
+    parents, cpu = {}, {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                if b"chromium" not in cmdline.read():
-                    continue
             with open(f"/proc/{pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                is_chromium = b"chromium" in cmdline.read()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) * 1000 // os.sysconf("SC_CLK_TCK")
-    return total
+        parents[int(pid)] = int(fields[1])
+        if is_chromium:
+            cpu[int(pid)] = (int(fields[11]) + int(fields[12])) * 1000 // os.sysconf("SC_CLK_TCK")
+
+    def ours(pid: int) -> bool:
+        while pid > 1:
+            if pid == os.getpid():
+                return True
+            pid = parents.get(pid, 0)
+        return False
+    return sum(ms for pid, ms in cpu.items() if ours(pid))
 
 
 def settle(limit: float = 10) -> None:
