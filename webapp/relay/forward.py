@@ -96,7 +96,6 @@ class FrameAssembler(JitterBuffer):
     def __init__(self, kind: str) -> None:
         video = kind == "video"
         super().__init__(capacity=512 if video else 16, is_video=video)
-        self._video = video
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         packets = []
@@ -105,7 +104,7 @@ class FrameAssembler(JitterBuffer):
             if packet is None or (packets and packet.timestamp != packets[0].timestamp):
                 break
             packets.append(packet)
-            if packet.marker or not self._video:
+            if packet.marker or not self._is_video:
                 self.remove(count + 1)
                 return JitterFrame(data=b"".join(p._data for p in packets), timestamp=packets[0].timestamp)
         return super()._remove_frame(sequence_number)
