@@ -1,15 +1,23 @@
 // The call's first steps, run from the page's <head>: the camera and the signaling socket
 // open while the rest of the page loads (both take a few hundred milliseconds on a phone).
-// call.js takes them over through window.cabinetCallStart; without it, it opens its own.
+// call.js takes them over through window.cabinetCallStart, and opens later ones (a reconnection,
+// another camera) with the same two helpers.
 (function () {
   "use strict";
-  var d = document.currentScript && document.currentScript.dataset;
-  if (!d || !d.signal || !window.RTCPeerConnection || !navigator.mediaDevices) return;
-  var start = window.cabinetCallStart = { messages: [], openedAt: null };
-  var video = d.audioOnly === "1" ? false : { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } };
-  start.media = navigator.mediaDevices.getUserMedia({ audio: true, video: video });
+  var d = document.currentScript.dataset;
+  var start = window.cabinetCallStart = {
+    messages: [], openedAt: null, media: null, ws: null,
+    video: function (facing) {      // getUserMedia's video constraints (false: an audio-only visit)
+      return d.audioOnly === "1" ? false : { facingMode: facing, width: { ideal: 640 }, height: { ideal: 480 } };
+    },
+    socket: function () {
+      return new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + d.signal);
+    }
+  };
+  if (!window.RTCPeerConnection || !navigator.mediaDevices) return;
+  start.media = navigator.mediaDevices.getUserMedia({ audio: true, video: start.video("user") });
   start.media.catch(function () { /* call.js explains the failure and falls back */ });
-  var ws = start.ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + d.signal);
+  var ws = start.ws = start.socket();
   ws.onopen = function () { start.openedAt = Math.round(performance.now()); };
   ws.onmessage = function (e) { start.messages.push(e); };   // kept in order until call.js reads them
 })();

@@ -4,7 +4,8 @@
 (function () {
   "use strict";
   var root = document.getElementById("call");
-  if (!root || !window.RTCPeerConnection) return;
+  var early = window.cabinetCallStart;     // call-early.js, from the page's head
+  if (!root || !early || !window.RTCPeerConnection) return;
 
   var d = root.dataset;
   var role = d.role, audioOnly = d.audioOnly === "1";
@@ -33,12 +34,11 @@
     if (ws && ws.readyState === 1) ws.send(JSON.stringify(msg));
   }
 
-  // Local media, with clear messages when a permission or a device is missing.
-  // call-early.js may have asked for them already, from the page's head.
-  var early = window.cabinetCallStart || null;
+  // Local media, with clear messages when a permission or a device is missing
+  // (call-early.js has usually asked for them already).
   function getMedia() {
-    var video = audioOnly ? false : { facingMode: facing, width: { ideal: 640 }, height: { ideal: 480 } };
-    var asked = early && early.media ? early.media : navigator.mediaDevices.getUserMedia({ audio: true, video: video });
+    var video = early.video(facing);
+    var asked = early.media || navigator.mediaDevices.getUserMedia({ audio: true, video: video });
     return asked.catch(function (err) {
       if (!video || err.name === "NotAllowedError" || err.name === "SecurityError") throw err;
       return navigator.mediaDevices.getUserMedia({ audio: true, video: false }).then(function (s) {
@@ -142,9 +142,9 @@
   }
   function connect() {
     if (ended) return;
-    var taken = early && early.ws;     // the socket call-early.js opened, once
-    if (taken) early.ws = null;
-    ws = taken || new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + d.signal);
+    var taken = early.ws;     // the socket call-early.js opened, once
+    early.ws = null;
+    ws = taken || early.socket();
     ws.onopen = function () { wsAttempt = 0; mark("socket"); };
     ws.onmessage = onMessage;
     ws.onclose = onClose;
