@@ -9,8 +9,8 @@ getStats). The practitioner's tab stays open from one patient to the next, as
 at the practice; each patient comes with a fresh browser profile that has only
 seen the waiting room. Before the click the bench waits for the browser to be
 idle: headless Chromium spends about a second of CPU on each new window's
-hidden toolbar, which no phone does when its owner is let in. Prints each run and the median. Target: median
-under 1 s. Run it in a loopback-only namespace:
+hidden toolbar, which no phone does when its owner is let in. Prints each run
+and the median. Target: median under 1 s. Run it in a loopback-only namespace:
 
     tests/isolated.sh .venv/bin/python bench/call_start.py [--runs 10] [--verbose]
 

@@ -5,12 +5,13 @@
 
 The worker runs as its own process (``python -m webapp.relay``); its CPU is
 read from /proc/<pid>/stat. For the runs at scale it is pinned to one core and
-the callers to the others, so that "one core carries N calls" is what is run. The callers run in other processes (a few calls
-each) and stay cheap, so they starve the worker of cores as little as they can
-(they still cost about as much as the worker itself): they send a clip that
-was encoded once (640x480 VP8 at 30 fps, Opus 20 ms frames; a keyframe
-request restarts it at its keyframe, as an encoder would) and count received
-frames from aiortc's jitter buffer without decoding them (forward.Tap).
+the callers to the others, so that "one core carries N calls" is what is run.
+The callers run in other processes (a few calls each) and stay cheap, so they
+starve the worker of cores as little as they can (they still cost about as
+much as the worker itself): they send a clip that was encoded once (640x480
+VP8 at 30 fps, Opus 20 ms frames; a keyframe request restarts it at its
+keyframe, as an encoder would) and count received frames from aiortc's jitter
+buffer without decoding them (forward.Tap).
 
 Frame loss is exact: callers are connected first, then all send for the
 window; each received frame is identified by its RTP timestamp (the worker and
