@@ -98,6 +98,38 @@ def test_booking_sends_an_invitation_the_patient_can_open(app, client):
     assert MOTIVE not in rows["sms"].body
 
 
+SUBJECTS = [
+    "Your teleconsultation with Cabinet des Tilleuls on Tuesday, March 5, 2030",     # fits a line of its own
+    "Your teleconsultation with Cabinet des Tilleuls on Wednesday, December 2, 2026",
+    "Votre téléconsultation avec Cabinet des Tilleuls le mardi 5 mars 2030 à 10:00\u202f",
+    "موعد الاستشارة عن بعد مع عيادة الزيزفون يوم الثلاثاء 5 مارس 2030",
+    "Ihre Videosprechstunde bei der Gemeinschaftspraxis Dr. Müller-Lüdenscheidt am Dienstag",
+]
+
+
+@pytest.mark.parametrize("subject", SUBJECTS + ["x" * n for n in range(60, 90)] + ["é" * n for n in (30, 66, 70)])
+def test_the_subject_a_mail_client_reads_is_the_subject_written(subject):
+    """Whatever its length or script, the Subject never starts on a folded line (a leading space)."""
+    import email
+    import email.policy
+    import io
+    from email.generator import BytesGenerator
+    from types import SimpleNamespace
+
+    from webapp.notify.deliver import build_email
+    message = SimpleNamespace(recipient="jeanne@example.org", subject=subject, body="Bonjour", html="", ics="",
+                              locale="fr")
+    mail = build_email(message, "cabinet@localhost", "Cabinet des Tilleuls")
+    wire = io.BytesIO()
+    BytesGenerator(wire, policy=mail.policy.clone(linesep="\r\n")).flatten(mail)   # as smtplib sends it
+    raw = wire.getvalue()
+    assert raw.startswith(b"Subject: ") or b"\r\nSubject: " in raw
+    assert b"Subject:\r\n" not in raw
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    received = email.message_from_bytes(raw, policy=email.policy.default)
+    assert received["Subject"] == subject
+
+
 def test_email_text_in_english_names_the_date_time_and_practice(app):
     appt = book(app, starts_at=START, duration_minutes=15)
     email, sms = queue(app, appt, "invitation")

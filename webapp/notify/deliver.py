@@ -11,6 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import formataddr, formatdate, make_msgid
 
 SMTP_TIMEOUT = 30
@@ -37,9 +38,34 @@ def _safe(exc: BaseException, *secrets: str) -> str:
     return text[:300]
 
 
+class MailPolicy(EmailPolicy):
+    """The standard policy, except that a header's value always starts on the header's own line.
+
+    Python folds a value that does not fit after ``Subject: `` but would fit on a line of its
+    own by starting it on the next line (``Subject:\\n Your teleconsultation…``): the value then
+    begins with a space, which some mail clients show. Lines stay far under the 998-character
+    limit of RFC 5322; only the 78-character recommendation gives way, for the first line.
+    """
+
+    def fold(self, name, value):
+        return _keep_first_line(name, super().fold(name, value), self.linesep)
+
+    def fold_binary(self, name, value):
+        folded = super().fold_binary(name, value).decode("ascii", "surrogateescape")
+        return _keep_first_line(name, folded, self.linesep).encode("ascii", "surrogateescape")
+
+
+def _keep_first_line(name: str, folded: str, linesep: str) -> str:
+    lead = f"{name}:{linesep} "
+    return f"{name}: {folded[len(lead):]}" if folded.startswith(lead) else folded
+
+
+POLICY = MailPolicy()
+
+
 def build_email(message, sender: str, practice_name: str) -> EmailMessage:
     """The MIME message: text and HTML alternatives, and the .ics when there is one."""
-    mail = EmailMessage()
+    mail = EmailMessage(policy=POLICY)
     mail["From"] = formataddr((practice_name, sender)) if practice_name else sender
     mail["To"] = message.recipient
     mail["Subject"] = message.subject
