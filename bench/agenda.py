@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from webapp import create_app  # noqa: E402
+from webapp.app import create_app  # noqa: E402
 from webapp.auth import hash_password  # noqa: E402
 from webapp.models import Appointment, Patient, Practice, User, db, utcnow  # noqa: E402
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from simple_websocket import Client, ConnectionClosed  # noqa: E402
 
 from browser import live_server  # noqa: E402
-from webapp import create_app  # noqa: E402
+from webapp.app import create_app  # noqa: E402
 from webapp.auth import hash_password  # noqa: E402
 from webapp.models import Appointment, Patient, Practice, User, db, utcnow  # noqa: E402
 from webapp.patient import COOKIE, patient_link_url  # noqa: E402

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from webapp import create_app
+from webapp.app import create_app
 from webapp.auth import hash_password
 from webapp.models import Appointment, Patient, Practice, User, db, utcnow
 

@@ -1,0 +1,95 @@
+"""The web application: ``create_app()`` builds it from defaults, the environment and a test dict."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, g, render_template
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from . import __version__, auth, cli, config, db, events, i18n, notify, storage, visit
+from .views import htmx
+
+ROOT = Path(__file__).resolve().parent.parent
+csrf = CSRFProtect()
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+       "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+       "base-uri 'self'; form-action 'self'; frame-ancestors 'none'; manifest-src 'self'; "
+       "worker-src 'self'")
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: defaults, environment, then the test dict; one init per subsystem."""
+    test_config = dict(test_config or {}) or None
+    app = Flask(__name__, instance_relative_config=True,
+                instance_path=(test_config or {}).pop("INSTANCE_PATH", None),
+                template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      MAX_CONTENT_LENGTH=25 * 1024 * 1024, WTF_CSRF_TIME_LIMIT=None)
+    # Tests pass their environment as ENV, so the machine's own never leaks in.
+    env = None if test_config is None else test_config.pop("ENV", {})
+    app.config.update(config.from_environment(Path(app.instance_path), env))
+    if test_config:
+        app.config.update(test_config)
+    app.config["VERSION"] = __version__
+
+    db.init_app(app)
+    i18n.init_app(app, ROOT / "translations")
+    csrf.init_app(app)
+    htmx.init_app(app)
+    events.init_app(app)
+    auth.init_app(app)
+    storage.init_app(app)
+    notify.init_app(app)
+    visit.init_app(app)
+    _register_blueprints(app)
+    _security_headers(app)
+    _error_pages(app)
+    cli.init_app(app)
+    return app
+
+
+def _register_blueprints(app):
+    from . import admin, agenda, closing, patient, patients, payments, site, today
+    for module in (auth, site, agenda, today, patients, admin, patient, visit, closing, payments):
+        app.register_blueprint(module.bp)
+
+    @app.before_request
+    def _practice():
+        from .models import Practice
+        g.practice = Practice.select().order_by(Practice.id).first()
+
+
+def _security_headers(app):
+    @app.after_request
+    def headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
+        return response
+
+
+def _error_pages(app):
+    messages = {
+        400: lambda: _("The request could not be understood."),
+        403: lambda: _("You are not allowed to see this page."),
+        404: lambda: _("This page does not exist."),
+        405: lambda: _("This action is not available here."),
+        413: lambda: _("The file is too large."),
+        429: lambda: _("Too many attempts. Please wait a minute and try again."),
+        500: lambda: _("Something went wrong on our side. Please try again."),
+    }
+
+    def page(code, message):
+        return render_template("error.html", code=code, message=message), code
+
+    for code, message in messages.items():
+        app.register_error_handler(code, lambda e, c=code, m=message: page(c, m()))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(e):
+        return page(400, _("This form has expired. Please reload the page and try again."))
