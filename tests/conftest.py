@@ -6,6 +6,7 @@ import os
 import re
 
 import pytest
+import time_machine
 
 from webapp.app import create_app
 from webapp.auth import hash_password
@@ -14,6 +15,28 @@ from webapp.models import Appointment, Patient, Practice, User, db, utcnow
 PASSWORD = "correct horse battery"
 # Hashing is deliberately slow; the tests share one hash.
 _HASH = hash_password(PASSWORD)
+
+
+# Every test starts at the same instant, whatever the day or hour it runs: a Tuesday, 10:00 in
+# Paris, months from any daylight-saving change, far enough ahead that cookies and relay tickets
+# signed by this clock are still valid for the browser and worker processes, which keep the real one,
+# and before 2038, past which pytz (under flask-babel) no longer knows daylight-saving time.
+# The clock ticks from there, so waits and timeouts behave as usual.
+FROZEN_AT = dt.datetime(2036, 6, 10, 8, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def clock(request):
+    """The frozen clock (``clock.shift(...)`` moves it); a test can ``travel`` elsewhere itself.
+
+    Tests marked ``real_clock`` keep the machine's: media between aiortc in this process and a
+    worker process compare certificate and RTCP times across the two clocks.
+    """
+    if request.node.get_closest_marker("real_clock"):
+        yield None
+        return
+    with time_machine.travel(FROZEN_AT, tick=True) as traveller:
+        yield traveller
 
 
 def _reset_postgres(url):

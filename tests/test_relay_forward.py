@@ -19,6 +19,8 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from webapp.relay import forward
 from webapp.relay.forward import EncodedFrame, FrameAssembler, Packer, Sink, Tap, is_keyframe
 
+pytestmark = pytest.mark.real_clock   # media across processes: no dates involved
+
 VP8_KEY = bytes([0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A]) + bytes(20)
 VP8_DELTA = bytes([0x11, 0x02, 0x00]) + bytes(20)
 H264_IDR = b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x00\x01\x65\x88\x84"

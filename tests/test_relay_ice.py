@@ -10,6 +10,8 @@ from webapp.relay.__main__ import settings_from_env
 from webapp.relay.ice import parse_addresses, parse_ice_servers, use_host_addresses
 from tests.relay_helpers import Caller, start_worker_process, stop_worker_process
 
+pytestmark = pytest.mark.real_clock   # media across processes: no dates involved
+
 
 def candidate_addresses(sdp: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ host", sdp, re.M)}

@@ -9,6 +9,8 @@ from webapp.relay.ice import use_host_addresses
 from webapp.relay.worker import start_embedded
 from tests.relay_helpers import SECRET, CODEC_USED, Caller, start_worker_process, stop_worker_process
 
+pytestmark = pytest.mark.real_clock   # media across processes: no dates involved
+
 
 @pytest.fixture(scope="module")
 def worker():
