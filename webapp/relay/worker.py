@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 _CLOSE = object()            # outbox sentinel: close the websocket once flushed
 # Messages waiting for one websocket. Signaling is sparse (stats every few seconds,
-# chat at typing speed): a backlog this deep means the other end stopped reading.
+# mute and camera changes at human speed): a backlog this deep means the other end stopped reading.
 OUTBOX_LIMIT = 256
 _AIORTC_ERRORS = (rtc_exceptions.InternalError, rtc_exceptions.InvalidAccessError,
                   rtc_exceptions.InvalidStateError, rtc_exceptions.OperationError)
@@ -147,7 +147,7 @@ class Worker:
         self._handlers = {
             p.Offer: self._on_offer, p.Candidate: self._on_candidate, p.Ping: self._on_ping,
             p.Mute: self._relay, p.CameraRequest: self._relay, p.CameraReply: self._relay,
-            p.Chat: self._on_chat, p.Bye: self._on_bye, p.Join: self._on_join_again,
+            p.Bye: self._on_bye, p.Join: self._on_join_again,
         }
 
     def _spawn(self, coro) -> None:
@@ -226,7 +226,11 @@ class Worker:
                 participant.post(msg.reply())
                 continue
             handler = self._handlers.get(type(msg))
-            if handler is None:
+            if isinstance(msg, p.Chat):
+                # Chat is saved with the visit by the web app, which delivers it on the visit's
+                # channel; it never goes through the worker, so it survives the worker's crash.
+                participant.post(p.Error(p.UNKNOWN_TYPE, "chat goes through the web app, not the worker"))
+            elif handler is None:
                 participant.post(p.Error(p.UNKNOWN_TYPE, f"{msg.TYPE} is sent by the worker only"))
             elif await handler(participant, msg) is _CLOSE:
                 return
@@ -341,10 +345,6 @@ class Worker:
         other = self._room(participant).other(participant)
         if other is not None:
             other.post(dataclasses.replace(msg, sender=participant.role))
-
-    async def _on_chat(self, participant: Participant, msg: p.Chat):
-        """Chat goes to both: the echo tells the sender (and its bridge) it went through."""
-        self._room(participant).broadcast(p.Chat(msg.text, sender=participant.role))
 
     async def _on_bye(self, participant: Participant, msg: p.Bye):
         await self._relay(participant, msg)
