@@ -36,7 +36,7 @@ from browser import chromium, live_server  # noqa: E402
 from webapp.app import create_app  # noqa: E402
 from webapp.auth import hash_password  # noqa: E402
 from webapp.models import Appointment, Patient, Practice, User, db, utcnow  # noqa: E402
-from webapp.patient import patient_link_url  # noqa: E402
+from webapp.access import patient_link_url  # noqa: E402
 
 
 def waiting_patient(practice, doctor, n) -> Appointment:

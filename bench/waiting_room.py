@@ -38,8 +38,8 @@ from browser import live_server  # noqa: E402
 from webapp.app import create_app  # noqa: E402
 from webapp.auth import hash_password  # noqa: E402
 from webapp.models import Appointment, Patient, Practice, User, db, utcnow  # noqa: E402
-from webapp.patient import COOKIE, patient_link_url  # noqa: E402
-from webapp.patient.waiting import announce  # noqa: E402
+from webapp.access import COOKIE, patient_link_url  # noqa: E402
+from webapp.events import announce  # noqa: E402
 
 DEVICES = json.dumps({"camera": "ok", "microphone": "ok", "speaker": "ok", "network": "good"})
 
@@ -195,7 +195,8 @@ def main():
                 # One waiting patient leaves (back to scheduled), so 50 keep waiting.
                 leaving = waiting.pop(0)
                 with app.app_context():
-                    Appointment.get_by_id(leaving.id).leave_waiting_room()
+                    Appointment.update(status="scheduled", waiting_since=None).where(  # the patient left
+                        Appointment.id == leaving.id).execute()
                     announce(leaving)
                     db.close()
                 pages.wait_all(lambda ids: leaving.id not in ids)

@@ -18,7 +18,7 @@ from browser import chromium, live_server
 from conftest import make_app, make_appointment, make_patient, make_practice, make_user
 from relay_helpers import start_worker_process, stop_worker_process
 from webapp.models import Document, Incident, db
-from webapp.patient import patient_link_url
+from webapp.access import patient_link_url
 
 pytestmark = pytest.mark.browser
 

@@ -21,7 +21,7 @@ from smtp_helpers import smtp_server
 from conftest import HX, PASSWORD, login_as, make_app, make_appointment, make_patient, make_practice, make_user, text_of
 from webapp import events, notify
 from webapp.models import Appointment, db
-from webapp.patient import patient_link_url
+from webapp.access import patient_link_url
 
 DOCTOR = "doc@cabinet.example.org"
 
@@ -231,7 +231,7 @@ def test_a_second_tab_takes_over_and_the_first_says_so(served):
         assert "You are in the waiting room" in second.inner_text("#waiting-status")
 
         # The newer tab keeps working: a message from the practitioner reaches it, not the older one.
-        from webapp.patient.waiting import announce
+        from webapp.events import announce
         with app.app_context():
             stored = Appointment.get_by_id(appt.id)
             stored.leave_note(stored.practitioner, "I am running about 10 minutes late.")

@@ -14,6 +14,7 @@ from icalendar import Calendar
 from conftest import HX, login_as, make_app, make_appointment, make_patient, make_practice, text_of
 from smtp_helpers import free_port, smtp_server
 from webapp import config as settings, notify
+from webapp.notify import outbox
 from webapp.models import Appointment, Message, Practice, db, utcnow
 
 MOTIVE = "Douleur thoracique"
@@ -244,13 +245,13 @@ def test_failures_back_off_then_fail_and_staff_retry(app, client):
     [queued] = queue(app, appt, "invitation")
     now = utcnow()
     waits = []
-    for _ in range(notify.MAX_ATTEMPTS):
+    for _ in range(outbox.MAX_ATTEMPTS):
         send_due(app, now)
         m = message(queued)
         waits.append(m.next_attempt_at - now)
         now = m.next_attempt_at
     assert [w // dt.timedelta(minutes=1) for w in waits[:-1]] == [1, 5, 15, 60]
-    assert (m.status, m.attempts, m.last_error) == ("failed", notify.MAX_ATTEMPTS, "SMTP_HOST is not set")
+    assert (m.status, m.attempts, m.last_error) == ("failed", outbox.MAX_ATTEMPTS, "SMTP_HOST is not set")
     assert send_due(app, now + dt.timedelta(days=1))["retry"] == 0      # failed stays failed
     page = client.get(f"/agenda/{appt.id}")
     assert "Failed" in text_of(page) and "SMTP_HOST is not set" in text_of(page)

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import HX, login_as, make_appointment, make_patient, make_user, text_of
 from webapp.models import Appointment, AuditEvent
-from webapp.patient import patient_link_url
+from webapp.access import patient_link_url
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from conftest import make_appointment, make_user, text_of
 from webapp import tokens
 from webapp.models import Appointment, AuditEvent, utcnow
-from webapp.patient import COOKIE, patient_link_url
+from webapp.access import COOKIE, patient_link_url
 
 SECRET = "test-secret"
 
@@ -191,7 +191,7 @@ def test_problem_pages_follow_the_browser_language(client):
 
 
 def test_link_window_is_measured_from_utc(app):
-    from webapp.patient import window
+    from webapp.access import window
     appt = make_appointment(starts_in=dt.timedelta(hours=1))
     assert window(appt, appt.starts_at - dt.timedelta(minutes=16)) == "early"
     assert window(appt, appt.starts_at - dt.timedelta(minutes=15)) == "open"

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import make_appointment, make_patient, make_practice, text_of
 from webapp.models import Appointment, AuditEvent, ChatLine, Document, Payment, Waiver, utcnow
-from webapp.patient import COOKIE, patient_link_url
+from webapp.access import COOKIE, patient_link_url
 from webapp.storage import documents
 from webapp.tokens import make_patient_cookie
 

@@ -14,7 +14,7 @@ from simple_websocket import Client, ConnectionClosed
 from browser import live_server
 from conftest import make_app, make_appointment, make_practice, make_user, text_of
 from webapp.models import Appointment, AuditEvent, ChatLine, Document, Incident, Practice, db
-from webapp.patient import COOKIE, link_expires_at
+from webapp.access import COOKIE, link_expires_at
 from webapp.tokens import make_patient_cookie
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -9,10 +9,11 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
+from .answers import form_status, render
 from .auth import hash_password, staff_required
 from .forms import locale_options, options, strip, valid_email
 from .models import AuditEvent, User, db
-from .views import form_status, render
+from .money import MAX_CENTS, parse_cents, typed
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -76,16 +77,14 @@ class PracticeForm(FlaskForm):
         self.default_locale.choices = locale_options(with_default=False)
         if not self.is_submitted() and kwargs.get("obj") is not None:
             # Stored in cents; shown in euros as the practice types them.
-            self.payment_presets.data = ", ".join(
-                f"{c // 100}" if c % 100 == 0 else f"{c / 100:.2f}" for c in kwargs["obj"].preset_amounts)
+            self.payment_presets.data = ", ".join(typed(c) for c in kwargs["obj"].preset_amounts)
 
     def validate_payment_presets(self, field):
         try:
-            cents = [round(float(p.strip().replace(",", ".")) * 100)
-                     for p in (field.data or "").replace(";", " ").replace(", ", " ").split() if p.strip()]
+            cents = [parse_cents(p) for p in (field.data or "").replace(";", " ").replace(", ", " ").split()]
         except ValueError:
             cents = None
-        if cents is None or len(cents) > 8 or not all(1 <= c <= 100000 for c in cents):
+        if cents is None or len(cents) > 8 or not all(1 <= c <= MAX_CENTS for c in cents):
             raise ValidationError(_l("Give up to 8 amounts between 0.01 and 1000 €, like 25, 30, 17.50."))
         field.data = ",".join(str(c) for c in cents)
 

@@ -10,12 +10,12 @@ from wtforms import BooleanField, EmailField, RadioField, SelectField, StringFie
 from wtforms.validators import InputRequired, Length
 
 from . import notify
+from .access import appointment_or_404, patient_link_url, visible_practitioners
+from .answers import after_change, form_status, render
 from .auth import staff_required
 from .forms import LocalDateField, LocalTimeField, PhoneField, options, strip, valid_email, valid_phone
 from .i18n import local_to_utc, utc_to_local
-from .models import Appointment, AuditEvent, Patient, User, db, utcnow
-from .patient import patient_link_url
-from .views import form_status, htmx, render
+from .models import Appointment, AuditEvent, Patient, db, utcnow
 
 bp = Blueprint("agenda", __name__, url_prefix="/agenda")
 
@@ -56,23 +56,6 @@ class InstantForm(FlaskForm):
             self.email.errors.append(_l("Enter an e-mail address or a mobile number."))
             ok = False
         return ok
-
-
-# Lookups that also enforce who may see what.
-
-def visible_practitioners():
-    """Practitioners whose agenda the current user may see: their own, or everyone's for staff."""
-    query = User.practitioners(g.practice)
-    if g.user.role == "practitioner":
-        query = query.where(User.id == g.user.id)
-    return list(query)
-
-
-def appointment_or_404(appointment_id: int) -> Appointment:
-    appt = Appointment.get_or_none(Appointment.id == appointment_id, Appointment.practice == g.practice)
-    if appt is None or appt.practitioner_id not in {p.id for p in visible_practitioners()}:
-        abort(404)
-    return appt
 
 
 def _chosen_practitioner(practitioners, wanted):
@@ -201,11 +184,8 @@ def _render_form(form, appt=None, overlaps=(), status=None):
 
 def _saved(appt, created: bool):
     """After a save: the appointment's panel; htmx also refreshes the agenda it came from."""
-    if not htmx:
-        return redirect(url_for("agenda.detail", appointment_id=appt.id))
-    response = render("agenda/detail.html", "agenda/_detail.html", appt=appt, **_detail_context(appt))
-    response.headers["HX-Trigger"] = "agenda-changed"
-    return response
+    return after_change(url_for("agenda.detail", appointment_id=appt.id), "agenda/detail.html",
+                        "agenda/_detail.html", trigger="agenda-changed", appt=appt, **_detail_context(appt))
 
 
 def _validated_booking(form, appt):

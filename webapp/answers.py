@@ -1,22 +1,55 @@
-"""Small helpers every blueprint uses to answer."""
+"""How a view answers: the whole page or only its fragment, a client redirect, a trigger.
+
+Whether a request wants a fragment is decided here and nowhere else; flask-htmx's
+``make_response`` sets the htmx response headers.
+"""
 from __future__ import annotations
 
-from flask import make_response, render_template
-from flask_htmx import HTMX
+from flask import redirect, render_template, request
+from flask_htmx import HTMX, make_response
 
 htmx = HTMX()
 
 
-def render(page: str, fragment: str | None = None, status: int = 200, **context):
-    """The full page, or only ``fragment`` for an htmx request; varies on HX-Request.
+def wants_fragment() -> bool:
+    """An htmx request that swaps part of a page. Boosted links and history restores are
+    htmx requests too, but they want the whole page."""
+    return bool(htmx and not htmx.boosted and not htmx.history_restore_request)
 
-    Boosted links and history restores are htmx requests that want the whole page.
+
+def render(page: str, fragment: str | None = None, status: int = 200, trigger: str | None = None, **context):
+    """The full page, or only ``fragment`` when the request wants one; varies on HX-Request.
+
+    ``trigger`` names an event htmx fires on the page once it has swapped the answer.
     """
-    partial = htmx and not htmx.boosted and not htmx.history_restore_request
-    template = fragment if fragment and partial else page
-    response = make_response(render_template(template, **context), status)
+    template = fragment if fragment and wants_fragment() else page
+    response = make_response(render_template(template, **context), status, trigger=trigger)
     response.vary.add("HX-Request")
     return response
+
+
+def after_change(url: str, page: str, fragment: str | None = None, trigger: str | None = None, **context):
+    """After a POST: htmx swaps the part that changed; a plain form (or a boosted one) is
+    redirected to ``url``, so a reload never posts twice."""
+    if not wants_fragment():
+        return redirect(url)
+    return render(page, fragment, trigger=trigger, **context)
+
+
+def full_page_load():
+    """For a boosted navigation, an answer telling htmx to load the page in full; otherwise None.
+
+    A boosted navigation swaps only the body, so a page's own scripts (the device
+    check, the live socket, the call) would never run; htmx follows HX-Redirect with a real load.
+    """
+    if htmx and htmx.boosted:
+        return make_response("", 200, redirect=request.full_path.rstrip("?"))
+    return None
+
+
+def page_with_scripts(page: str, status: int = 200, **context):
+    """A page that runs scripts of its own: rendered for a real load, reloaded for real when htmx asks."""
+    return make_response(render_template(page, **context), status, redirect=request.path if htmx else None)
 
 
 def form_status(form) -> int:

@@ -7,8 +7,10 @@ from flask import Flask, g, render_template
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from . import __version__, auth, cli, config, db, events, i18n, notify, storage, visit
-from .views import htmx
+from . import (__version__, admin, agenda, auth, cli, closing, config, db, events, i18n, notify, patient, payments,
+               records, site, storage, today, visit)
+from .answers import htmx
+from .models import Practice
 
 ROOT = Path(__file__).resolve().parent.parent
 csrf = CSRFProtect()
@@ -52,13 +54,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def _register_blueprints(app):
-    from . import admin, agenda, closing, patient, patients, payments, site, today
-    for module in (auth, site, agenda, today, patients, admin, patient, visit, closing, payments):
+    for module in (auth, site, agenda, today, records, admin, patient, visit, closing, payments):
         app.register_blueprint(module.bp)
 
     @app.before_request
     def _practice():
-        from .models import Practice
         g.practice = Practice.select().order_by(Practice.id).first()
 
 

@@ -15,7 +15,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import InputRequired
 
 from .models import AuditEvent, User
-from .views import render
+from .answers import render
 
 bp = Blueprint("auth", __name__)
 limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")

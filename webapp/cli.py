@@ -6,10 +6,15 @@ import sys
 from pathlib import Path
 
 import click
+from babel.messages.pofile import read_po, write_po
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask.cli import with_appcontext
 
+from . import notify
+from .auth import hash_password
 from .db import migrate
+from .demo import DEMO_PASSWORD, STAFF, load_demo
 from .models import ROLES, Practice, User, db
 
 
@@ -35,8 +40,6 @@ def init_db():
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def create_user(email, name, role, password):
     """Create a staff account (admin, practitioner or secretary)."""
-    from .auth import hash_password
-    from email_validator import EmailNotValidError, validate_email
     try:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -58,7 +61,6 @@ def create_user(email, name, role, password):
 @click.option("--force", is_flag=True, help="Add demo data even if the database has staff already.")
 def demo(force):
     """Load a demo practice: staff, patients, and this week's agenda."""
-    from .demo import DEMO_PASSWORD, STAFF, load_demo
     with db.connection_context():
         if User.select().exists() and not force:
             click.echo("Demo data already present (or real staff: then the logins below do not apply).")
@@ -102,7 +104,6 @@ def update():
 
 def fill_source_catalog(path: Path):
     """The English catalogue mirrors the source strings, so it is complete by construction."""
-    from babel.messages.pofile import read_po, write_po
     with path.open("rb") as fh:
         catalog = read_po(fh, locale=SOURCE_LOCALE)
     for message in catalog:
@@ -132,7 +133,6 @@ def init(locale):
 @translate.command("stats")
 def stats():
     """How complete each language is."""
-    from babel.messages.pofile import read_po
     for po in sorted(TRANSLATIONS.glob("*/LC_MESSAGES/messages.po")):
         with po.open("rb") as fh:
             catalog = read_po(fh)
@@ -147,7 +147,6 @@ def stats():
 @with_appcontext
 def send_due():
     """One pass of the notification sender: queue due reminders, send due messages (for cron)."""
-    from . import notify
     with db.connection_context():
         result = notify.run_once()
     click.echo("Reminders queued: {reminders}; sent: {sent}; to retry: {retry}; failed: {failed}; "

@@ -5,8 +5,9 @@ behind it is in-process here (one web process); a PostgreSQL LISTEN/NOTIFY hub
 can take its place without changing a caller, since subscribers only ever see
 ``Subscription.get()``.
 
-Channels are plain strings: ``waiting:<appointment ref>`` for a patient's
-waiting room, ``today:<practitioner id>`` for a practitioner's day.
+Channels are plain strings, named here and nowhere else: ``waiting:<ref>`` for a
+patient's waiting room, ``today:<practitioner id>`` for a practitioner's day,
+``visit:<ref>`` for the call's chat, files and end.
 """
 from __future__ import annotations
 
@@ -28,6 +29,24 @@ BACKLOG = 32
 REFRESH = "<!-- refresh -->"
 
 
+def waiting_channel(appt) -> str:
+    return f"waiting:{appt.ref}"
+
+
+def today_channel(practitioner_id: int) -> str:
+    return f"today:{practitioner_id}"
+
+
+def visit_channel(ref: str) -> str:
+    return f"visit:{ref}"
+
+
+def announce(appt) -> None:
+    """Tell both sides' live pages (the waiting room, the practitioner's day) that this appointment changed."""
+    publish(waiting_channel(appt), REFRESH)
+    publish(today_channel(appt.practitioner_id), REFRESH)
+
+
 class Subscription:
     """The fragments published on some channels since subscribing, newest last."""
 
@@ -36,7 +55,6 @@ class Subscription:
         self._items: collections.deque = collections.deque(maxlen=BACKLOG)
         self._ready = threading.Condition()
         self._last = time.monotonic()
-        self.closed = False
 
     def put(self, item) -> None:
         with self._ready:
@@ -60,7 +78,6 @@ class Subscription:
         return True
 
     def close(self) -> None:
-        self.closed = True
         self.hub.unsubscribe(self)
 
     def __enter__(self):
@@ -96,10 +113,6 @@ class InProcessHub:
         for subscription in targets:
             subscription.put(fragment)
         return len(targets)
-
-    def count(self, channel: str) -> int:
-        with self._lock:
-            return len(self._channels.get(channel, ()))
 
 
 hub = InProcessHub()

@@ -10,6 +10,8 @@ from wtforms import DateField, StringField, TimeField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import StopValidation, ValidationError
 
+from .i18n import available_locales, locale_name
+
 
 class LocalDateField(DateField):
     """A date typed as YYYY-MM-DD (what <input type=date> sends), with our own message."""
@@ -96,6 +98,5 @@ def options(pairs) -> list[SelectChoice]:
 
 def locale_options(with_default: bool = True) -> list[SelectChoice]:
     """The languages Cabinet speaks, each in its own name; optionally "practice default" first."""
-    from .i18n import available_locales, locale_name
     pairs = [(code, locale_name(code)) for code in available_locales()]
     return options(([("", _l("Practice default"))] if with_default else []) + pairs)

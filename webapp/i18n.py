@@ -14,6 +14,8 @@ from babel import Locale
 from flask import current_app, g, request
 from flask_babel import Babel, get_locale
 
+from .money import money
+
 babel = Babel()
 
 RTL_LANGUAGES = {"ar", "he", "fa", "ur", "ps", "yi"}
@@ -76,6 +78,7 @@ def init_app(app, translations: Path):
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(translations))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.filters["money"] = money
     app.jinja_env.globals.update(text_direction=text_direction, locale_name=locale_name,
                                  available_locales=available_locales,
                                  get_locale=get_locale)

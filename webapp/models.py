@@ -1,10 +1,11 @@
 """Peewee models, their query helpers, and the state changes that audit themselves.
 
 Times are stored as naive UTC datetimes; pages convert to the practice's time
-zone at the edge (``webapp.timez``).
+zone at the edge (``webapp.i18n``: ``utc_to_local``, ``local_to_utc``).
 """
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import datetime, timedelta, timezone
 
@@ -50,11 +51,6 @@ class Practice(BaseModel):
     # Payment requests: amounts offered as presets (cents, comma-separated) and what the patient reads.
     payment_presets = CharField(max_length=200, default="2500,3000,1500")
     payment_instructions = TextField(default="")
-
-    @classmethod
-    def current(cls) -> "Practice":
-        """The practice this installation serves (one per database)."""
-        return cls.select().order_by(cls.id).get()
 
     @property
     def preset_amounts(self) -> list[int]:
@@ -123,6 +119,20 @@ class Patient(BaseModel):
 
 
 class Appointment(BaseModel):
+    """One teleconsultation. Its ``status`` moves only through the methods below, each audited:
+
+        scheduled --enter_waiting_room--> waiting --admit--> in_call --end_call--> (call ended)
+        waiting --send_back--> scheduled (a new time today)
+        scheduled | waiting | in_call --cancel--> cancelled (its links stop working)
+        in_call, or a past visit --close--> closed (the closing checklist is done)
+
+    "The call has ended" is a state derived from the fields, not a status of its own:
+    ``call_ended`` (in_call with ``call_ended_at`` set): the practitioner hung up and the
+    visit waits for its closing checklist; the patient's page shows that the visit is over.
+    """
+
+    STATUSES = ("scheduled", "waiting", "in_call", "closed", "cancelled")
+
     ref = CharField(max_length=32, unique=True, default=new_ref)
     practice = ForeignKeyField(Practice, backref="appointments", on_delete="CASCADE")
     practitioner = ForeignKeyField(User, backref="appointments", on_delete="RESTRICT")
@@ -169,6 +179,11 @@ class Appointment(BaseModel):
         if self.patient_id:
             return self.patient.full_name
         return self.contact_email or self.contact_phone
+
+    @property
+    def call_ended(self) -> bool:
+        """The practitioner ended the call (the visit may not be closed yet)."""
+        return self.call_ended_at is not None
 
     @property
     def is_active(self) -> bool:
@@ -242,7 +257,6 @@ class Appointment(BaseModel):
     @property
     def device_results(self) -> dict:
         """The last device check, e.g. {"camera": "ok", "microphone": "denied", ...}."""
-        import json
         try:
             return json.loads(self.device_check) if self.device_check else {}
         except ValueError:
@@ -290,10 +304,6 @@ class Appointment(BaseModel):
         if self.status == "scheduled":
             self._patient_step("patient.waiting", status="waiting", waiting_since=utcnow())
 
-    def leave_waiting_room(self):
-        if self.status == "waiting":
-            self._patient_step("patient.left", status="scheduled", waiting_since=None)
-
     # The practitioner's side of the waiting room.
 
     def admit(self, actor):
@@ -310,6 +320,22 @@ class Appointment(BaseModel):
             self.updated_at = utcnow()
             self.save()
             AuditEvent.record(actor, "appointment.sent_back", self)
+
+    def end_call(self, actor) -> bool:
+        """in_call → call ended, once: the practitioner hung up, for both sides. False if it had ended.
+
+        The conditional UPDATE makes a second hang-up (another tab, a retry) change nothing.
+        """
+        now = utcnow()
+        with db.atomic():
+            done = (Appointment.update(call_ended_at=now, updated_at=now)
+                    .where(Appointment.id == self.id, Appointment.call_ended_at.is_null()).execute())
+            if not done:
+                self.call_ended_at = Appointment.get_by_id(self.id).call_ended_at
+                return False
+            self.call_ended_at, self.updated_at = now, now
+            AuditEvent.record(actor, "call.ended", self)
+        return True
 
     def leave_note(self, actor, text: str):
         """The practitioner's message to the waiting room (replaces the previous one)."""

@@ -12,12 +12,13 @@ import io
 from flask import Blueprint, abort, g, make_response, redirect, request, url_for
 from flask_babel import gettext as _
 
-from .agenda import visible_practitioners
+from .access import visible_practitioners
+from .answers import render, wants_fragment
 from .auth import staff_required
 from .i18n import local_to_utc, utc_to_local
+from .money import with_comma
 from .models import JOIN, Appointment, AuditEvent, Patient, Payment, User, VisitAct, Waiver, utcnow
 from .payments_providers import STATUS_LABELS, STATUSES, PaymentError, current_payment, provider_for
-from .views import render
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
 
@@ -113,7 +114,7 @@ def _change(payment_id: int, change: str):
     except PaymentError:
         payment = Payment.get_by_id(payment.id)
         error = _("Nothing was changed: this request is already marked “%(status)s”.", status=STATUS_LABELS[payment.status])
-    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+    if wants_fragment():
         return render("payments/_payment_row.html", payment=payment, row_error=error, labels=STATUS_LABELS,
                       status=409 if error else 200)
     if error:
@@ -136,10 +137,6 @@ def cancel(payment_id):
     return _change(payment_id, "cancel")
 
 
-def _cents(value: int) -> str:
-    return f"{value // 100},{value % 100:02d}"
-
-
 def export_rows(start: dt.date, end: dt.date, practitioner=None) -> list[list[str]]:
     """The CSV's rows: one per closed visit with coded acts, in the order of the visits."""
     query = (Appointment.select(Appointment, Patient, User)
@@ -159,7 +156,7 @@ def export_rows(start: dt.date, end: dt.date, practitioner=None) -> list[list[st
         patient = visit.patient if visit.patient_id else None
         rows.append([utc_to_local(visit.starts_at, g.practice.timezone).date().isoformat(), visit.practitioner.name,
                      visit.patient_name, patient.birth_date.isoformat() if patient and patient.birth_date else "",
-                     "+".join(a.code for a in acts[visit.id]), _cents(sum(a.fee_cents for a in acts[visit.id])),
+                     "+".join(a.code for a in acts[visit.id]), with_comma(sum(a.fee_cents for a in acts[visit.id])),
                      status])
     return rows
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
+from .money import MAX_CENTS
 from .models import AuditEvent, Payment, db, utcnow
 
 STATUSES = ("requested", "paid", "waived", "cancelled")
@@ -22,8 +23,6 @@ STATUS_LABELS = {
     "cancelled": _l("Cancelled"),
 }
 
-# Largest amount a practice may request for one visit, in cents: catches a typo like 25000 for 25.00.
-MAX_AMOUNT_CENTS = 100_000
 
 
 class PaymentError(ValueError):
@@ -38,17 +37,13 @@ class OfflineProvider:
 
     def request(self, appointment, amount_cents: int, actor, currency: str = "EUR") -> Payment:
         """Create the payment request of a visit."""
-        if not isinstance(amount_cents, int) or not 0 < amount_cents <= MAX_AMOUNT_CENTS:
+        if not isinstance(amount_cents, int) or not 0 < amount_cents <= MAX_CENTS:
             raise PaymentError("amount")
         with db.atomic():
             payment = Payment.create(appointment=appointment, amount_cents=amount_cents, currency=currency,
                                      provider=self.name, updated_by=actor if hasattr(actor, "role") else None)
             AuditEvent.record(actor, "payment.requested", appointment)
         return payment
-
-    def status(self, payment: Payment) -> str:
-        """The request's status as Cabinet knows it (nothing to ask elsewhere for offline)."""
-        return payment.status
 
     def mark_paid(self, payment: Payment, actor) -> Payment:
         """Staff record that the patient paid."""

@@ -1,4 +1,7 @@
-"""Patients of the practice: search, create, edit."""
+"""The practice's patient records: search, create, edit.
+
+(The patient's own side of a visit, reached through their link, is ``webapp/patient/``.)
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,13 +12,13 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from .answers import form_status, render
 from .auth import staff_required
 from .forms import (LocalDateField, PhoneField, locale_options, normalize_phone, past_birth_date, strip,
                     valid_email, valid_phone)
 from .models import AuditEvent, Patient, db
-from .views import form_status, render
 
-bp = Blueprint("patients", __name__, url_prefix="/patients")
+bp = Blueprint("records", __name__, url_prefix="/patients")
 
 
 class PatientForm(FlaskForm):
@@ -54,7 +57,7 @@ def index():
     """Search patients by name, birth date or phone."""
     text, birth, phone = _search_args()
     found = list(Patient.search(g.practice, text, birth, phone))
-    return render("patients/index.html", "patients/_results.html", patients=found, q=text, birth=birth, phone=phone)
+    return render("records/index.html", "records/_results.html", patients=found, q=text, birth=birth, phone=phone)
 
 
 @bp.route("/choices")
@@ -72,7 +75,7 @@ def _save(form, patient):
         patient.practice = g.practice
         patient.save()
         AuditEvent.record(g.user, "patient.saved", patient=patient)
-    return redirect(url_for("patients.index", q=patient.last_name))
+    return redirect(url_for("records.index", q=patient.last_name))
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -83,7 +86,7 @@ def new():
     form.locale.choices = locale_options()
     if form.validate_on_submit():
         return _save(form, Patient())
-    return render("patients/form.html", "patients/_form.html", form=form, patient=None, status=form_status(form))
+    return render("records/form.html", "records/_form.html", form=form, patient=None, status=form_status(form))
 
 
 @bp.route("/<int:patient_id>", methods=["GET", "POST"])
@@ -97,4 +100,4 @@ def edit(patient_id):
         return _save(form, patient)
     if request.method == "GET":
         AuditEvent.record(g.user, "patient.viewed", patient=patient)
-    return render("patients/form.html", "patients/_form.html", form=form, patient=patient, status=form_status(form))
+    return render("records/form.html", "records/_form.html", form=form, patient=patient, status=form_status(form))

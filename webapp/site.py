@@ -5,9 +5,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from flask import Blueprint, current_app, g, jsonify, redirect, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, url_for
 from flask_babel import gettext as _
 
+from .db import schema_version
 from .models import db
 
 bp = Blueprint("site", __name__)
@@ -22,7 +23,6 @@ def home():
 @bp.route("/healthz")
 def healthz():
     """The state of the database and of the relay as JSON for monitoring."""
-    from .db import schema_version
     try:
         db.execute_sql("SELECT 1")
         database = {"ok": True, "schema": schema_version()}
@@ -89,5 +89,4 @@ def service_worker():
 @bp.route("/offline")
 def offline():
     """What the service worker shows when the network is gone."""
-    from flask import render_template
     return render_template("offline.html")

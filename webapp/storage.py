@@ -15,6 +15,7 @@ import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from flask import current_app
 
 from .config import ConfigError
 
@@ -84,5 +85,4 @@ def init_app(app) -> None:
 
 def documents() -> DocumentStore:
     """The store of the current app."""
-    from flask import current_app
     return current_app.extensions["documents"]

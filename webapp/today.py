@@ -14,13 +14,12 @@ from markupsafe import Markup
 from simple_websocket import ConnectionClosed
 
 from . import events, notify
-from .agenda import appointment_or_404, visible_practitioners
+from .access import appointment_or_404, visible_practitioners
+from .answers import after_change, full_page_load, render
 from .auth import staff_required
+from .events import announce, today_channel
 from .i18n import local_to_utc, utc_to_local
 from .models import Appointment, User, db, utcnow
-from .patient.join import full_load
-from .patient.waiting import announce, today_channel
-from .views import htmx, render
 
 bp = Blueprint("today", __name__, url_prefix="/today")
 
@@ -132,7 +131,7 @@ def _ids():
 def index():
     """Today's teleconsultations, with the waiting room on top."""
     # Its live socket and sound need the page's own scripts: a boosted link loads it in full.
-    return full_load() or render("today/index.html", "today/_day.html", **day_context(_ids()))
+    return full_page_load() or render("today/index.html", "today/_day.html", **day_context(_ids()))
 
 
 def _waiting_or_409(appointment_id):
@@ -144,9 +143,7 @@ def _waiting_or_409(appointment_id):
 
 def _done(appt):
     announce(appt)
-    if htmx:
-        return render("today/_day.html", **day_context(_ids()))
-    return redirect(url_for("today.index"))
+    return after_change(url_for("today.index"), "today/_day.html", **day_context(_ids()))
 
 
 @bp.route("/<int:appointment_id>/admit", methods=["POST"])
@@ -156,7 +153,7 @@ def admit(appointment_id):
     appt = _waiting_or_409(appointment_id)
     appt.admit(g.user)
     announce(appt)
-    return redirect(url_for("today.call", appointment_id=appt.id))
+    return redirect(url_for("visit.staff_call", appointment_id=appt.id))
 
 
 @bp.route("/<int:appointment_id>/note", methods=["POST"])
@@ -189,17 +186,6 @@ def send_back(appointment_id):
     appt.send_back(g.user, starts_at)
     notify.queue(appt, "moved")   # in case the patient closes the waiting room before reading it
     return _done(appt)
-
-
-@bp.route("/<int:appointment_id>/call")
-@staff_required()
-def call(appointment_id):
-    """The practitioner's call page for an admitted patient."""
-    from .visit.pages import render_call
-    appt = appointment_or_404(appointment_id)
-    if appt.status != "in_call":
-        return redirect(url_for("agenda.detail", appointment_id=appt.id))
-    return render_call(appt, "practitioner")
 
 
 @events.sock.route("/live", bp=bp)

@@ -1,9 +1,11 @@
-"""Files people send and download: the type judged by content, a safe name, a careful download.
+"""Files people send and download: the type judged by content, a safe name, one way to store
+a document, a careful download.
 
-Shared by the call's file exchange, the closing checklist and the patient's space.
+Shared by the call's file exchange, the closing checklist, the report and the patient's space.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import unicodedata
@@ -11,6 +13,7 @@ import unicodedata
 from flask import send_file
 from flask_babel import gettext as _
 
+from .models import AuditEvent, Document, db
 from .storage import documents
 
 # (leading bytes, content type, extension); never the name or the browser's claimed type.
@@ -40,6 +43,27 @@ def clean_filename(raw: str, extension: str) -> str:
     stem = name.rsplit(".", 1)[0] if "." in name else name
     stem = stem[:STEM_MAX].strip(" .") or _("document")
     return f"{stem}.{extension}"
+
+
+def store_document(appt, data: bytes, *, filename: str, content_type: str, source: str, kind: str,
+                   author: str, user=None, locale: str = "", audit: tuple | None = None) -> Document:
+    """Encrypt and write the bytes, then record the Document (and its audit event, ``(actor, action)``).
+
+    When the database write fails (or the caller's transaction around it), the written file is
+    removed again, so the store never keeps a file no row points to.
+    """
+    key = documents().store(data)
+    try:
+        with db.atomic():
+            doc = Document.create(appointment=appt, source=source, kind=kind, author=author, user=user,
+                                  filename=filename, content_type=content_type, size=len(data),
+                                  sha256=hashlib.sha256(data).hexdigest(), storage_key=key, locale=locale)
+            if audit is not None:
+                AuditEvent.record(audit[0], audit[1], appt, detail=f"document {doc.id}")
+    except BaseException:
+        documents().delete(key)
+        raise
+    return doc
 
 
 def document_download(doc):

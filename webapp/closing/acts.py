@@ -6,10 +6,10 @@ from flask_babel import gettext as _
 
 from ..auth import staff_required
 from ..models import Act, AuditEvent, db
-from ..views import form_status, render
+from ..answers import form_status, render
 from . import bp
 from .forms import ActCatalogueForm
-from .inputs import euros
+from ..money import plain as euros
 
 
 def _clashes(form, act) -> bool:

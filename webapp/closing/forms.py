@@ -8,7 +8,8 @@ from wtforms import BooleanField, RadioField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Regexp
 
 from ..forms import options, strip
-from .inputs import MAX_CENTS, MoneyField
+from ..money import MAX_CENTS
+from .inputs import MoneyField
 
 REPORT_MAX = 20_000
 

@@ -1,29 +1,11 @@
 """What the closing forms accept: amounts in euros."""
 from __future__ import annotations
 
-import re
-
 from flask_babel import lazy_gettext as _l
 from wtforms import StringField
 from wtforms.validators import ValidationError
 
-MAX_CENTS = 100_000          # 1000 €: above that a teleconsultation amount is a typo
-_AMOUNT = re.compile(r"^(\d{1,7})(?:[.,](\d{1,2}))?$")
-
-
-def parse_cents(text: str) -> int:
-    """ "25", "25.5", "25,50 €" → cents; ValueError for anything else (signs, exponents, letters)."""
-    cleaned = (text or "").replace("€", "").replace("\u00a0", "").replace(" ", "")
-    match = _AMOUNT.match(cleaned)
-    if not match:
-        raise ValueError(cleaned)
-    euros, cents = match.group(1), (match.group(2) or "0").ljust(2, "0")
-    return int(euros) * 100 + int(cents)
-
-
-def euros(cents: int) -> str:
-    """Cents as a plain decimal (what an input field shows back), e.g. 2550 → "25.50"."""
-    return f"{cents // 100}.{cents % 100:02d}"
+from ..money import MAX_CENTS, parse_cents
 
 
 class MoneyField(StringField):

@@ -18,12 +18,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date as babel_date, format_datetime as babel_datetime, format_time as babel_time
-from babel.numbers import format_currency as babel_currency
 from flask import current_app
 from flask_babel import force_locale, gettext as _
 from fpdf import FPDF
 
 from ..i18n import locale_name
+from ..money import money
 from ..models import Addendum, Document, Incident, Report, VisitAct, Waiver, utcnow
 from ..payments_providers import STATUS_LABELS, current_payment, provider_for
 
@@ -78,7 +78,7 @@ class _Writer:
         return babel_date(value, "long", locale=self.locale) if value else _("not recorded")
 
     def money(self, cents: int, currency: str = "EUR") -> str:
-        return babel_currency(cents / 100, currency, locale=self.locale)
+        return money(cents, currency, locale=self.locale)
 
     # Layout.
 

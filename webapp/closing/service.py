@@ -1,10 +1,11 @@
 """Closing a visit: one transaction, or nothing at all."""
 from __future__ import annotations
 
-import hashlib
-
-from ..models import Document, Report, db
+from .. import notify
+from ..models import Report, db
 from ..storage import documents
+from ..uploads import store_document
+from .pdf import build_report
 
 
 class AlreadyClosed(Exception):
@@ -18,8 +19,6 @@ def close_visit(appt, actor) -> None:
     the first one's lock and then finds the visit closed. If anything fails (a PDF, the store,
     the outbox), the transaction rolls back and the files already written are deleted.
     """
-    from .. import notify
-    from .pdf import build_report        # late: the report pulls in the payment providers
     stored = []
     try:
         with db.atomic():
@@ -30,13 +29,10 @@ def close_visit(appt, actor) -> None:
             copies = (("report", practice.default_locale),
                       ("patient_report", appt.effective_locale(practice.default_locale)))
             for kind, locale in copies:
-                data = build_report(appt, locale)
-                key = documents().store(data)
-                stored.append(key)
-                Document.create(appointment=appt, source="report", kind=kind, author="system", user=actor,
-                                filename=f"{kind.replace('_', '-')}-{appt.closed_at:%Y-%m-%d}-{locale}.pdf",
-                                content_type="application/pdf", size=len(data),
-                                sha256=hashlib.sha256(data).hexdigest(), storage_key=key, locale=locale)
+                doc = store_document(appt, build_report(appt, locale), source="report", kind=kind, author="system",
+                                     user=actor, locale=locale, content_type="application/pdf",
+                                     filename=f"{kind.replace('_', '-')}-{appt.closed_at:%Y-%m-%d}-{locale}.pdf")
+                stored.append(doc.storage_key)   # the outer transaction may still roll back
             notify.queue(appt, "closed")
     except BaseException:
         for key in stored:

@@ -1,24 +1,22 @@
 """The checklist page, its items' forms, the close, the addenda, and the visits still to close."""
 from __future__ import annotations
 
-import hashlib
-
 from flask import abort, current_app, g, redirect, request, url_for
 from flask_babel import gettext as _
 
-from ..agenda import appointment_or_404, visible_practitioners
+from ..access import appointment_or_404, visible_practitioners
+from ..answers import render, wants_fragment
 from ..auth import staff_required
 from ..models import Act, Addendum, Appointment, AuditEvent, Document, Incident, Payment, Report, VisitAct, \
     Waiver, db, utcnow
 from ..payments_providers import DEFAULT_PROVIDER, provider_for
-from ..storage import DocumentMissing, documents
-from ..views import htmx, render
+from ..storage import DocumentMissing
+from ..uploads import clean_filename, document_download, sniff, store_document
 from . import bp
 from .checklist import ITEMS, WAIVABLE, Checklist, item_titles, state_names
 from .forms import ActForm, AddendumForm, IncidentForm, PaymentForm, PrescriptionForm, ReportForm, UploadForm, \
     WaiverForm
-from ..uploads import clean_filename, document_download, sniff
-from .inputs import euros
+from ..money import plain as euros
 from .pdf import _incident_label as incident_label, _role_label as role_label
 from .prescription import render_prescription
 from .service import AlreadyClosed, close_visit
@@ -37,10 +35,6 @@ def _visit(appointment_id: int, edit: bool = True) -> Appointment:
     if edit and appt.practitioner_id != g.user.id:
         abort(403)
     return appt
-
-
-def _partial() -> bool:
-    return bool(htmx and not htmx.boosted and not htmx.history_restore_request)
 
 
 def _forms(cl: Checklist, given: dict) -> dict:
@@ -67,7 +61,7 @@ def _page(appt, section: str | None = None, status: int = 200, error: str | None
     """The checklist page, or one item's fragment for htmx (with the badges and summary out of band)."""
     cl = Checklist(appt)
     fragment = fragment or (f"closing/_{section}.html" if section else None)
-    partial = _partial() and fragment is not None    # a whole page (e.g. after closing) has nothing out of band
+    partial = wants_fragment() and fragment is not None    # a whole page (e.g. after closing) has nothing out of band
     closed = appt.closed_at is not None
     return render("closing/checklist.html", fragment, status=status, appt=appt, cl=cl, error=error,
                   forms=_forms(cl, given), titles=item_titles(), states=state_names(), partial=partial,
@@ -82,7 +76,7 @@ def _presets() -> list[int]:
 
 def _saved(appt, section: str):
     """After a change: the item's fragment for htmx, a redirect back to it otherwise."""
-    if _partial():
+    if wants_fragment():     # the item and, out of band, the badges and summary: more than after_change swaps
         return _page(appt, section)
     return redirect(url_for("closing.checklist", appointment_id=appt.id, _anchor=f"item-{section}"))
 
@@ -91,21 +85,12 @@ def _refused(appt, section: str | None = None):
     """409: the visit is closed, its checklist no longer changes."""
     message = _("This visit is closed: its checklist can no longer change. Add an addendum to the report instead.")
     appt = Appointment.get_by_id(appt.id)      # it may have been closed while this request waited
-    return _page(appt, section if _partial() else None, status=409, error=message)
+    return _page(appt, section if wants_fragment() else None, status=409, error=message)
 
 
 def _store(appt, data: bytes, kind: str, filename: str, content_type: str, locale: str = "") -> Document:
-    key = documents().store(data)
-    try:
-        with db.atomic():
-            doc = Document.create(appointment=appt, source="closing", kind=kind, author="practitioner",
-                                  user=g.user, filename=filename, content_type=content_type, size=len(data),
-                                  sha256=hashlib.sha256(data).hexdigest(), storage_key=key, locale=locale)
-            AuditEvent.record(g.user, "document.sent", appt, detail=f"document:{doc.id}")
-    except BaseException:
-        documents().delete(key)
-        raise
-    return doc
+    return store_document(appt, data, filename=filename, content_type=content_type, source="closing", kind=kind,
+                          author="practitioner", user=g.user, locale=locale, audit=(g.user, "document.sent"))
 
 
 # The page.
@@ -129,7 +114,7 @@ def save_report(appointment_id):
         return _page(appt, "report_saved", status=422, report=form)
     if appt.closed_at or not _write_report(appt, form):
         return _frozen(appt, form)
-    return _saved(appt, "report_saved") if _partial() else _saved(appt, "report")
+    return _saved(appt, "report_saved") if wants_fragment() else _saved(appt, "report")
 
 
 def _frozen(appt, form):
@@ -229,7 +214,7 @@ def document(appointment_id, document_id):
         response = document_download(doc)
     except DocumentMissing:
         abort(404)
-    AuditEvent.record(g.user, "document.downloaded", appt, detail=f"document:{doc.id}")
+    AuditEvent.record(g.user, "document.downloaded", appt, detail=f"document {doc.id}")
     return response
 
 
@@ -388,7 +373,7 @@ def add_addendum(appointment_id):
     """Add to a closed visit's report, with its own time and author."""
     appt = _visit(appointment_id)
     if not appt.closed_at:
-        return _page(appt, "addenda" if _partial() else None, status=409,
+        return _page(appt, "addenda" if wants_fragment() else None, status=409,
                      error=_("The visit is still open: write in the report itself."))
     form = AddendumForm()
     if not form.validate():

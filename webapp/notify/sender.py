@@ -13,6 +13,7 @@ import click
 from flask.helpers import get_debug_flag
 
 from ..models import db
+from .outbox import run_once
 
 INTERVAL_SECONDS = 30
 
@@ -27,7 +28,6 @@ class Sender:
         self.thread = threading.Thread(target=self._loop, name="cabinet-notify", daemon=True)
 
     def _loop(self):
-        from . import run_once
         while not self.stopping.is_set():
             try:
                 with self.app.app_context(), db.connection_context():

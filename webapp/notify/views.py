@@ -1,11 +1,13 @@
 """Staff side of notifications: an appointment's messages, and retrying a failed one."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, url_for
+from flask import Blueprint, abort, g, url_for
 
+from ..access import appointment_or_404
+from ..answers import after_change
 from ..auth import staff_required
 from ..models import AuditEvent, Message
-from ..views import htmx, render
+from .outbox import messages_of, retry as retry_message
 
 bp = Blueprint("notify", __name__)
 
@@ -14,8 +16,6 @@ bp = Blueprint("notify", __name__)
 @staff_required()
 def retry(appointment_id, message_id):
     """Send a failed message again, now."""
-    from ..agenda import appointment_or_404
-    from . import messages_of, retry as retry_message
     appt = appointment_or_404(appointment_id)
     message = Message.get_or_none(Message.id == message_id, Message.appointment == appt)
     if message is None:
@@ -24,6 +24,5 @@ def retry(appointment_id, message_id):
         abort(409)
     retry_message(message)
     AuditEvent.record(g.user, "message.retried", appt, detail=f"{message.kind}:{message.channel}")
-    if not htmx:
-        return redirect(url_for("agenda.detail", appointment_id=appt.id))
-    return render("notify/_messages.html", appt=appt, messages=messages_of(appt))
+    return after_change(url_for("agenda.detail", appointment_id=appt.id), "notify/_messages.html", appt=appt,
+                        messages=messages_of(appt))

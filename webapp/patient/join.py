@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 
-from flask import g, make_response, redirect, render_template, request, url_for
+from flask import g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField
 
+from ..access import current_appointment, window
+from ..answers import full_page_load
 from ..forms import LocalDateField
 from ..i18n import available_locales
-from ..views import htmx
-from . import bp, current_appointment, next_step, window
+from . import bp
+from .entry import next_step
 
 STEPS = ["patient.identity", "patient.consent", "patient.check", "patient.waiting"]
 CONSENT_VERSION = "2026-11"
@@ -28,24 +30,13 @@ DEVICE_RESULTS = {
 }
 
 
-def full_load():
-    """For a boosted navigation, an answer telling htmx to load the page in full; otherwise None.
-
-    A boosted navigation swaps only the body, so a page's own scripts (the device
-    check, the live socket) would never load; htmx follows HX-Redirect with a real one.
-    """
-    if htmx and htmx.boosted:
-        return make_response("", 200, {"HX-Redirect": request.full_path.rstrip("?")})
-    return None
-
-
 def step_appointment(ref: str, endpoint: str):
     """The appointment, when this step may be shown now; otherwise a redirect to where the patient belongs."""
     appt = current_appointment(ref)
     if window(appt) != "open":
         return appt, redirect(url_for("patient.visit", ref=ref))
     due = next_step(appt)
-    if due in ("patient.locked", "patient.call") and endpoint != due:
+    if due in ("patient.locked", "visit.patient_call") and endpoint != due:
         return appt, redirect(url_for(due, ref=ref))
     if due in STEPS and endpoint in STEPS and STEPS.index(endpoint) > STEPS.index(due):
         return appt, redirect(url_for(due, ref=ref))
@@ -160,7 +151,7 @@ def check(ref):
                                    error=_l("The check sent results we could not read. Please run it again.")), 422
         appt.record_device_check(summary)
         return redirect(url_for(next_step(appt), ref=ref))
-    return full_load() or render_template("patient/check.html", appt=appt, error=None)
+    return full_page_load() or render_template("patient/check.html", appt=appt, error=None)
 
 
 @bp.route("/v/<ref>/ping")

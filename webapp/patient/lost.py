@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from email_validator import EmailNotValidError, validate_email
 from flask import g
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -19,7 +20,7 @@ from .. import notify
 from ..auth import limiter
 from ..forms import normalize_phone, strip
 from ..models import Appointment, AuditEvent, Message, fn, utcnow
-from ..views import form_status, render
+from ..answers import form_status, render
 from . import bp
 
 # A patient asking twice in a row gets one message, not two.
@@ -34,7 +35,6 @@ class LostLinkForm(FlaskForm):
 
     def validate_contact(self, field):
         """Keep (channel, normalized contact); a shape that is neither is an error."""
-        from email_validator import EmailNotValidError, validate_email
         if "@" in field.data:
             try:
                 self.found = ("email", validate_email(field.data, check_deliverability=False).normalized)

@@ -11,11 +11,12 @@ import datetime as dt
 
 from flask import abort, make_response, redirect, render_template, url_for
 
+from ..access import current_appointment
 from ..models import AuditEvent, ChatLine, Document, Waiver, utcnow
 from ..payments_providers import STATUS_LABELS, current_payment
 from ..storage import DocumentMissing
 from ..uploads import document_download
-from . import bp, current_appointment
+from . import bp
 
 
 def space_closes_at(appt) -> dt.datetime:

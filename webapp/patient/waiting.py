@@ -1,4 +1,4 @@
-"""The patient's live waiting room, and the call page the practitioner's "admit" leads to.
+"""The patient's live waiting room; the practitioner's "admit" leads to the call (``webapp/visit``).
 
 The page subscribes over a websocket (htmx's ws extension); any change to the
 appointment publishes ``events.REFRESH`` on its channel and the socket renders
@@ -10,34 +10,23 @@ import json
 import logging
 import time
 
-from flask import g, redirect, render_template, url_for
+from flask import render_template
 from flask_babel import gettext as _
 from simple_websocket import ConnectionClosed
 
 from .. import events
+from ..access import current_appointment
+from ..answers import full_page_load, wants_fragment
+from ..events import announce, waiting_channel
 from ..models import Appointment, db
-from . import bp, current_appointment
-from .join import full_load, step_appointment
+from . import bp
+from .join import step_appointment
 
 log = logging.getLogger(__name__)
 
 IDLE_REFRESH_SECONDS = 30
 MAX_CLIENT_MESSAGE = 4096
 TAKEOVER_GRACE_SECONDS = 10
-
-
-def waiting_channel(appt) -> str:
-    return f"waiting:{appt.ref}"
-
-
-def today_channel(practitioner_id: int) -> str:
-    return f"today:{practitioner_id}"
-
-
-def announce(appt):
-    """Tell both sides' live pages that this appointment changed."""
-    events.publish(waiting_channel(appt), events.REFRESH)
-    events.publish(today_channel(appt.practitioner_id), events.REFRESH)
 
 
 def status_fragment(appt, oob: bool = False) -> str:
@@ -50,26 +39,13 @@ def waiting(ref):
     appt, elsewhere = step_appointment(ref, "patient.waiting")
     if elsewhere:
         return elsewhere
-    from ..views import htmx
-    polled = htmx and not htmx.boosted
+    polled = wants_fragment()
     if appt.status == "scheduled" and not polled:  # a poll never brings back a patient who was sent back
         appt.enter_waiting_room()
         announce(appt)
     if polled:
         return status_fragment(appt)
-    return full_load() or render_template("patient/waiting.html", appt=appt)
-
-
-@bp.route("/v/<ref>/call")
-def call(ref):
-    """The call page, once the practitioner has admitted the patient."""
-    from ..visit.pages import render_call
-    appt = current_appointment(ref)
-    if appt.call_ended_at is not None:
-        return render_template("visit/ended.html", appt=appt)
-    if appt.status != "in_call":
-        return redirect(url_for("patient.visit", ref=ref))
-    return render_call(appt, "patient")
+    return full_page_load() or render_template("patient/waiting.html", appt=appt)
 
 
 def _client_message(ws, appt, raw) -> None:

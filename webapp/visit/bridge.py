@@ -22,11 +22,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
 
 from .. import events
-from ..models import Appointment, AuditEvent, ChatLine, Document, Incident, User, db, utcnow
+from ..access import appointment_or_404, current_appointment
+from ..events import visit_channel
+from ..models import Appointment, ChatLine, Document, Incident, User, db
 from ..relay import client, protocol
 from ..tokens import make_room_ticket
-from . import _reachable as reachable
-from . import bp, relay
+from . import bp
+from .relays import reachable, relay
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +37,6 @@ BACKOFF_SECONDS = (0.1, 0.25, 0.5, 1, 1, 2, 2, 3, 3, 5, 5, 5)
 # Types only the worker (or the bridge) sends: a browser sending one gets an error.
 NOT_FROM_BROWSERS = (protocol.Join, protocol.Answer, protocol.Error, protocol.PeerState,
                      protocol.Stats, protocol.Pong)
-
-
-def visit_channel(ref: str) -> str:
-    return f"visit:{ref}"
 
 
 def frame(type: str, **fields) -> str:  # noqa: A002 - the wire's own name
@@ -91,14 +89,10 @@ def record_incident(appointment_id: int, kind: str, role: str, detail: str) -> N
 
 
 def end_call(appointment_id: int, user_id: int | None) -> Appointment:
-    """The practitioner hung up: the actual end of the visit, for both sides."""
+    """The practitioner hung up: saved (and audited) by the model before anyone is told."""
     with db.connection_context():
         appt = Appointment.get_by_id(appointment_id)
-        if appt.call_ended_at is None:
-            with db.atomic():
-                appt.call_ended_at, appt.updated_at = utcnow(), utcnow()
-                appt.save()
-                AuditEvent.record(User.get_by_id(user_id) if user_id else "system", "call.ended", appt)
+        appt.end_call(User.get_by_id(user_id) if user_id else "system")
         return appt
 
 
@@ -262,8 +256,6 @@ class Bridge:
                 self._own_state(msg.state)
             elif isinstance(msg, protocol.Stats) and msg.role == self.role:
                 self._stats(msg)
-            if isinstance(msg, protocol.Chat):
-                continue                # chat travels on the visit channel, never through the worker
             self.send(msg)
 
     def _own_state(self, state: str) -> None:
@@ -312,12 +304,11 @@ def _refuse(ws, why: str) -> None:
 @events.sock.route("/v/<ref>/signal", bp=bp)
 def patient_signal(ws, ref):
     """The patient's signaling socket (the cookie's path is /v/<ref>/)."""
-    from ..patient import current_appointment
     try:
         appt = current_appointment(ref)
     except HTTPException:
         return _refuse(ws, "link")
-    if appt.status != "in_call" or appt.call_ended_at is not None:
+    if appt.status != "in_call" or appt.call_ended:
         return _refuse(ws, "not in call")
     bridge = Bridge(ws, appt, "patient", None)
     db.close()  # a socket lives long: hold a connection only while writing
@@ -327,7 +318,6 @@ def patient_signal(ws, ref):
 @events.sock.route("/today/<int:appointment_id>/signal", bp=bp)
 def practitioner_signal(ws, appointment_id):
     """The practitioner's (or the practice staff's) signaling socket."""
-    from ..agenda import appointment_or_404
     if g.user is None:
         return _refuse(ws, "sign in")
     try:

@@ -7,17 +7,17 @@ appears in the other side's chat at once.
 """
 from __future__ import annotations
 
-import hashlib
-
-from flask import g, jsonify, redirect, request, url_for
+from flask import abort, g, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 
+from ..access import appointment_or_404, current_appointment
 from ..auth import staff_required
-from ..models import AuditEvent, Document, db
-from ..storage import DocumentMissing, documents
-from ..uploads import clean_filename, document_download, sniff
+from ..models import AuditEvent, Document
+from ..storage import DocumentMissing
+from ..uploads import clean_filename, document_download, sniff, store_document
 from . import bp
 from .bridge import publish_file
+from .pages import render_call
 
 class UploadRefused(ValueError):
     def __init__(self, message: str, status: int = 422):
@@ -47,12 +47,8 @@ def read_upload(max_mb: int) -> tuple[bytes, str, str]:
 
 def store_upload(appt, author: str, user=None) -> Document:
     data, content_type, name = read_upload(appt.practice.max_upload_mb)
-    key = documents().store(data)
-    with db.atomic():
-        doc = Document.create(appointment=appt, source="call", kind="other", author=author, user=user,
-                              filename=name, content_type=content_type, size=len(data),
-                              sha256=hashlib.sha256(data).hexdigest(), storage_key=key)
-        AuditEvent.record(user or "patient", "document.uploaded", appt, detail=f"document {doc.id}")
+    doc = store_document(appt, data, filename=name, content_type=content_type, source="call", kind="other",
+                         author=author, user=user, audit=(user or "patient", "document.uploaded"))
     publish_file(appt, doc)
     return doc
 
@@ -68,7 +64,6 @@ def upload_answer(appt, role: str, call_url: str):
     except UploadRefused as refused:
         if wants_json():
             return jsonify(error=refused.message), refused.status
-        from .pages import render_call
         return render_call(appt, role, upload_error=refused.message, status=refused.status)
     if wants_json():
         return jsonify(id=doc.id, name=doc.filename), 201
@@ -88,28 +83,23 @@ def download(appt, doc_id: int):
 @bp.route("/v/<ref>/files", methods=["POST"])
 def patient_upload(ref):
     """The patient sends a file during the call."""
-    from ..patient import current_appointment
     appt = current_appointment(ref)
     if appt.status != "in_call":
         return redirect(url_for("patient.visit", ref=ref))
-    return upload_answer(appt, "patient", url_for("patient.call", ref=ref))
+    return upload_answer(appt, "patient", url_for("visit.patient_call", ref=ref))
 
 
 @bp.route("/today/<int:appointment_id>/files", methods=["POST"])
 @staff_required()
 def staff_upload(appointment_id):
     """The practitioner sends a file during the call."""
-    from ..agenda import appointment_or_404
     appt = appointment_or_404(appointment_id)
-    return upload_answer(appt, "practitioner", url_for("today.call", appointment_id=appointment_id))
+    return upload_answer(appt, "practitioner", url_for("visit.staff_call", appointment_id=appointment_id))
 
 
 @bp.route("/v/<ref>/files/<int:doc_id>")
 def patient_file(ref, doc_id):
     """One file of the patient's own visit; any other id is simply not found."""
-    from flask import abort
-
-    from ..patient import current_appointment
     appt = current_appointment(ref)
     found = download(appt, doc_id)
     if found is None:
@@ -122,9 +112,6 @@ def patient_file(ref, doc_id):
 @staff_required()
 def staff_file(appointment_id, doc_id):
     """One file of a visit, for the practice's staff; every access is audited."""
-    from flask import abort
-
-    from ..agenda import appointment_or_404
     appt = appointment_or_404(appointment_id)
     found = download(appt, doc_id)
     if found is None:

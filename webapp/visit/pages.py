@@ -1,12 +1,16 @@
-"""The call page, shared by both sides: one fragment, templates/visit/_call.html."""
+"""The call page, for both sides: one fragment, templates/visit/_call.html."""
 from __future__ import annotations
 
 import json
 from urllib.parse import urlsplit
 
-from flask import current_app, make_response, render_template, request, url_for
+from flask import current_app, redirect, render_template, url_for
 
+from ..access import appointment_or_404, current_appointment
+from ..answers import page_with_scripts
+from ..auth import staff_required
 from ..models import Appointment
+from . import bp
 from .bridge import closing_url, history
 
 
@@ -16,7 +20,7 @@ def _path(url: str) -> str:
 
 
 def call_context(appt: Appointment, role: str) -> dict:
-    """What the page (and call.js, through data- attributes) needs for one side."""
+    """What the page (and the call's scripts, through data- attributes) needs for one side."""
     items = history(appt)
     for item in items:
         if item["type"] == "file":
@@ -24,7 +28,7 @@ def call_context(appt: Appointment, role: str) -> dict:
     if role == "patient":
         urls = {"signal": _path(url_for("visit.patient_signal", ref=appt.ref)),
                 "upload": url_for("visit.patient_upload", ref=appt.ref),
-                "ended": url_for("patient.call", ref=appt.ref)}
+                "ended": url_for("visit.patient_call", ref=appt.ref)}
     else:
         urls = {"signal": _path(url_for("visit.practitioner_signal", appointment_id=appt.id)),
                 "upload": url_for("visit.staff_upload", appointment_id=appt.id),
@@ -35,9 +39,27 @@ def call_context(appt: Appointment, role: str) -> dict:
 
 
 def render_call(appt: Appointment, role: str, upload_error: str | None = None, status: int = 200):
+    """The call page; a boosted navigation would swap the body without running its scripts."""
     page = "patient/call.html" if role == "patient" else "today/call.html"
-    response = make_response(render_template(page, upload_error=upload_error, **call_context(appt, role)), status)
-    if request.headers.get("HX-Request"):
-        # A boosted navigation would swap the body without running call.js: load the page for real.
-        response.headers["HX-Redirect"] = request.path
-    return response
+    return page_with_scripts(page, status, upload_error=upload_error, **call_context(appt, role))
+
+
+@bp.route("/v/<ref>/call")
+def patient_call(ref):
+    """The patient's call page, once the practitioner has admitted them."""
+    appt = current_appointment(ref)
+    if appt.call_ended:
+        return render_template("visit/ended.html", appt=appt)
+    if appt.status != "in_call":
+        return redirect(url_for("patient.visit", ref=ref))
+    return render_call(appt, "patient")
+
+
+@bp.route("/today/<int:appointment_id>/call")
+@staff_required()
+def staff_call(appointment_id):
+    """The practitioner's call page for an admitted patient."""
+    appt = appointment_or_404(appointment_id)
+    if appt.status != "in_call":
+        return redirect(url_for("agenda.detail", appointment_id=appt.id))
+    return render_call(appt, "practitioner")

@@ -1,0 +1,103 @@
+"""Who is asking, and may they see this appointment? What is this appointment's link?
+
+The floor every feature stands on: staff lookups that enforce what a signed-in
+user may see, the patient's cookie (the link exchanged for a credential scoped
+to one appointment) and the link itself. Features import from here, never from
+each other.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from flask import abort, current_app, g, make_response, render_template, request, url_for
+
+from .i18n import best_browser_locale
+from .models import Appointment, User, utcnow
+from .tokens import TokenProblem, make_patient_cookie, make_patient_token, read_patient_cookie
+
+COOKIE = "cabinet_visit"
+
+
+# Staff.
+
+def visible_practitioners() -> list[User]:
+    """Practitioners whose agenda the current user may see: their own, or everyone's for staff."""
+    query = User.practitioners(g.practice)
+    if g.user.role == "practitioner":
+        query = query.where(User.id == g.user.id)
+    return list(query)
+
+
+def appointment_or_404(appointment_id: int) -> Appointment:
+    """The practice's appointment, if the signed-in user may see its practitioner's agenda."""
+    appt = Appointment.get_or_none(Appointment.id == appointment_id, Appointment.practice == g.practice)
+    if appt is None or appt.practitioner_id not in {p.id for p in visible_practitioners()}:
+        abort(404)
+    return appt
+
+
+# The patient's link and cookie.
+
+def link_expires_at(appt: Appointment) -> float:
+    """When links to this appointment stop working: the end of the patient space."""
+    end = appt.ends_at + dt.timedelta(days=appt.practice.patient_space_days)
+    return end.replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+def patient_link_url(appt: Appointment) -> str:
+    """The link the patient receives, absolute, with a token for the current link version."""
+    token = make_patient_token(current_app.config["SECRET_KEY"], appt.id, appt.link_version, link_expires_at(appt))
+    path = url_for("patient.open_link", token=token)
+    base = current_app.config.get("PUBLIC_URL")
+    return f"{base}{path}" if base else url_for("patient.open_link", token=token, _external=True)
+
+
+def link_state(appt: Appointment, version: int) -> str | None:
+    """Why a link or cookie of this version no longer opens the appointment, or None."""
+    if appt.status == "cancelled":
+        return "cancelled"
+    if version != appt.link_version:
+        return "replaced"
+    return None
+
+
+def window(appt: Appointment, now: dt.datetime | None = None) -> str:
+    """Whether the join flow is open: "early", "open" or "late"."""
+    now = now or utcnow()
+    practice = appt.practice
+    if now < appt.starts_at - dt.timedelta(minutes=practice.link_opens_minutes_before):
+        return "early"
+    if now > appt.starts_at + dt.timedelta(minutes=practice.link_closes_minutes_after):
+        return "late"
+    return "open"
+
+
+def link_problem(kind: str, appt: Appointment | None = None, status: int = 410):
+    """The page for a link or cookie that does not open the appointment (in the patient's language)."""
+    if appt is not None:
+        g.locale = appt.effective_locale(best_browser_locale(appt.practice.default_locale))
+    return make_response(render_template("patient/link_problem.html", problem=kind, appt=appt), status)
+
+
+def set_patient_cookie(response, appt: Appointment):
+    """Give the browser the credential for this appointment, scoped to its pages."""
+    expires = link_expires_at(appt)
+    response.set_cookie(COOKIE, make_patient_cookie(current_app.config["SECRET_KEY"], appt.id, appt.link_version,
+                                                    expires),
+                        max_age=max(0, int(expires - time.time())), path=url_for("patient.visit", ref=appt.ref),
+                        secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    return response
+
+
+def current_appointment(ref: str) -> Appointment:
+    """The appointment the patient's cookie opens at this address; a generic page otherwise."""
+    link = read_patient_cookie(current_app.config["SECRET_KEY"], request.cookies.get(COOKIE, ""))
+    appt = None if isinstance(link, TokenProblem) else Appointment.get_or_none(Appointment.id == link.appointment_id)
+    if appt is None or appt.ref != ref:
+        abort(link_problem("needed", status=403))
+    problem = link_state(appt, link.version)
+    if problem:
+        abort(link_problem(problem, appt))
+    g.locale = appt.effective_locale(best_browser_locale(appt.practice.default_locale))
+    return appt

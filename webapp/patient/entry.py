@@ -1,0 +1,64 @@
+"""The patient's link: exchanged for a cookie scoped to one appointment, then the way to the right page.
+
+A valid link sets the cookie and redirects to a URL without the token. Every
+failure has its own page, but none says whether an appointment exists unless
+the visitor holds a valid signed token for it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import current_app, redirect, render_template, url_for
+
+from ..access import current_appointment, link_problem, link_state, set_patient_cookie, window
+from ..auth import limiter
+from ..models import Appointment, AuditEvent
+from ..tokens import TokenProblem, read_patient_token
+from . import bp
+
+
+@bp.route("/p/<token>")
+@limiter.limit("30 per minute")
+def open_link(token):
+    """Exchange the link's token for a cookie, then drop the token from the address bar."""
+    link = read_patient_token(current_app.config["SECRET_KEY"], token)
+    if link is TokenProblem.EXPIRED:
+        return link_problem("expired")
+    if isinstance(link, TokenProblem):
+        return link_problem("invalid", status=404)
+    appt = Appointment.get_or_none(Appointment.id == link.appointment_id)
+    if appt is None:
+        return link_problem("invalid", status=404)
+    problem = link_state(appt, link.version)
+    if problem:
+        return link_problem(problem, appt)
+    AuditEvent.record("patient", "patient.link_opened", appt)
+    return set_patient_cookie(redirect(url_for("patient.visit", ref=appt.ref)), appt)
+
+
+def next_step(appt: Appointment) -> str:
+    """The endpoint of the first step of the way in that the patient has not done yet."""
+    if appt.locked:
+        return "patient.locked"
+    if appt.identity_confirmed_at is None:
+        return "patient.identity"
+    if not appt.consented:
+        return "patient.consent"
+    if not appt.device_check:
+        return "patient.check"
+    if appt.status == "in_call":
+        return "visit.patient_call"
+    return "patient.waiting"
+
+
+@bp.route("/v/<ref>/")
+def visit(ref):
+    """The patient's page for one appointment: come back later, or the next step of the way in."""
+    appt = current_appointment(ref)
+    if appt.status == "closed":
+        return redirect(url_for("patient.space", ref=ref))
+    state = window(appt)
+    if state == "open":
+        return redirect(url_for(next_step(appt), ref=ref))
+    opens_at = appt.starts_at - dt.timedelta(minutes=appt.practice.link_opens_minutes_before)
+    return render_template(f"patient/{state}.html", appt=appt, opens_at=opens_at), 403
