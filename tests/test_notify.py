@@ -143,7 +143,7 @@ def test_email_text_in_english_names_the_date_time_and_practice(app):
 
 
 def test_french_patient_gets_french_messages(app):
-    """Waits on the translations merge (translations/pending/notify.json)."""
+    """A French patient's invitation is written in French, dates included."""
     appt = book(app, starts_at=START, patient=make_patient(locale="fr"))
     email, sms = queue(app, appt, "invitation")
     assert email.locale == "fr"
@@ -306,7 +306,7 @@ def test_reminders_fire_at_the_practice_times_once_each(app):
 
 
 def test_french_reminder(app):
-    """Waits on the translations merge (translations/pending/notify.json)."""
+    """A French patient's reminder is written in French."""
     book(app, starts_at=START, created_at=START - dt.timedelta(days=10), patient=make_patient(locale="fr"),
          notify_sms=False)
     reminders(app, START - dt.timedelta(minutes=15))

@@ -87,7 +87,7 @@ def test_french_report_formats_dates_and_amounts_in_french(app):
 
 
 def test_french_report_labels(app):
-    """Waits on the translations merge (translations/pending/closing-b.json)."""
+    """The report's headings and labels in French."""
     text = build(app, closed_visit(), "fr")
     for expected in ("Compte rendu de téléconsultation", "Traçabilité", "Date de naissance", "Constatations",
                      "Prescriptions", "Actes et honoraires", "Demandé", "Clôturé par Dr Alice Martin"):
