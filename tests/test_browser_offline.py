@@ -22,7 +22,7 @@ def test_the_shell_is_kept_and_the_offline_page_shows_without_the_server(tmp_pat
         with live_server(app) as url:
             page.goto(f"{url}/login")
             page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=15_000)
-            kept = page.evaluate("""Promise.all(["/static/js/call.js", "/static/css/call.css", "/offline"]
+            kept = page.evaluate("""Promise.all(["/static/js/call/main.js", "/static/css/call.css", "/offline"]
                                     .map(p => caches.match(p).then(r => r ? r.status : 0)))""")
             assert kept == [200, 200, 200]
             preload = page.evaluate("navigator.serviceWorker.ready.then(r => r.navigationPreload.getState())")

@@ -1,8 +1,8 @@
 // The call page: one RTCPeerConnection with the relay worker, signaling over the
 // bridge's websocket (docs/signaling.md), chat and files in the side panel.
 // Every string and URL comes from data- attributes of #call (strict CSP, translated).
-(function () {
-  "use strict";
+// An ES module, loaded natively (no bundler); it is being split into one module per concern.
+function start() {
   var root = document.getElementById("call");
   var early = window.cabinetCallStart;     // call-early.js, from the page's head
   if (!root || !early || !window.RTCPeerConnection) return;
@@ -413,4 +413,5 @@
   });
   startPeer();
   connect();
-})();
+}
+start();
