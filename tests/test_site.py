@@ -109,6 +109,12 @@ def test_manifest_and_service_worker(client):
             assert response.status_code == 200, path
 
 
+def test_every_call_module_is_in_the_shell():
+    from webapp.site import SHELL_STATIC
+    modules = {f"js/call/{p.name}" for p in (ROOT / "static" / "js" / "call").glob("*.js")}
+    assert "js/call/main.js" in modules and modules <= set(SHELL_STATIC)
+
+
 def test_service_worker_version_follows_the_shell_files(tmp_path):
     from webapp.site import SHELL_STATIC, service_worker_source
     for name in SHELL_STATIC + ("sw.js",):

@@ -2,37 +2,21 @@
 // bridge's websocket (docs/signaling.md), chat and files in the side panel.
 // Every string and URL comes from data- attributes of #call (strict CSP, translated).
 // An ES module, loaded natively (no bundler); it is being split into one module per concern.
+import { $, afterLoad, audioOnly, counters, early, iceServers, mark, note, role, root, setStatus, t } from "./page.js";
+import * as signaling from "./signaling.js";
+
+var send = signaling.send;
+
 function start() {
-  var root = document.getElementById("call");
-  var early = window.cabinetCallStart;     // call-early.js, from the page's head
   if (!root || !early || !window.RTCPeerConnection) return;
-
   var d = root.dataset;
-  var role = d.role, audioOnly = d.audioOnly === "1";
-  var iceServers = [];
-  try { iceServers = JSON.parse(d.ice || "[]"); } catch (e) { iceServers = []; }
-  function t(key) { return d["t" + key.charAt(0).toUpperCase() + key.slice(1)] || ""; }
-  function $(id) { return document.getElementById(id); }
-
-  var statusEl = $("call-status"), qualityEl = $("call-quality"), peerNote = $("call-peer-note");
-  var remoteVideo = $("remote-video"), localVideo = $("local-video");
-  var ws = null, pc = null, stream = null, screenTrack = null;
-  var senders = {}, facing = "user", ended = false, wsAttempt = 0, lastStats = null, retryTimer = null;
-  var micOn = true, camOn = true, pendingRequest = null;
-  var counters = { framesDecoded: 0, audioPackets: 0, state: "new", answers: 0, marks: {} };
-  // Milliseconds since the page started, for the benchmark: when each step of the set-up happened.
-  function mark(name) { if (!(name in counters.marks)) counters.marks[name] = Math.round(performance.now()); }
   mark("script");
 
-  function setStatus(key, extra) {
-    statusEl.textContent = t(key) + (extra ? " " + extra : "");
-    statusEl.setAttribute("data-state", key);
-  }
-  function note(text) { peerNote.textContent = text; peerNote.hidden = !text; }
-  function send(msg) {
-    msg.v = 1;
-    if (ws && ws.readyState === 1) ws.send(JSON.stringify(msg));
-  }
+  var qualityEl = $("call-quality");
+  var remoteVideo = $("remote-video"), localVideo = $("local-video");
+  var pc = null, stream = null, screenTrack = null;
+  var senders = {}, facing = "user", lastStats = null, retryTimer = null;
+  var micOn = true, camOn = true, pendingRequest = null;
 
   // Local media, with clear messages when a permission or a device is missing
   // (call-early.js has usually asked for them already).
@@ -50,11 +34,6 @@ function start() {
         : err.name === "NotReadableError" ? "busy" : "missing");
       return new MediaStream();     // still join: hear and see the other side
     });
-  }
-
-  function afterLoad(fn) {
-    if (document.readyState === "complete") fn();
-    else window.addEventListener("load", fn, { once: true });
   }
 
   function track(kind) {
@@ -80,7 +59,6 @@ function start() {
     });
     pc.ontrack = function (e) {
       remote.addTrack(e.track);
-      // A video element without a frame yet holds the page's load event: attach after it.
       afterLoad(function () {
         if (remoteVideo.srcObject !== remote) remoteVideo.srcObject = remote;
         remoteVideo.play().catch(function () { /* autoplay may wait for a tap */ });
@@ -120,38 +98,12 @@ function start() {
   function restartSoon(delay) {
     clearTimeout(retryTimer);
     retryTimer = setTimeout(function () {
-      if (!ended && pc && pc.connectionState !== "connected" && ws && ws.readyState === 1) {
+      if (!signaling.hasEnded() && pc && pc.connectionState !== "connected" && signaling.isOpen()) {
         setStatus("reconnecting");
         startPeer();
         offer();
       }
     }, delay);
-  }
-
-  // Signaling.
-  function onMessage(e) {
-    var msg;
-    try { msg = JSON.parse(e.data); } catch (err) { return; }
-    handle(msg);
-  }
-  function onClose() {
-    if (ended) return;
-    setStatus("reconnecting");
-    wsAttempt += 1;
-    setTimeout(connect, Math.min(5000, 250 * Math.pow(2, wsAttempt)));
-  }
-  function connect() {
-    if (ended) return;
-    var taken = early.ws;     // the socket call-early.js opened, once
-    early.ws = null;
-    ws = taken || early.socket();
-    ws.onopen = function () { wsAttempt = 0; mark("socket"); };
-    ws.onmessage = onMessage;
-    ws.onclose = onClose;
-    if (!taken) return;
-    if (early.openedAt !== null) counters.marks.socket = early.openedAt;
-    early.messages.splice(0).forEach(onMessage);     // what came before this script ran, in order
-    if (ws.readyState === 3) onClose();              // it closed before we were listening
   }
 
   function handle(msg) {
@@ -175,7 +127,7 @@ function start() {
       case "ended": finish(role === "practitioner" ? (msg.next || d.endedUrl) : d.endedUrl); break;
       case "error":
         if (msg.code === "relay-unavailable") setStatus("unavailable");
-        else if (msg.code === "replaced") { ended = true; setStatus("replaced"); }
+        else if (msg.code === "replaced") { signaling.end(); setStatus("replaced"); }
         break;
     }
   }
@@ -193,10 +145,10 @@ function start() {
   }
 
   function finish(url) {
-    ended = true;
+    signaling.end();
     if (pc) pc.close();
     if (stream) stream.getTracks().forEach(function (tr) { tr.stop(); });
-    if (ws) ws.close();
+    signaling.close();
     window.location.assign(url);
   }
 
@@ -228,7 +180,7 @@ function start() {
     e.preventDefault();
     var input = $("chat-text"), text = input.value.trim();
     if (!text) return;
-    if (!ws || ws.readyState !== 1) { note(t("chatFailed")); return; }
+    if (!signaling.isOpen()) { note(t("chatFailed")); return; }
     send({ type: "chat", text: text });
     input.value = "";
   });
@@ -355,10 +307,10 @@ function start() {
   bind("btn-hangup", function () {
     send({ type: "bye" });
     if (role === "patient") {
-      ended = true;
+      signaling.end();
       if (pc) pc.close();
       if (stream) stream.getTracks().forEach(function (tr) { tr.stop(); });
-      if (ws) ws.close();
+      signaling.close();
       setStatus("youLeft");
     }
   });
@@ -395,7 +347,6 @@ function start() {
     });
   }
   setInterval(sample, 2000);
-  setInterval(function () { send({ type: "ping" }); }, 20000);
 
   // For the browser tests: what the page decodes.
   window.cabinetCall = { stats: function () { return sample().then(function () { return counters; }); } };
@@ -412,6 +363,6 @@ function start() {
     });
   });
   startPeer();
-  connect();
+  signaling.start(handle);
 }
 start();
