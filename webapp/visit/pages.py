@@ -16,7 +16,7 @@ def _path(url: str) -> str:
 
 
 def call_context(appt: Appointment, role: str) -> dict:
-    """What the page (and call.js, through data- attributes) needs for one side."""
+    """What the page (and js/call/, through data- attributes) needs for one side."""
     items = history(appt)
     for item in items:
         if item["type"] == "file":
@@ -38,6 +38,6 @@ def render_call(appt: Appointment, role: str, upload_error: str | None = None, s
     page = "patient/call.html" if role == "patient" else "today/call.html"
     response = make_response(render_template(page, upload_error=upload_error, **call_context(appt, role)), status)
     if request.headers.get("HX-Request"):
-        # A boosted navigation would swap the body without running call.js: load the page for real.
+        # A boosted navigation would swap the body without running the call's scripts: load the page for real.
         response.headers["HX-Redirect"] = request.path
     return response
