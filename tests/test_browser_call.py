@@ -149,3 +149,28 @@ def test_both_sides_recover_when_the_worker_is_killed_and_restarted(call_app):
             assert ("relay_lost", "practitioner") in kinds and ("relay_lost", "patient") in kinds
     finally:
         stop_worker_process(worker)
+
+
+def test_the_controls_reach_the_other_side(call_app):
+    app, made = call_app()
+    with live_server(app) as url, chromium() as browser:
+        doctor, patient = open_both(browser, url, made)
+        doctor.wait_decoding()
+        patient.wait_decoding()
+
+        doctor.page.click("#btn-mic")
+        assert doctor.page.locator("#btn-mic").get_attribute("aria-pressed") == "true"
+        patient.page.wait_for_selector("#call-peer-note >> text=Your practitioner’s microphone is off.")
+        doctor.page.click("#btn-mic")
+        patient.page.wait_for_selector("#call-peer-note", state="hidden")
+
+        # The fake camera has no zoom: accepting still answers that it could not.
+        doctor.page.click("#btn-ask-zoom")
+        patient.page.wait_for_selector("#camera-request-text >> text=Your practitioner asks you to zoom in.")
+        patient.page.click("#btn-camera-refuse")
+        doctor.page.wait_for_selector("#call-peer-note >> text=The patient refused.")
+
+        patient.page.click("#btn-hangup")
+        patient.page.wait_for_selector("#call-status[data-state=youLeft]")
+        doctor.page.wait_for_selector("#call-peer-note >> text=The patient left the call.")
+        assert doctor.problems == [] and patient.problems == []

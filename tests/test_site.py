@@ -103,10 +103,16 @@ def test_manifest_and_service_worker(client):
         source = sw.get_data(as_text=True)
     assert "__" not in source
     shell = json.loads(re.search(r"var SHELL = (\[.*\]);", source).group(1))
-    assert "/static/js/call.js" in shell and "/offline" in shell
+    assert "/static/js/call/main.js" in shell and "/offline" in shell
     for path in shell:     # cache.addAll fails as a whole if one file is missing
         with client.get(path) as response:
             assert response.status_code == 200, path
+
+
+def test_every_call_module_is_in_the_shell():
+    from webapp.site import SHELL_STATIC
+    modules = {f"js/call/{p.name}" for p in (ROOT / "static" / "js" / "call").glob("*.js")}
+    assert "js/call/main.js" in modules and modules <= set(SHELL_STATIC)
 
 
 def test_service_worker_version_follows_the_shell_files(tmp_path):
@@ -117,7 +123,7 @@ def test_service_worker_version_follows_the_shell_files(tmp_path):
     version = re.compile(r'"cabinet-shell-([0-9a-f]+)"')
     before = version.search(service_worker_source(str(tmp_path), "1.0")).group(1)
     assert version.search(service_worker_source(str(tmp_path), "1.0")).group(1) == before
-    (tmp_path / "js" / "call.js").write_text("// a new release", encoding="utf-8")
+    (tmp_path / "js" / "call" / "main.js").write_text("// a new release", encoding="utf-8")
     assert version.search(service_worker_source(str(tmp_path), "1.0")).group(1) != before
 
 

@@ -56,8 +56,12 @@ def manifest():
 
 # What the service worker keeps for pages to load without the network: no patient data, only
 # the files every page or the call needs (the call page then starts without fetching anything).
-SHELL_STATIC = ("css/app.css", "css/call.css", "js/app.js", "js/call-early.js", "js/call.js", "js/live.js",
-                "js/device-check.js", "icons/icon.svg", "vendor/htmx-2.0.11/htmx.min.js",
+# The call's ES modules are all listed: main.js imports the others, and one missing from the
+# cache would be fetched from the network before the call can start.
+SHELL_STATIC = ("css/app.css", "css/call.css", "js/app.js", "js/call-early.js",
+                "js/call/main.js", "js/call/page.js", "js/call/signaling.js", "js/call/media.js",
+                "js/call/peer.js", "js/call/controls.js", "js/call/chat.js", "js/call/quality.js",
+                "js/live.js", "js/device-check.js", "icons/icon.svg", "vendor/htmx-2.0.11/htmx.min.js",
                 "vendor/htmx-ext-ws-2.0.4/ws.min.js")
 
 

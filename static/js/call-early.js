@@ -1,7 +1,8 @@
 // The call's first steps, run from the page's <head>: the camera and the signaling socket
 // open while the rest of the page loads (both take a few hundred milliseconds on a phone).
-// call.js takes them over through window.cabinetCallStart, and opens later ones (a reconnection,
-// another camera) with the same two helpers.
+// The call's modules (js/call/) take them over through window.cabinetCallStart, and open later ones
+// (a reconnection, another camera) with the same two helpers. A classic script, not a module: it runs
+// before the parser goes on to the stylesheets, and modules have no document.currentScript.
 (function () {
   "use strict";
   var d = document.currentScript.dataset;
@@ -16,8 +17,8 @@
   };
   if (!window.RTCPeerConnection || !navigator.mediaDevices) return;
   start.media = navigator.mediaDevices.getUserMedia({ audio: true, video: start.video("user") });
-  start.media.catch(function () { /* call.js explains the failure and falls back */ });
+  start.media.catch(function () { /* js/call/media.js explains the failure and falls back */ });
   var ws = start.ws = start.socket();
   ws.onopen = function () { start.openedAt = Math.round(performance.now()); };
-  ws.onmessage = function (e) { start.messages.push(e); };   // kept in order until call.js reads them
+  ws.onmessage = function (e) { start.messages.push(e); };   // kept in order until js/call/signaling.js reads them
 })();

@@ -20,7 +20,7 @@ def _path(url: str) -> str:
 
 
 def call_context(appt: Appointment, role: str) -> dict:
-    """What the page (and the call's scripts, through data- attributes) needs for one side."""
+    """What the page (and js/call/, through data- attributes) needs for one side."""
     items = history(appt)
     for item in items:
         if item["type"] == "file":

@@ -1,0 +1,62 @@
+// The call page's entry (an ES module, loaded natively): starts each concern and turns each
+// message from the bridge (docs/signaling.md) into what the page does.
+import { early, endedUrl, mark, note, role, root, setStatus, t } from "./page.js";
+import * as chat from "./chat.js";
+import * as controls from "./controls.js";
+import * as media from "./media.js";
+import * as peer from "./peer.js";
+import * as quality from "./quality.js";
+import * as signaling from "./signaling.js";
+
+function handle(msg) {
+  switch (msg.type) {
+    case "history": msg.items.forEach(chat.addItem); break;
+    case "chat": case "file": chat.addItem(msg); break;
+    case "ready": mark("ready"); setStatus("waiting"); peer.offer(); break;
+    case "answer": peer.answer(msg.sdp); break;
+    case "peer-state": peerState(msg); break;
+    case "mute": if (msg.kind === "audio") note(msg.muted ? t("otherMuted") : ""); break;
+    case "camera-request": if (role === "patient") controls.showRequest(msg); break;
+    case "camera-reply": note(msg.accepted ? t("accepted") : t("refused")); break;
+    case "bye":
+      if (msg.from === "practitioner" && role === "patient") finish(endedUrl);
+      else note(t("otherLeft"));
+      break;
+    case "ended": finish(role === "practitioner" ? (msg.next || endedUrl) : endedUrl); break;
+    case "error":
+      if (msg.code === "relay-unavailable") setStatus("unavailable");
+      else if (msg.code === "replaced") { signaling.end(); setStatus("replaced"); }
+      break;
+  }
+}
+
+// This side's own state, as the worker sees it, goes in the status line; the other side's in the note.
+function peerState(msg) {
+  if (msg.role === role) {
+    if (msg.state === "connected") setStatus("connected");
+    else if (msg.state === "reconnecting") setStatus("reconnecting");
+    else if (msg.state === "failed") peer.restartSoon(200);
+    return;
+  }
+  if (msg.state === "connected" || msg.state === "joined") note("");
+  if (msg.state === "left") note(t("otherLeft"));
+  if (msg.state === "reconnecting" || msg.state === "failed") note(t("otherReconnecting"));
+}
+
+function finish(url) {
+  controls.leave();
+  window.location.assign(url);
+}
+
+if (root && early && window.RTCPeerConnection) {
+  mark("script");
+  chat.init();
+  controls.init();
+  quality.start();
+  // Camera, peer connection and websocket start together; the peer connection before the
+  // socket, since the early messages it replays may ask for the offer.
+  setStatus("connecting");
+  media.open();
+  peer.start();
+  signaling.start(handle);
+}
