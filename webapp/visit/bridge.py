@@ -125,7 +125,9 @@ class Bridge:
         try:
             with self._send_lock:
                 self.ws.send(text)
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):
+            # A socket the browser dropped but the library has not noticed yet fails with
+            # BrokenPipeError/ConnectionResetError: the same end, not a crash of the thread.
             self.done.set()
 
     def run(self) -> None:
