@@ -2,6 +2,7 @@
 
     python bench/relay.py [--scale 4 8 12] [--seconds 10]   # CPU and loss
     python bench/relay_memory.py                            # RSS over many short calls
+    python bench/relay_start_memory.py                      # RSS of a worker at rest
 
 The worker runs as its own process (``python -m webapp.relay``); its CPU is
 read from /proc/<pid>/stat. For the runs at scale it is pinned to one core and

@@ -5,9 +5,10 @@ import re
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from webapp.netsettings import SettingError, parse_host_addresses, parse_ice_servers
 from webapp.relay import protocol as p
 from webapp.relay.__main__ import settings_from_env
-from webapp.relay.ice import parse_addresses, parse_ice_servers, use_host_addresses
+from webapp.relay.ice import use_host_addresses
 from tests.relay_helpers import Caller, start_worker_process, stop_worker_process
 
 pytestmark = pytest.mark.real_clock   # media across processes: no dates involved
@@ -23,13 +24,14 @@ def candidate_addresses(sdp: str) -> set[str]:
     ("", []),
 ])
 def test_host_addresses_are_read_from_a_comma_separated_list(text, expected):
-    assert parse_addresses(text) == expected
+    assert parse_host_addresses(text) == expected
 
 
-@pytest.mark.parametrize("text", ["eth0", "203.0.113.7,nowhere", "300.1.1.1"])
-def test_a_host_address_that_is_not_an_ip_is_refused(text):
-    with pytest.raises(ValueError):
-        parse_addresses(text)
+@pytest.mark.parametrize("text, bad", [("eth0", "eth0"), ("203.0.113.7,nowhere", "nowhere"),
+                                       ("300.1.1.1", "300.1.1.1")])
+def test_a_host_address_that_is_not_an_ip_is_refused(text, bad):
+    with pytest.raises(SettingError, match=f"RELAY_HOST_ADDRESSES must list IP addresses, not '{bad}'"):
+        parse_host_addresses(text)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -45,7 +47,7 @@ def test_ice_servers_are_json_as_browsers_take_them_or_plain_urls(text, expected
 
 @pytest.mark.parametrize("text", ['[{"urls": 5}]', '[{"username": "u"}]', "[not json"])
 def test_unusable_ice_servers_are_refused(text):
-    with pytest.raises(ValueError):
+    with pytest.raises(SettingError, match="ICE_SERVERS must be a JSON list of objects with urls"):
         parse_ice_servers(text)
 
 

@@ -20,6 +20,7 @@ def test_defaults_need_no_environment(tmp_path):
     assert settings["DEFAULT_LOCALE"] == "fr"
     assert (settings["LINK_OPENS_MINUTES_BEFORE"], settings["LINK_CLOSES_MINUTES_AFTER"]) == (15, 60)
     assert settings["PATIENT_SPACE_DAYS"] == 15
+    assert (settings["RELAY_HOST_ADDRESSES"], settings["ICE_SERVERS"]) == (["127.0.0.1"], [])
     # The generated secret is kept, so sessions survive a restart.
     assert from_environment(tmp_path, {})["SECRET_KEY"] == settings["SECRET_KEY"]
     assert len(settings["SECRET_KEY"]) >= 40
@@ -31,10 +32,23 @@ def test_defaults_need_no_environment(tmp_path):
     ({"SMTP_TLS": "maybe"}, "SMTP_TLS must be true or false"),
     ({"PUBLIC_URL": "cabinet.example"}, "PUBLIC_URL must start with http"),
     ({"PATIENT_SPACE_DAYS": "0"}, "PATIENT_SPACE_DAYS must be between 1 and 365"),
+    ({"RELAY_HOST_ADDRESSES": "203.0.113.7,eth0"}, "RELAY_HOST_ADDRESSES must list IP addresses, not 'eth0'"),
+    ({"ICE_SERVERS": "[not json"}, "ICE_SERVERS must be a JSON list of objects with urls"),
+    ({"ICE_SERVERS": '[{"username": "u"}]'}, "ICE_SERVERS must be a JSON list of objects with urls"),
 ])
 def test_bad_configuration_is_named(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):
         from_environment(tmp_path, env)
+
+
+def test_relay_network_settings_are_read_like_the_worker_reads_them(tmp_path):
+    settings = from_environment(tmp_path, {
+        "RELAY_HOST_ADDRESSES": " 203.0.113.7 , 2001:db8::1 ,",
+        "ICE_SERVERS": "stun:stun.example.org:3478, turn:turn.example.org:3478"})
+    assert settings["RELAY_HOST_ADDRESSES"] == ["203.0.113.7", "2001:db8::1"]
+    assert settings["ICE_SERVERS"] == [{"urls": "stun:stun.example.org:3478"}, {"urls": "turn:turn.example.org:3478"}]
+    # Set but empty: the web app falls back to its default.
+    assert from_environment(tmp_path, {"RELAY_HOST_ADDRESSES": " , "})["RELAY_HOST_ADDRESSES"] == ["127.0.0.1"]
 
 
 def test_sqlite_is_durable(app):

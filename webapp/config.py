@@ -12,6 +12,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from .netsettings import SettingError, parse_host_addresses, parse_ice_servers
+
 
 class ConfigError(ValueError):
     """A setting from the environment that cannot be used."""
@@ -45,33 +47,12 @@ def _list(env, name):
     return [part.strip() for part in (env.get(name) or "").split(",") if part.strip()]
 
 
-def _addresses(env, name, default):
-    """IP addresses, comma-separated (the relay's ICE host candidates)."""
-    import ipaddress
-    values = _list(env, name) or default
-    for value in values:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise ConfigError(f"{name} must list IP addresses, not {value!r}") from None
-    return values
-
-
-def _ice_servers(env, name):
-    """STUN/TURN servers as browsers take them: JSON ``[{"urls": ..., "username": ..., "credential": ...}]``,
-    or plain comma-separated URLs (servers without credentials)."""
-    import json
-    raw = (env.get(name) or "").strip()
-    if raw.startswith("["):
-        try:
-            servers = json.loads(raw)
-        except ValueError:
-            servers = None
-        if not isinstance(servers, list) or not all(
-                isinstance(s, dict) and isinstance(s.get("urls"), (str, list)) for s in servers):
-            raise ConfigError(f"{name} must be a JSON list of objects with urls")
-        return servers
-    return [{"urls": url} for url in _list(env, name)]
+def _network(env, parse, name):
+    """RELAY_HOST_ADDRESSES or ICE_SERVERS, read as the worker process reads them."""
+    try:
+        return parse(env.get(name) or "")
+    except SettingError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 SMS_BACKENDS = ("outbox", "http")
@@ -131,8 +112,8 @@ def from_environment(instance_path: Path, env=None) -> dict:
         **_sms_http(env),
         "NOTIFY_SENDER": _bool(env, "NOTIFY_SENDER", True),
         "RELAY_URLS": _list(env, "RELAY_URLS"),
-        "ICE_SERVERS": _ice_servers(env, "ICE_SERVERS"),
-        "RELAY_HOST_ADDRESSES": _addresses(env, "RELAY_HOST_ADDRESSES", ["127.0.0.1"]),
+        "ICE_SERVERS": _network(env, parse_ice_servers, "ICE_SERVERS"),
+        "RELAY_HOST_ADDRESSES": _network(env, parse_host_addresses, "RELAY_HOST_ADDRESSES") or ["127.0.0.1"],
         "DOCUMENT_KEY": env.get("DOCUMENT_KEY") or "",
         "DEFAULT_LOCALE": locale,
         "LINK_OPENS_MINUTES_BEFORE": _int(env, "LINK_OPENS_MINUTES_BEFORE", 15, 0, 24 * 60),

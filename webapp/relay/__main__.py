@@ -12,8 +12,8 @@ import os
 import signal
 import sys
 
+from webapp.netsettings import parse_host_addresses, parse_ice_servers
 from webapp.relay import malloc
-from webapp.relay.ice import parse_addresses, parse_ice_servers
 from webapp.relay.worker import Settings, server_url, start_server, stop_server
 
 
@@ -23,7 +23,7 @@ def settings_from_env(transcode: bool, stats_interval: float) -> Settings:
         sys.exit("SECRET_KEY is not set: the worker could not check room tickets")
     return Settings(
         secret=secret,
-        host_addresses=tuple(parse_addresses(os.environ.get("RELAY_HOST_ADDRESSES", "127.0.0.1"))),
+        host_addresses=tuple(parse_host_addresses(os.environ.get("RELAY_HOST_ADDRESSES", "127.0.0.1"))),
         ice_servers=tuple(parse_ice_servers(os.environ.get("ICE_SERVERS", ""))),
         stats_interval=stats_interval, transcode=transcode)
 
