@@ -182,7 +182,7 @@ def _render_form(form, appt=None, overlaps=(), status=None):
                   status=status or form_status(form))
 
 
-def _saved(appt, created: bool):
+def _saved(appt):
     """After a save: the appointment's panel; htmx also refreshes the agenda it came from."""
     return after_change(url_for("agenda.detail", appointment_id=appt.id), "agenda/detail.html",
                         "agenda/_detail.html", trigger="agenda-changed", appt=appt, **_detail_context(appt))
@@ -220,7 +220,7 @@ def new():
             locale=patient.locale, **_channels(form))
         AuditEvent.record(g.user, "appointment.created", appt)
         notify.queue(appt, "invitation")
-    return _saved(appt, created=True)
+    return _saved(appt)
 
 
 @bp.route("/<int:appointment_id>/edit", methods=["GET", "POST"])
@@ -249,7 +249,7 @@ def edit(appointment_id):
                             **_channels(form))
     if moved:
         notify.queue(appt, "moved")
-    return _saved(appt, created=False)
+    return _saved(appt)
 
 
 @bp.route("/overlaps")
@@ -283,7 +283,7 @@ def instant():
             starts_at=utcnow().replace(second=0, microsecond=0), duration_minutes=15, mode=form.mode.data)
         AuditEvent.record(g.user, "appointment.created", appt, detail="instant")
         notify.queue(appt, "invitation")
-    return _saved(appt, created=True)
+    return _saved(appt)
 
 
 # One appointment.
@@ -311,7 +311,7 @@ def cancel(appointment_id):
     if appt.is_active:
         appt.cancel(g.user)
         notify.queue(appt, "cancelled")
-    return _saved(appt, created=False)
+    return _saved(appt)
 
 
 @bp.route("/<int:appointment_id>/link", methods=["POST"])
@@ -323,4 +323,4 @@ def renew_link(appointment_id):
         abort(409)
     appt.renew_link(g.user)
     notify.queue(appt, "link_resent")
-    return _saved(appt, created=False)
+    return _saved(appt)

@@ -17,9 +17,6 @@ from peewee import (
 db = DatabaseProxy()
 
 ROLES = ("admin", "practitioner", "secretary")
-MODES = ("video", "audio")
-# scheduled → waiting → in_call → closed; cancelled from scheduled or waiting.
-STATUSES = ("scheduled", "waiting", "in_call", "closed", "cancelled")
 
 
 def utcnow() -> datetime:
@@ -80,10 +77,6 @@ class User(BaseModel):
     def practitioners(cls, practice):
         return (cls.select().where(cls.practice == practice, cls.role == "practitioner", cls.active)
                 .order_by(cls.name))
-
-    @property
-    def is_practitioner(self) -> bool:
-        return self.role == "practitioner"
 
 
 class Patient(BaseModel):
