@@ -11,7 +11,7 @@ import urllib.parse
 import pytest
 from icalendar import Calendar
 
-from conftest import HX, login_as, make_app, make_appointment, make_patient, make_practice, text_of
+from conftest import HX, login_as, make_app, make_appointment, make_patient, make_practice, make_user, text_of
 from smtp_helpers import free_port, smtp_server
 from webapp import config as settings, notify
 from webapp.notify import outbox
@@ -589,3 +589,99 @@ def test_send_due_command(app, runner):
         assert result.exit_code == 0, result.output
         assert "Reminders queued: 0; sent: 1;" in result.output
         smtp.wait_for(1)
+
+
+# One address for every link, woken sender.
+
+def test_an_invitation_goes_out_at_once_not_at_the_next_pass(tmp_path):
+    """The sender sleeps an hour between passes, yet the instant visit's link is delivered now."""
+    with smtp_server() as smtp:
+        app = make_app(tmp_path, TESTING=False, NOTIFY_INTERVAL_SECONDS=3600, **smtp.config)
+        try:
+            make_practice()
+            client = app.test_client()
+            me = login_as(client, "practitioner")
+            time.sleep(0.2)     # the sender's first pass (nothing to do) is over: it sleeps now
+            response = client.post("/agenda/instant", data={"email": "jeanne@example.org",
+                                                            "practitioner": str(me.id), "mode": "video"})
+            assert response.status_code == 302
+            mail = smtp.wait_for(1, timeout=10)[0]
+            assert smtp.link_in(mail).startswith(BASE + "/p/")
+            detail = client.get(response.headers["Location"])
+            assert "Sent" in text_of(detail)
+        finally:
+            app.extensions["notify_sender"].stop()
+            db.close()
+
+
+def test_the_messages_panel_asks_again_while_a_message_is_on_its_way(app, client):
+    me = login_as(client, "practitioner")
+    appt = book(app, practitioner=me, notify_sms=False)
+    queue(app, appt, "invitation")
+    waiting = client.get(f"/agenda/{appt.id}/messages", headers=HX).get_data(as_text=True)
+    assert f'hx-get="/agenda/{appt.id}/messages"' in waiting and "Pending" in waiting
+    Message.update(status="sent", attempts=1).execute()
+    done = client.get(f"/agenda/{appt.id}/messages", headers=HX).get_data(as_text=True)
+    assert "hx-get" not in done.split(">", 3)[2] and "Sent" in done
+
+
+def sign_in_at(client, role, base_url):
+    """Sign in on a given host (the session cookie belongs to it)."""
+    user = make_user(role)
+    with client.session_transaction(base_url=base_url) as session:
+        session["uid"] = user.id
+    return user
+
+
+def no_public_url_app(tmp_path):
+    app = make_app(tmp_path, ENV={"DATABASE_URL": f"sqlite:///{tmp_path / 'site.sqlite3'}",
+                                  "SECRET_KEY": "test-secret"})
+    make_practice()
+    return app
+
+
+def test_without_public_url_reminders_carry_the_host_of_the_invitation(tmp_path):
+    """The sender builds reminders without a request: they use the address staff reached the site at."""
+    app = no_public_url_app(tmp_path)
+    try:
+        client = app.test_client()
+        me = sign_in_at(client, "practitioner", "https://visio.cabinet-tilleuls.fr")
+        tomorrow = dt.date(2036, 6, 11)
+        response = client.post("/agenda/new", base_url="https://visio.cabinet-tilleuls.fr", data={
+            "patient_id": str(make_patient().id), "practitioner": str(me.id), "date": tomorrow.isoformat(),
+            "time": "10:00", "duration": "20", "mode": "video", "motive": MOTIVE, "send_by": "email"})
+        assert response.status_code == 302
+        assert Practice.get().site_url == "https://visio.cabinet-tilleuls.fr"
+        appt = Appointment.get(Appointment.motive == MOTIVE)
+        assert reminders(app, appt.starts_at - dt.timedelta(minutes=15)) == 1     # no request here
+        invitation, reminder = (Message.get(Message.kind == kind) for kind in ("invitation", "reminder"))
+        link = lambda m: next(w for w in m.body.split() if "/p/" in w)   # noqa: E731
+        assert link(invitation).startswith("https://visio.cabinet-tilleuls.fr/p/")
+        assert link(reminder).startswith("https://visio.cabinet-tilleuls.fr/p/")
+    finally:
+        db.close()
+
+
+def test_the_admin_sees_the_learnt_address_and_can_correct_it(tmp_path):
+    app = no_public_url_app(tmp_path)
+    try:
+        client = app.test_client()
+        sign_in_at(client, "admin", "http://10.0.0.5:8000")
+        assert Practice.get().site_url == ""
+        page = client.get("/admin/practice", base_url="http://10.0.0.5:8000")
+        assert "learnt from the first staff sign-in" in text_of(page)
+        assert 'value="http://10.0.0.5:8000"' in page.get_data(as_text=True)
+        assert Practice.get().site_url == "http://10.0.0.5:8000"
+        data = {"name": "Cabinet des Tilleuls", "address": "", "timezone": "Europe/Paris", "default_locale": "en",
+                "link_opens_minutes_before": "15", "link_closes_minutes_after": "60", "patient_space_days": "15",
+                "reminder_minutes": "1440, 15", "max_upload_mb": "10", "payment_presets": "25",
+                "payment_instructions": ""}
+        refused = client.post("/admin/practice", base_url="http://10.0.0.5:8000",
+                              data={**data, "site_url": "visio.cabinet.fr"})
+        assert refused.status_code == 422 and "like https://visio.my-practice.fr" in text_of(refused)
+        assert Practice.get().site_url == "http://10.0.0.5:8000"
+        saved = client.post("/admin/practice", base_url="http://10.0.0.5:8000",
+                            data={**data, "site_url": "https://visio.cabinet.fr/"})
+        assert saved.status_code == 302 and Practice.get().site_url == "https://visio.cabinet.fr"
+    finally:
+        db.close()

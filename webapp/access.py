@@ -13,7 +13,7 @@ import time
 from flask import abort, current_app, g, make_response, render_template, request, url_for
 
 from .i18n import best_browser_locale
-from .models import Appointment, User, utcnow
+from .models import Appointment, Practice, User, utcnow
 from .tokens import TokenProblem, make_patient_cookie, make_patient_token, read_patient_cookie
 
 COOKIE = "cabinet_visit"
@@ -45,12 +45,31 @@ def link_expires_at(appt: Appointment) -> float:
     return end.replace(tzinfo=dt.timezone.utc).timestamp()
 
 
+def site_url(practice: Practice) -> str:
+    """The address every link to patients starts with: PUBLIC_URL, else the one the practice learnt
+    (or its admin typed); "" while unknown."""
+    return current_app.config.get("PUBLIC_URL") or practice.site_url
+
+
+def learn_site_url() -> None:
+    """Without PUBLIC_URL, the first signed-in staff request teaches the site its address, so that
+    links built later without a request (reminders from the background sender) match the ones
+    built in requests. The admin page shows it, and it can be corrected there."""
+    practice, user = g.get("practice"), g.get("user")
+    if practice is None or user is None or site_url(practice):
+        return
+    address = request.host_url.rstrip("/")
+    Practice.update(site_url=address).where(Practice.id == practice.id, Practice.site_url == "").execute()
+    practice.site_url = address
+
+
 def patient_link_url(appt: Appointment) -> str:
     """The link the patient receives, absolute, with a token for the current link version."""
     token = make_patient_token(current_app.config["SECRET_KEY"], appt.id, appt.link_version, link_expires_at(appt))
-    path = url_for("patient.open_link", token=token)
-    base = current_app.config.get("PUBLIC_URL")
-    return f"{base}{path}" if base else url_for("patient.open_link", token=token, _external=True)
+    base = site_url(appt.practice)
+    if base:
+        return f"{base}{url_for('patient.open_link', token=token)}"
+    return url_for("patient.open_link", token=token, _external=True)
 
 
 def link_state(appt: Appointment, version: int) -> str | None:

@@ -1,9 +1,10 @@
 """The practice's administration: staff accounts and settings."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from flask import Blueprint, abort, g, redirect, url_for
+from flask import Blueprint, abort, current_app, g, redirect, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
@@ -70,6 +71,8 @@ class PracticeForm(FlaskForm):
                                   filters=[strip])
     payment_instructions = TextAreaField(_l("How patients pay (shown with the payment request)"), filters=[strip],
                                          validators=[Length(max=1000, message=_l("At most 1000 characters."))])
+    site_url = StringField(_l("Address of this site (the start of every link sent to patients)"),
+                           filters=[strip, lambda v: (v or "").rstrip("/")])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -87,6 +90,12 @@ class PracticeForm(FlaskForm):
         if cents is None or len(cents) > 8 or not all(1 <= c <= MAX_CENTS for c in cents):
             raise ValidationError(_l("Give up to 8 amounts between 0.01 and 1000 €, like 25, 30, 17.50."))
         field.data = ",".join(str(c) for c in cents)
+
+    def validate_site_url(self, field):
+        parts = urlsplit(field.data or "")
+        if field.data and (parts.scheme not in ("http", "https") or not parts.hostname or parts.query
+                           or parts.fragment or len(field.data) > 300):
+            raise ValidationError(_l("Give the address patients open, like https://visio.my-practice.fr"))
 
     def validate_reminder_minutes(self, field):
         parts = [p.strip() for p in (field.data or "").split(",") if p.strip()]
@@ -145,6 +154,8 @@ def edit_staff(user_id):
 def practice():
     """The practice's name, address, time zone, language, link window and reminders."""
     form = PracticeForm(obj=g.practice)
+    if current_app.config.get("PUBLIC_URL"):
+        del form.site_url                   # set by the server's configuration, not here
     if form.validate_on_submit():
         with db.atomic():
             form.populate_obj(g.practice)

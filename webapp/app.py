@@ -7,7 +7,7 @@ from flask import Flask, g, render_template
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from . import (__version__, admin, agenda, auth, cli, closing, config, db, events, i18n, notify, patient, payments,
+from . import (__version__, access, admin, agenda, auth, cli, closing, config, db, events, i18n, notify, patient, payments,
                records, site, storage, today, visit)
 from .answers import htmx
 from .models import Practice
@@ -47,6 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     notify.init_app(app)
     visit.init_app(app)
     _register_blueprints(app)
+    app.before_request(access.learn_site_url)     # after the user and the practice are known
     _security_headers(app)
     _error_pages(app)
     cli.init_app(app)

@@ -69,8 +69,13 @@ def _closing(database):
         "closed_by_id": ForeignKeyField(User, null=True, on_delete="SET NULL", field=User.id),
     })
     database.create_tables([Act, VisitAct, Report, Addendum, Waiver, Payment])
-    for practice in Practice.select():
+    for practice in Practice.select(Practice.id):     # only the columns this step knows exist
         Act.seed(practice)
+
+
+def _site_address(database):
+    """The site's address as the practice learnt it, for links built without a request."""
+    add_missing_columns(database, Practice, {"site_url": CharField(max_length=300, default="")})
 
 
 MIGRATIONS = [
@@ -78,6 +83,7 @@ MIGRATIONS = [
     (2, _patient_way_in),
     (3, _call),
     (4, _closing),
+    (5, _site_address),
 ]
 
 

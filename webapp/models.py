@@ -48,6 +48,9 @@ class Practice(BaseModel):
     # Payment requests: amounts offered as presets (cents, comma-separated) and what the patient reads.
     payment_presets = CharField(max_length=200, default="2500,3000,1500")
     payment_instructions = TextField(default="")
+    # Where patients' links point when PUBLIC_URL is not set: learned from the first staff
+    # request, shown (and correctable) on the admin page. "" while unknown.
+    site_url = CharField(max_length=300, default="")
 
     @property
     def preset_amounts(self) -> list[int]:

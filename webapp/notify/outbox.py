@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 
-from flask import current_app, has_request_context
+from flask import after_this_request, current_app, has_request_context
 from flask_babel import force_locale
 
-from ..access import patient_link_url
+from ..access import patient_link_url, site_url
 from ..models import Appointment, Message, Practice, utcnow
 from .compose import KINDS, WITH_LINK, email_content, sms_content
 from .deliver import DeliveryError, send_email, sms_backend
@@ -27,11 +27,12 @@ LEASE = dt.timedelta(minutes=10)
 LINK_KINDS = ("invitation", "moved", "link_resent")
 
 
-def _url_context():
-    """Patient links are built with url_for, which needs a request; the sender thread has none."""
+def _url_context(practice):
+    """Patient links are built with url_for, which needs a request; the sender thread has none.
+    Its links use the site's address as every request does (``access.site_url``)."""
     if has_request_context():
         return contextlib.nullcontext()
-    return current_app.test_request_context(base_url=current_app.config.get("PUBLIC_URL") or "http://localhost/")
+    return current_app.test_request_context(base_url=site_url(practice) or "http://localhost/")
 
 
 def channels_of(appt) -> list[tuple[str, str]]:
@@ -56,7 +57,7 @@ def queue(appt, kind: str, *, channels=None, dedupe: str | None = None, now=None
     locale = appt.effective_locale(practice.default_locale)
     now = now or utcnow()
     rows = []
-    with _url_context(), force_locale(locale):
+    with _url_context(practice), force_locale(locale):
         link = patient_link_url(appt) if kind in WITH_LINK else ""
         for channel, recipient in channels_of(appt):
             if channels is not None and channel not in channels:
@@ -73,7 +74,21 @@ def queue(appt, kind: str, *, channels=None, dedupe: str | None = None, now=None
             # Two senders may race to the same reminder: the unique key lets only one row in.
             Message.insert(**fields, dedupe_key=key).on_conflict_ignore().execute()
             rows.append(Message.get(Message.dedupe_key == key))
+    if rows:
+        _wake_sender()
     return rows
+
+
+def _wake_sender() -> None:
+    """Tell the in-process sender (when it runs) that messages wait, once the request's own
+    transaction is over, so that it finds them."""
+    sender = current_app.extensions.get("notify_sender")
+    if sender is None:
+        return
+    if has_request_context():
+        after_this_request(lambda response: (sender.wake(), response)[1])
+    else:
+        sender.wake()
 
 
 def _reminder_offset(appt, offsets, now) -> int | None:

@@ -25,6 +25,7 @@ class Sender:
         self.app, self.interval = app, interval
         self.pid = os.getpid()
         self.stopping = threading.Event()
+        self._woken = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="cabinet-notify", daemon=True)
 
     def _loop(self):
@@ -35,7 +36,12 @@ class Sender:
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any one bad pass
                 # The class only: an exception's text could quote a recipient.
                 self.app.logger.error("notification pass failed: %s", type(exc).__name__)
-            self.stopping.wait(self.interval)
+            self._woken.wait(self.interval)
+            self._woken.clear()
+
+    def wake(self) -> None:
+        """Run a pass now (something was queued): an instant visit's link must not wait 30 s."""
+        self._woken.set()
 
     @property
     def alive(self) -> bool:
@@ -43,6 +49,7 @@ class Sender:
 
     def stop(self, timeout: float = 5.0):
         self.stopping.set()
+        self._woken.set()
         if self.thread.is_alive():
             self.thread.join(timeout)
 

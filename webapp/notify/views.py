@@ -4,12 +4,20 @@ from __future__ import annotations
 from flask import Blueprint, abort, g, url_for
 
 from ..access import appointment_or_404
-from ..answers import after_change
+from ..answers import after_change, render
 from ..auth import staff_required
 from ..models import AuditEvent, Message
 from .outbox import messages_of, retry as retry_message
 
 bp = Blueprint("notify", __name__)
+
+
+@bp.route("/agenda/<int:appointment_id>/messages")
+@staff_required()
+def messages(appointment_id):
+    """The appointment's messages and where each stands (the panel asks again while one is on its way)."""
+    appt = appointment_or_404(appointment_id)
+    return render("notify/_messages.html", appt=appt, messages=messages_of(appt))
 
 
 @bp.route("/agenda/<int:appointment_id>/messages/<int:message_id>/retry", methods=["POST"])
