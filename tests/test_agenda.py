@@ -7,7 +7,7 @@ import pytest
 
 from conftest import HX, login_as, make_appointment, make_patient, make_user, text_of
 from webapp.i18n import local_to_utc, utc_to_local
-from webapp.models import Appointment, AuditEvent, utcnow
+from webapp.models import Appointment, AuditEvent, Message, Patient, utcnow
 
 
 def local_tomorrow(hour=10, minute=0):
@@ -260,12 +260,28 @@ def test_instant_visit_from_a_phone_number_alone(client):
     ({}, "Enter an e-mail address or a mobile number."),
     ({"email": "not-an-address"}, "Enter a valid e-mail address"),
     ({"phone": "12"}, "Enter a valid phone number"),
+    ({"phone": "01 42 34 56 78"}, "This is a landline number: SMS cannot reach it."),
 ])
 def test_instant_visit_validation(client, data, message):
     me = login_as(client, "practitioner")
     response = client.post("/agenda/instant", data={"practitioner": me.id, "mode": "video", **data}, headers=HX)
     assert response.status_code == 422 and message in text_of(response)
     assert Appointment.select().count() == 0
+
+
+@pytest.mark.parametrize("send_by", ["sms", "both"])
+def test_a_landline_is_refused_for_sms_and_kept_for_the_telephone(client, send_by):
+    """The patient's landline stays on file (a visit can be held by telephone), but no SMS is queued to it."""
+    me = login_as(client, "practitioner")
+    patient = make_patient(phone="+33142345678")
+    refused = client.post("/agenda/new", data=booking(me, patient, send_by=send_by), headers=HX)
+    assert refused.status_code == 422
+    assert "This patient's number is a landline: SMS cannot reach it. Choose e-mail only." in text_of(refused)
+    assert Appointment.select().count() == 0 and Message.select().count() == 0
+    booked = client.post("/agenda/new", data=booking(me, patient, send_by="email"))
+    assert booked.status_code == 302
+    assert [(m.channel, m.recipient) for m in Message.select()] == [("email", patient.email)]
+    assert Patient.get_by_id(patient.id).phone == "+33142345678"
 
 
 def test_forms_are_in_the_staff_language(client):

@@ -13,7 +13,8 @@ from . import notify
 from .access import appointment_or_404, patient_link_url, visible_practitioners
 from .answers import after_change, form_status, render
 from .auth import staff_required
-from .forms import LocalDateField, LocalTimeField, PhoneField, options, strip, valid_email, valid_phone
+from .forms import (LocalDateField, LocalTimeField, PhoneField, can_receive_sms, options, strip, valid_email,
+                    valid_mobile, valid_phone)
 from .i18n import local_to_utc, utc_to_local
 from .models import Appointment, AuditEvent, Patient, db, utcnow
 
@@ -46,7 +47,7 @@ class AppointmentForm(FlaskForm):
 
 class InstantForm(FlaskForm):
     email = EmailField(_l("E-mail"), validators=[valid_email])
-    phone = PhoneField(_l("Mobile phone"), validators=[valid_phone])
+    phone = PhoneField(_l("Mobile phone"), validators=[valid_phone, valid_mobile])
     practitioner = SelectField(_l("Practitioner"), coerce=int)
     mode = RadioField(_l("Mode"), choices=_mode_choices(), default="video")
 
@@ -152,6 +153,9 @@ def _chosen_patient(form) -> Patient | None:
         return None
     if form.send_by.data == "sms" and not patient.phone:
         form.send_by.errors = [_l("This patient has no mobile number: choose e-mail.")]
+        return None
+    if form.send_by.data in ("sms", "both") and patient.phone and not can_receive_sms(patient.phone):
+        form.send_by.errors = [_l("This patient's number is a landline: SMS cannot reach it. Choose e-mail only.")]
         return None
     return patient
 

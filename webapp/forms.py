@@ -60,6 +60,22 @@ def normalize_phone(raw: str, region: str = "FR") -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def can_receive_sms(e164: str) -> bool:
+    """Whether a number (E.164) is a mobile one; a landline stays fine for a visit held by telephone."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) in (phonenumbers.PhoneNumberType.MOBILE,
+                                                phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+def valid_mobile(form, field):
+    """After ``valid_phone``: a number SMS cannot reach is refused, with why."""
+    if field.data and not can_receive_sms(field.data):
+        raise StopValidation(_l("This is a landline number: SMS cannot reach it. Give a mobile number."))
+
+
 def valid_phone(form, field):
     """Replace the typed number by its international form, or say it is not a number."""
     if not field.data:

@@ -14,6 +14,7 @@ from flask import after_this_request, current_app, has_request_context
 from flask_babel import force_locale
 
 from ..access import patient_link_url, site_url
+from ..forms import can_receive_sms
 from ..models import Appointment, Message, Practice, utcnow
 from .compose import KINDS, WITH_LINK, email_content, sms_content
 from .deliver import DeliveryError, send_email, sms_backend
@@ -40,7 +41,7 @@ def channels_of(appt) -> list[tuple[str, str]]:
     found = []
     if appt.notify_email and appt.contact_email:
         found.append(("email", appt.contact_email))
-    if appt.notify_sms and appt.contact_phone:
+    if appt.notify_sms and appt.contact_phone and can_receive_sms(appt.contact_phone):
         found.append(("sms", appt.contact_phone))
     return found
 
