@@ -186,6 +186,17 @@ def test_prescription_written_becomes_a_pdf(client, doctor, visit, app):
     assert client.post(url(visit, "prescription"), data={"text": ""}).status_code == 422
 
 
+def test_file_names_carry_the_practice_s_date_not_utc_s(client, doctor, visit, clock):
+    """At 00:30 in Paris it is still the day before in UTC: the patient's files are named for Paris."""
+    clock.move_to(dt.datetime(2036, 6, 11, 22, 30, tzinfo=dt.timezone.utc))      # 12 June, 00:30 in Paris
+    client.post(url(visit, "prescription"), data={"text": "Paracétamol 1 g"})
+    for item in ("report", "acts", "payment"):
+        client.post(url(visit, f"waivers/{item}"), data={f"{item}-reason": "Non applicable"})
+    assert client.post(url(visit)).status_code == 302
+    names = sorted(d.filename for d in Document.select().where(Document.source != "call"))
+    assert names == ["patient-report-2036-06-12-en.pdf", "prescription-2036-06-12.pdf", "report-2036-06-12-en.pdf"]
+
+
 def test_document_download_only_for_the_visits_staff(client, doctor, visit, app):
     doc = Document.get(Document.source == "call")
     response = client.get(url(visit, f"documents/{doc.id}"))

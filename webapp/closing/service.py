@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import notify
+from ..i18n import utc_to_local
 from ..models import Report, db
 from ..storage import documents
 from ..uploads import store_document
@@ -26,12 +27,13 @@ def close_visit(appt, actor) -> None:
                 raise AlreadyClosed(appt.id)
             _freeze_report(appt)
             practice = appt.practice
+            day = utc_to_local(appt.closed_at, practice.timezone)     # the practice's date, not UTC's
             copies = (("report", practice.default_locale),
                       ("patient_report", appt.effective_locale(practice.default_locale)))
             for kind, locale in copies:
                 doc = store_document(appt, build_report(appt, locale), source="report", kind=kind, author="system",
                                      user=actor, locale=locale, content_type="application/pdf",
-                                     filename=f"{kind.replace('_', '-')}-{appt.closed_at:%Y-%m-%d}-{locale}.pdf")
+                                     filename=f"{kind.replace('_', '-')}-{day:%Y-%m-%d}-{locale}.pdf")
                 stored.append(doc.storage_key)   # the outer transaction may still roll back
             notify.queue(appt, "closed")
     except BaseException:

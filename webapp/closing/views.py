@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from ..access import appointment_or_404, visible_practitioners
 from ..answers import render, wants_fragment
 from ..auth import staff_required
+from ..i18n import utc_to_local
 from ..models import Act, Addendum, Appointment, AuditEvent, Document, Incident, Payment, Report, VisitAct, \
     Waiver, db, utcnow
 from ..payments_providers import DEFAULT_PROVIDER, provider_for
@@ -200,7 +201,8 @@ def write_prescription(appointment_id):
         return _page(appt, "documents", status=422, prescription=form)
     locale = appt.effective_locale(g.practice.default_locale)
     data = render_prescription(appt, g.user, form.text.data, locale)
-    _store(appt, data, "prescription", f"prescription-{utcnow():%Y-%m-%d}.pdf", "application/pdf", locale)
+    today = utc_to_local(utcnow(), g.practice.timezone)       # the practice's date, not UTC's
+    _store(appt, data, "prescription", f"prescription-{today:%Y-%m-%d}.pdf", "application/pdf", locale)
     return _saved(appt, "documents")
 
 
