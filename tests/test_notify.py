@@ -30,6 +30,7 @@ def plain(text: str) -> str:
 
 def book(app, **fields):
     fields.setdefault("motive", MOTIVE)
+    fields.setdefault("practitioner", make_user("practitioner", name="Dr Claire Martin"))
     return make_appointment(**fields)
 
 
@@ -55,7 +56,7 @@ def message(m) -> Message:
 # The invitation, end to end through a real SMTP server.
 
 def test_booking_sends_an_invitation_the_patient_can_open(app, client):
-    me = login_as(client, "practitioner")
+    me = login_as(client, "practitioner", name="Dr Claire Martin")
     patient = make_patient(first_name="Sidonie", last_name="Vasseur")
     local = dt.date.today() + dt.timedelta(days=3)
     with smtp_server() as smtp:
@@ -72,7 +73,7 @@ def test_booking_sends_an_invitation_the_patient_can_open(app, client):
         mail = smtp.wait_for(1)[0]
     assert len(smtp.messages) == 1
     assert smtp.collector.envelopes[0][1] == [patient.email]
-    assert mail["Subject"].startswith("Your teleconsultation with Cabinet des Tilleuls on ")
+    assert mail["Subject"].startswith("Your teleconsultation with Dr Claire Martin (Cabinet des Tilleuls) on ")
     assert mail["Content-Language"] == "en" and mail["From"] == "Cabinet des Tilleuls <cabinet@localhost>"
     text, html = smtp.text_of(mail), smtp.html_of(mail)
     for part in (mail["Subject"], text, html):
@@ -134,10 +135,13 @@ def test_the_subject_a_mail_client_reads_is_the_subject_written(subject):
 def test_email_text_in_english_names_the_date_time_and_practice(app):
     appt = book(app, starts_at=START, duration_minutes=15)
     email, sms = queue(app, appt, "invitation")
-    assert plain(email.subject) == "Your teleconsultation with Cabinet des Tilleuls on Tuesday, March 5, 2030"
-    assert "Cabinet des Tilleuls has booked a teleconsultation for you on Tuesday, March 5, 2030 at 10:00 AM." \
+    assert plain(email.subject) == ("Your teleconsultation with Dr Claire Martin (Cabinet des Tilleuls) "
+                                    "on Tuesday, March 5, 2030")
+    assert ("Cabinet des Tilleuls has booked a teleconsultation for you with Dr Claire Martin on Tuesday, "
+            "March 5, 2030 at 10:00 AM.") \
         in plain(email.body)
-    assert plain(sms.body).startswith("Cabinet des Tilleuls: teleconsultation on Mar 5, 2030 at 10:00 AM. "
+    assert plain(sms.body).startswith("Cabinet des Tilleuls: teleconsultation with Dr Claire Martin on Mar 5, 2030 "
+                                      "at 10:00 AM. "
                                       "Your link: https://cabinet.test/p/")
     assert email.locale == "en" and sms.subject == "" and email.ics and not sms.ics
 
@@ -147,7 +151,7 @@ def test_french_patient_gets_french_messages(app):
     appt = book(app, starts_at=START, patient=make_patient(locale="fr"))
     email, sms = queue(app, appt, "invitation")
     assert email.locale == "fr"
-    assert plain(email.subject) == "Votre téléconsultation avec Cabinet des Tilleuls le mardi 5 mars 2030"
+    assert plain(email.subject) == "Votre téléconsultation avec Dr Claire Martin (Cabinet des Tilleuls) le mardi 5 mars 2030"
     assert "10:00" in sms.body and "Votre lien" in sms.body
 
 
@@ -301,8 +305,8 @@ def test_reminders_fire_at_the_practice_times_once_each(app):
     rows = list(Message.select().where(Message.kind == "reminder").order_by(Message.id))
     assert len(rows) == 4 and {r.appointment_id for r in rows} == {appt.id}
     email = rows[0] if rows[0].channel == "email" else rows[1]
-    assert plain(email.subject) == "Reminder: teleconsultation with Cabinet des Tilleuls on Tuesday, March 5, 2030 " \
-                                   "at 10:00 AM"
+    assert plain(email.subject) == ("Reminder: teleconsultation with Dr Claire Martin (Cabinet des Tilleuls) "
+                                    "on Tuesday, March 5, 2030 at 10:00 AM")
 
 
 def test_french_reminder(app):

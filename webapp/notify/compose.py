@@ -32,8 +32,8 @@ def when(appt, locale: str, date_format: str = "full") -> dict:
 
 def _subject(kind, **v):
     return {
-        "invitation": lambda: _("Your teleconsultation with %(practice)s on %(date)s", **v),
-        "reminder": lambda: _("Reminder: teleconsultation with %(practice)s on %(date)s at %(time)s", **v),
+        "invitation": lambda: _("Your teleconsultation with %(practitioner)s (%(practice)s) on %(date)s", **v),
+        "reminder": lambda: _("Reminder: teleconsultation with %(practitioner)s (%(practice)s) on %(date)s at %(time)s", **v),
         "link_resent": lambda: _("Your link for the teleconsultation with %(practice)s", **v),
         "moved": lambda: _("Your teleconsultation with %(practice)s has moved", **v),
         "cancelled": lambda: _("Your teleconsultation with %(practice)s is cancelled", **v),
@@ -43,16 +43,19 @@ def _subject(kind, **v):
 
 def _lead(kind, instant, **v):
     if kind == "invitation" and instant:
-        return _("%(practice)s invites you to a teleconsultation now.", **v)
+        return _("%(practitioner)s (%(practice)s) invites you to a teleconsultation now.", **v)
     return {
-        "invitation": lambda: _("%(practice)s has booked a teleconsultation for you on %(date)s at %(time)s.", **v),
-        "reminder": lambda: _("This is a reminder of your teleconsultation with %(practice)s on %(date)s "
-                              "at %(time)s.", **v),
-        "link_resent": lambda: _("Here is your link for the teleconsultation with %(practice)s on %(date)s "
-                                 "at %(time)s.", **v),
-        "moved": lambda: _("Your teleconsultation with %(practice)s has moved to %(date)s at %(time)s.", **v),
-        "cancelled": lambda: _("Your teleconsultation with %(practice)s on %(date)s at %(time)s is cancelled.", **v),
-        "closed": lambda: _("Thank you for your teleconsultation with %(practice)s on %(date)s.", **v),
+        "invitation": lambda: _("%(practice)s has booked a teleconsultation for you with %(practitioner)s on %(date)s at "
+                                "%(time)s.", **v),
+        "reminder": lambda: _("This is a reminder of your teleconsultation with %(practitioner)s (%(practice)s) "
+                              "on %(date)s at %(time)s.", **v),
+        "link_resent": lambda: _("Here is your link for the teleconsultation with %(practitioner)s (%(practice)s) "
+                                 "on %(date)s at %(time)s.", **v),
+        "moved": lambda: _("Your teleconsultation with %(practitioner)s (%(practice)s) has moved to %(date)s at "
+                           "%(time)s.", **v),
+        "cancelled": lambda: _("Your teleconsultation with %(practitioner)s (%(practice)s) on %(date)s at %(time)s "
+                               "is cancelled.", **v),
+        "closed": lambda: _("Thank you for your teleconsultation with %(practitioner)s (%(practice)s) on %(date)s.", **v),
     }[kind]()
 
 
@@ -66,15 +69,16 @@ def _action(kind):
 
 def _sms(kind, instant, **v):
     if kind == "invitation" and instant:
-        return _("%(practice)s: your teleconsultation starts now. Your link: %(link)s", **v)
+        return _("%(practice)s: your teleconsultation with %(practitioner)s starts now. Your link: %(link)s", **v)
     return {
-        "invitation": lambda: _("%(practice)s: teleconsultation on %(date)s at %(time)s. Your link: %(link)s", **v),
-        "reminder": lambda: _("%(practice)s: reminder, teleconsultation on %(date)s at %(time)s. "
+        "invitation": lambda: _("%(practice)s: teleconsultation with %(practitioner)s on %(date)s at %(time)s. "
+                               "Your link: %(link)s", **v),
+        "reminder": lambda: _("%(practice)s: reminder, teleconsultation with %(practitioner)s on %(date)s at %(time)s. "
                               "Your link: %(link)s", **v),
         "link_resent": lambda: _("%(practice)s: your link for the teleconsultation on %(date)s at %(time)s: "
                                  "%(link)s", **v),
-        "moved": lambda: _("%(practice)s: your teleconsultation has moved to %(date)s at %(time)s. "
-                           "Your link: %(link)s", **v),
+        "moved": lambda: _("%(practice)s: your teleconsultation with %(practitioner)s has moved to %(date)s at "
+                           "%(time)s. Your link: %(link)s", **v),
         "cancelled": lambda: _("%(practice)s: your teleconsultation on %(date)s at %(time)s is cancelled.", **v),
         "closed": lambda: _("%(practice)s: your documents and the payment request are waiting in your space: "
                             "%(link)s", **v),
@@ -85,7 +89,7 @@ def email_content(appt, kind: str, locale: str, link: str) -> dict:
     """Subject, text, HTML and .ics of the e-mail of ``kind`` for this appointment."""
     practice = appt.practice
     instant = appt.kind == "instant"
-    v = {"practice": practice.name, **when(appt, locale)}
+    v = {"practice": practice.name, "practitioner": appt.practitioner.name, **when(appt, locale)}
     context = {"subject": _subject(kind, **v), "lead": _lead(kind, instant, **v), "action": _action(kind),
                "link": link if kind in WITH_LINK else "", "practice": practice.name, "locale": locale,
                "opens": practice.link_opens_minutes_before if kind in WITH_LINK - {"closed"} and not instant else None}
@@ -97,7 +101,8 @@ def email_content(appt, kind: str, locale: str, link: str) -> dict:
 
 def sms_content(appt, kind: str, locale: str, link: str) -> dict:
     """The text of the SMS of ``kind``: short, and without the patient's name."""
-    v = {"practice": appt.practice.name, "link": link, **when(appt, locale, "medium")}
+    v = {"practice": appt.practice.name, "practitioner": appt.practitioner.name, "link": link,
+         **when(appt, locale, "medium")}
     return {"subject": "", "body": _sms(kind, appt.kind == "instant", **v), "html": "", "ics": ""}
 
 
