@@ -54,6 +54,18 @@ def test_admin_cannot_lock_themselves_out(client):
     assert User.get_by_id(me.id).role == "admin"
 
 
+def test_an_admin_is_asked_for_the_practice_s_name_until_it_has_one(client):
+    Practice.update(name="Cabinet").execute()           # as init-db leaves it
+    assert "Your practice has no name yet" not in text_of(client.get("/agenda/"))     # signed out: no banner
+    login_as(client, "practitioner")
+    assert "Your practice has no name yet" not in text_of(client.get("/agenda/"))
+    login_as(client, "admin")
+    page = client.get("/agenda/").get_data(as_text=True)
+    assert "Your practice has no name yet" in page and 'href="/admin/practice"' in page
+    Practice.update(name="Maison de santé des Lilas").execute()
+    assert "Your practice has no name yet" not in text_of(client.get("/agenda/"))
+
+
 def test_practice_settings(client):
     login_as(client, "admin")
     data = {"name": "Maison de santé", "address": "1 place", "timezone": "America/Martinique",

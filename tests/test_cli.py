@@ -1,12 +1,26 @@
 """Command line: init-db, create-user, demo."""
 from __future__ import annotations
 
-from webapp.models import Appointment, Patient, User
+from conftest import make_app
+from webapp.models import Appointment, Patient, Practice, User, db
 
 
 def test_init_db_is_repeatable(runner):
     assert "Database ready" in runner.invoke(args=["init-db"]).output
     assert runner.invoke(args=["init-db"]).exit_code == 0
+
+
+def test_init_db_names_the_practice_or_says_it_has_no_name(tmp_path):
+    app = make_app(tmp_path)
+    try:
+        unnamed = app.test_cli_runner().invoke(args=["init-db"])
+        assert unnamed.exit_code == 0 and "The practice has no name yet" in unnamed.output
+        assert Practice.get().name == "Cabinet" and not Practice.get().named
+        named = app.test_cli_runner().invoke(args=["init-db", "--practice-name", "Maison de santé des Lilas"])
+        assert named.exit_code == 0 and "no name yet" not in named.output
+        assert [p.name for p in Practice.select()] == ["Maison de santé des Lilas"]
+    finally:
+        db.close()
 
 
 def test_create_user(runner):

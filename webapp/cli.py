@@ -19,17 +19,27 @@ from .models import ROLES, Practice, User, db
 
 
 @click.command("init-db")
+@click.option("--practice-name", default="", help="the practice's name, as patients read it in every message")
 @with_appcontext
-def init_db():
+def init_db(practice_name):
     """Create or migrate the database."""
     applied = migrate()
-    if not Practice.select().exists():
-        with db.connection_context():
-            Practice.create(name="Cabinet", default_locale=current_app.config["DEFAULT_LOCALE"],
-                            link_opens_minutes_before=current_app.config["LINK_OPENS_MINUTES_BEFORE"],
-                            link_closes_minutes_after=current_app.config["LINK_CLOSES_MINUTES_AFTER"],
-                            patient_space_days=current_app.config["PATIENT_SPACE_DAYS"])
+    practice_name = practice_name.strip()[:200]
+    with db.connection_context():
+        practice = Practice.select().order_by(Practice.id).first()
+        if practice is None:
+            practice = Practice.create(name=practice_name or Practice.PLACEHOLDER_NAME,
+                                       default_locale=current_app.config["DEFAULT_LOCALE"],
+                                       link_opens_minutes_before=current_app.config["LINK_OPENS_MINUTES_BEFORE"],
+                                       link_closes_minutes_after=current_app.config["LINK_CLOSES_MINUTES_AFTER"],
+                                       patient_space_days=current_app.config["PATIENT_SPACE_DAYS"])
+        elif practice_name:
+            Practice.update(name=practice_name).where(Practice.id == practice.id).execute()
+            practice.name = practice_name
     click.echo(f"Database ready (migrations applied: {applied or 'none'}).")
+    if not practice.named:
+        click.echo("The practice has no name yet: give it with --practice-name, or an admin will be asked for it "
+                   "at sign-in (patients read it in every message).")
 
 
 @click.command("create-user")

@@ -34,6 +34,9 @@ class BaseModel(Model):
 
 
 class Practice(BaseModel):
+    # What `init-db` names a practice until someone gives its real name (which every message carries).
+    PLACEHOLDER_NAME = "Cabinet"
+
     name = CharField(max_length=200)
     address = TextField(default="")
     timezone = CharField(max_length=64, default="Europe/Paris")
@@ -51,6 +54,11 @@ class Practice(BaseModel):
     # Where patients' links point when PUBLIC_URL is not set: learned from the first staff
     # request, shown (and correctable) on the admin page. "" while unknown.
     site_url = CharField(max_length=300, default="")
+
+    @property
+    def named(self) -> bool:
+        """Whether the practice has its real name yet (not the placeholder init-db gave it)."""
+        return bool(self.name) and self.name != self.PLACEHOLDER_NAME
 
     @property
     def preset_amounts(self) -> list[int]:
