@@ -15,7 +15,7 @@ from conftest import HX, login_as, make_app, make_appointment, make_patient, mak
 from smtp_helpers import free_port, smtp_server
 from webapp import config as settings, notify
 from webapp.notify import outbox
-from webapp.models import Appointment, Message, Practice, db, utcnow
+from webapp.models import Appointment, AuditEvent, Message, Practice, db, utcnow
 
 MOTIVE = "Douleur thoracique"
 BASE = "https://cabinet.test"
@@ -689,3 +689,33 @@ def test_the_admin_sees_the_learnt_address_and_can_correct_it(tmp_path):
         assert saved.status_code == 302 and Practice.get().site_url == "https://visio.cabinet.fr"
     finally:
         db.close()
+
+
+def test_the_secretary_finds_every_sms_to_copy_in_one_place(app, client):
+    """With the outbox backend, SMS wait for staff: one list, a count in the header, marked once sent."""
+    desk = login_as(client, "secretary")
+    first = book(app, notify_email=False)
+    second = book(app, notify_email=False)
+    for appt in (first, second):
+        queue(app, appt, "invitation")
+    send_due(app)
+    page = client.get("/messages/sms")
+    assert page.status_code == 200
+    text = text_of(page)
+    assert "SMS to send 2" in text and text.count("Mark as sent") == 2
+    assert "Cabinet des Tilleuls: teleconsultation with Dr Claire Martin" in plain(text)
+    one = Message.get(Message.appointment == first.id)
+    done = client.post(f"/messages/{one.id}/copied", headers=HX)
+    assert done.status_code == 200 and text_of(done).count("Mark as sent") == 1
+    assert Message.get_by_id(one.id).copied_at is not None
+    assert AuditEvent.get(AuditEvent.action == "message.copied").user_id == desk.id
+    assert client.post(f"/messages/{one.id}/copied").status_code == 404          # already sent
+    assert "SMS to send 1" in text_of(client.get("/agenda/"))
+    assert "Sent from the practice's phone" in text_of(client.get(f"/agenda/{first.id}"))
+
+
+def test_no_sms_list_when_a_gateway_sends_them(app, client):
+    app.config["SMS_BACKEND"] = "http"
+    login_as(client, "secretary")
+    assert client.get("/messages/sms").status_code == 404
+    assert "SMS to send" not in text_of(client.get("/agenda/"))

@@ -78,12 +78,18 @@ def _site_address(database):
     add_missing_columns(database, Practice, {"site_url": CharField(max_length=300, default="")})
 
 
+def _sms_copied(database):
+    """Outbox SMS that staff copied and sent, so the list of those still to send stays short."""
+    add_missing_columns(database, Message, {"copied_at": DateTimeField(null=True)})
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
     (3, _call),
     (4, _closing),
     (5, _site_address),
+    (6, _sms_copied),
 ]
 
 

@@ -422,6 +422,26 @@ class Message(BaseModel):
     dedupe_key = CharField(max_length=100, null=True, unique=True)  # e.g. one reminder per time and link version
     created_at = DateTimeField(default=utcnow)
     sent_at = DateTimeField(null=True)
+    # With the "outbox" SMS backend, "sent" means handed to staff: they copy the text into a phone.
+    copied_at = DateTimeField(null=True)
+
+    @classmethod
+    def sms_to_copy(cls, practice):
+        """SMS waiting for staff to copy and send (the "outbox" backend), oldest first."""
+        return (cls.select(cls, Appointment).join(Appointment)
+                .where(Appointment.practice == practice, cls.channel == "sms", cls.status == "sent",
+                       cls.copied_at.is_null())
+                .order_by(cls.created_at, cls.id))
+
+    def mark_copied(self, actor) -> bool:
+        """Staff copied this SMS into a phone and sent it; False when someone already had."""
+        now = utcnow()
+        with db.atomic():
+            done = Message.update(copied_at=now).where(Message.id == self.id, Message.copied_at.is_null()).execute()
+            if done:
+                self.copied_at = now
+                AuditEvent.record(actor, "message.copied", self.appointment, detail=f"{self.kind}:sms")
+        return bool(done)
 
 
 # The call (schema 3).

@@ -8,6 +8,9 @@ texts, ``deliver.py`` hands them over, ``sender.py`` is the in-process sender.
 """
 from __future__ import annotations
 
+from flask import g
+
+from ..models import Message
 from . import sender, views
 from .compose import KINDS
 from .deliver import DeliveryError
@@ -15,9 +18,18 @@ from .outbox import messages_of, queue, queue_due_reminders, retry, run_once, se
 
 
 def init_app(app) -> None:
-    """Staff pages for messages, and the in-process sender (the embedded default)."""
+    """Staff pages for messages, the count of SMS to copy in the staff header, and the in-process
+    sender (the embedded default)."""
     app.register_blueprint(views.bp)
     sender.init_app(app)
+
+    @app.context_processor
+    def _sms_to_copy():
+        def count() -> int:       # asked only by the staff header, for a signed-in user
+            if (app.config.get("SMS_BACKEND") or "outbox") != "outbox" or g.get("practice") is None:
+                return 0
+            return Message.sms_to_copy(g.practice).count()
+        return {"sms_to_copy_count": count}
 
 
 __all__ = ["queue", "queue_due_reminders", "send_due", "retry", "messages_of", "run_once", "init_app",
