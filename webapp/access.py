@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from flask import abort, current_app, g, make_response, render_template, request, url_for
+from flask import abort, current_app, g, make_response, redirect, render_template, request, url_for
 
 from .i18n import best_browser_locale
 from .models import Appointment, User, utcnow
@@ -90,8 +90,12 @@ def set_patient_cookie(response, appt: Appointment):
     return response
 
 
-def current_appointment(ref: str) -> Appointment:
-    """The appointment the patient's cookie opens at this address; a generic page otherwise."""
+def current_appointment(ref: str, closed_ok: bool = False) -> Appointment:
+    """The appointment the patient's cookie opens at this address; a generic page otherwise.
+
+    Once the visit is closed the link opens only the patient's space: unless ``closed_ok``,
+    a GET is sent there and anything else is refused (409), so nothing of the visit changes.
+    """
     link = read_patient_cookie(current_app.config["SECRET_KEY"], request.cookies.get(COOKIE, ""))
     appt = None if isinstance(link, TokenProblem) else Appointment.get_or_none(Appointment.id == link.appointment_id)
     if appt is None or appt.ref != ref:
@@ -100,4 +104,6 @@ def current_appointment(ref: str) -> Appointment:
     if problem:
         abort(link_problem(problem, appt))
     g.locale = appt.effective_locale(best_browser_locale(appt.practice.default_locale))
+    if appt.status == "closed" and not closed_ok:
+        abort(redirect(url_for("patient.space", ref=ref)) if request.method in ("GET", "HEAD") else 409)
     return appt

@@ -40,21 +40,21 @@ def next_step(appt: Appointment) -> str:
     """The endpoint of the first step of the way in that the patient has not done yet."""
     if appt.locked:
         return "patient.locked"
+    if appt.admitted:
+        return "visit.patient_call"   # the way in is over; the call page shows its end too
     if appt.identity_confirmed_at is None:
         return "patient.identity"
     if not appt.consented:
         return "patient.consent"
     if not appt.device_check:
         return "patient.check"
-    if appt.status == "in_call":
-        return "visit.patient_call"
     return "patient.waiting"
 
 
 @bp.route("/v/<ref>/")
 def visit(ref):
     """The patient's page for one appointment: come back later, or the next step of the way in."""
-    appt = current_appointment(ref)
+    appt = current_appointment(ref, closed_ok=True)
     if appt.status == "closed":
         return redirect(url_for("patient.space", ref=ref))
     state = window(appt)

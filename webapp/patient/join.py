@@ -17,6 +17,7 @@ from ..access import current_appointment, window
 from ..answers import full_page_load
 from ..forms import LocalDateField
 from ..i18n import available_locales
+from ..models import WayInOver
 from . import bp
 from .entry import next_step
 
@@ -33,6 +34,8 @@ DEVICE_RESULTS = {
 def step_appointment(ref: str, endpoint: str):
     """The appointment, when this step may be shown now; otherwise a redirect to where the patient belongs."""
     appt = current_appointment(ref)
+    if appt.admitted:  # identity, consent and device check are frozen once the patient was let in
+        return appt, redirect(url_for("visit.patient_call", ref=ref))
     if window(appt) != "open":
         return appt, redirect(url_for("patient.visit", ref=ref))
     due = next_step(appt)
@@ -43,10 +46,16 @@ def step_appointment(ref: str, endpoint: str):
     return appt, None
 
 
+@bp.errorhandler(WayInOver)
+def way_in_over(error):
+    """The patient was let in between loading the page and writing the step: nothing was written."""
+    return redirect(url_for("patient.visit", ref=request.view_args["ref"]))
+
+
 @bp.route("/v/<ref>/language", methods=["POST"])
 def language(ref):
     """Keep the patient's language on the appointment, for every page and message after."""
-    appt = current_appointment(ref)
+    appt = current_appointment(ref, closed_ok=True)   # the space speaks the patient's language too
     chosen = request.form.get("locale", "")
     if chosen in available_locales() and chosen != appt.locale:
         appt.choose_locale(chosen)
