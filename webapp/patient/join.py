@@ -83,12 +83,12 @@ def identity(ref):
         elif patient and patient.birth_date and form.birth_date.data is None:
             error = _l("Enter your date of birth.")
         elif patient and patient.birth_date and form.birth_date.data != patient.birth_date:
-            appt.fail_identity()
+            appt.fail_identity()  # counted in the database; ``locked`` is then the row's, not this request's
             if appt.locked:
                 return redirect(url_for("patient.locked", ref=ref))
             error = _l("This date of birth does not match. Please check it and try again.")
         else:
-            appt.confirm_identity()
+            appt.confirm_identity()  # refused if another request locked the link meanwhile: next_step says so
             return redirect(url_for(next_step(appt), ref=ref))
     elif request.method == "POST":
         error = form.birth_date.errors[0] if form.birth_date.errors else None
