@@ -311,3 +311,36 @@ def test_the_model_refuses_to_rewrite_the_way_in_once_admitted(app, patient, app
     assert way_in_record(appt) == before
     assert stale.status == "in_call"          # the refused object now shows the row as it is
     assert stale.choose_locale("fr") and reload(appt).locale == "fr"   # not part of the record
+
+
+def test_identity_is_confirmed_per_browser(app, patient, appt, clock):
+    walk_to_waiting_room(patient, appt)
+    first = reload(appt).identity_confirmed_at
+    clock.shift(dt.timedelta(minutes=2))
+    # The same link opened in another browser: its holder must say who they are again.
+    other = app.test_client()
+    with app.test_request_context():
+        assert other.get(patient_link_url(appt).replace("https://cabinet.test", "")).status_code == 302
+    entry = other.get(f"{base(appt)}/", follow_redirects=True)
+    assert entry.request.path == f"{base(appt)}/identity" and "I am Lucie Vidal" in text_of(entry)
+    for step in ("consent", "check", "waiting"):
+        assert other.get(f"{base(appt)}/{step}").headers["Location"].endswith("/identity"), step
+    wrong = other.post(f"{base(appt)}/identity", data={"confirm": "y", "birth_date": "1999-01-01"})
+    assert wrong.status_code == 422 and reload(appt).identity_failures == 1
+    right = other.post(f"{base(appt)}/identity", data={"confirm": "y", "birth_date": "1980-04-02"})
+    assert right.headers["Location"].endswith("/waiting")   # consent and check were already given
+    # The appointment keeps the first confirmation's time; each confirmation is in the audit trail.
+    assert reload(appt).identity_confirmed_at == first
+    assert patient_actions(appt).count("patient.identity_confirmed") == 2
+    # The first browser is not asked again.
+    assert "You are in the waiting room" in text_of(patient.get(f"{base(appt)}/waiting"))
+
+
+def test_identity_mark_of_another_appointment_or_link_version_does_not_count(app, patient, appt):
+    from webapp.access import IDENTITY_COOKIE, link_expires_at
+    from webapp.tokens import make_identity_cookie
+    other = make_appointment(starts_in=dt.timedelta(minutes=5))
+    for appointment_id, version in ((other.id, appt.link_version), (appt.id, appt.link_version + 1)):
+        patient.set_cookie(IDENTITY_COOKIE, make_identity_cookie("test-secret", appointment_id, version,
+                                                                 link_expires_at(appt)), path=f"{base(appt)}/")
+        assert patient.get(f"{base(appt)}/consent").headers["Location"].endswith("/identity")

@@ -14,9 +14,14 @@ from flask import abort, current_app, g, make_response, redirect, render_templat
 
 from .i18n import best_browser_locale
 from .models import Appointment, User, utcnow
-from .tokens import TokenProblem, make_patient_cookie, make_patient_token, read_patient_cookie
+from .tokens import (
+    TokenProblem, make_identity_cookie, make_patient_cookie, make_patient_token, read_identity_cookie,
+    read_patient_cookie,
+)
 
 COOKIE = "cabinet_visit"
+# Identity is confirmed per browser: a second browser holding the same link asks again.
+IDENTITY_COOKIE = "cabinet_identity"
 
 
 # Staff.
@@ -88,6 +93,22 @@ def set_patient_cookie(response, appt: Appointment):
                         max_age=max(0, int(expires - time.time())), path=url_for("patient.visit", ref=appt.ref),
                         secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
     return response
+
+
+def set_identity_cookie(response, appt: Appointment):
+    """Remember that this browser confirmed the patient's identity (for this link version only)."""
+    expires = link_expires_at(appt)
+    response.set_cookie(IDENTITY_COOKIE, make_identity_cookie(current_app.config["SECRET_KEY"], appt.id,
+                                                              appt.link_version, expires),
+                        max_age=max(0, int(expires - time.time())), path=url_for("patient.visit", ref=appt.ref),
+                        secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    return response
+
+
+def identity_confirmed_here(appt: Appointment) -> bool:
+    """Whether this browser confirmed the patient's identity for the appointment's current link."""
+    mark = read_identity_cookie(current_app.config["SECRET_KEY"], request.cookies.get(IDENTITY_COOKIE, ""))
+    return not isinstance(mark, TokenProblem) and (mark.appointment_id, mark.version) == (appt.id, appt.link_version)
 
 
 def current_appointment(ref: str, closed_ok: bool = False) -> Appointment:

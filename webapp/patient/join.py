@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField
 
-from ..access import current_appointment, window
+from ..access import current_appointment, set_identity_cookie, window
 from ..answers import full_page_load
 from ..forms import LocalDateField
 from ..i18n import available_locales
@@ -88,8 +88,9 @@ def identity(ref):
                 return redirect(url_for("patient.locked", ref=ref))
             error = _l("This date of birth does not match. Please check it and try again.")
         else:
-            appt.confirm_identity()  # refused if another request locked the link meanwhile: next_step says so
-            return redirect(url_for(next_step(appt), ref=ref))
+            if not appt.confirm_identity():  # another request locked the link meanwhile
+                return redirect(url_for(next_step(appt), ref=ref))
+            return set_identity_cookie(redirect(url_for(next_step(appt, identity_here=True), ref=ref)), appt)
     elif request.method == "POST":
         error = form.birth_date.errors[0] if form.birth_date.errors else None
     status = 422 if error else 200
