@@ -21,7 +21,8 @@ from smtp_helpers import smtp_server
 from conftest import HX, PASSWORD, login_as, make_app, make_appointment, make_patient, make_practice, make_user, text_of
 from webapp import events, notify
 from webapp.models import Appointment, db
-from webapp.access import patient_link_url
+from webapp.access import IDENTITY_COOKIE, link_expires_at, patient_link_url
+from webapp.tokens import make_identity_cookie
 
 DOCTOR = "doc@cabinet.example.org"
 
@@ -198,6 +199,18 @@ def test_patient_walks_in_and_is_admitted_live(served):
         assert any(u.startswith(f"ws://{url[7:]}/today/live") for u in staff.requests)
 
 
+def identity_mark(appt) -> dict:
+    """The cookie of a browser that already confirmed the patient's identity (asked of each browser)."""
+    value = make_identity_cookie("test-secret", appt.id, appt.link_version, link_expires_at(appt))
+    return {"name": IDENTITY_COOKIE, "value": value, "path": f"/v/{appt.ref}/"}
+
+
+def confirmed_here(watched, url, *appts):
+    """This browser context already confirmed identity for these appointments."""
+    watched.context.add_cookies([{**identity_mark(a), "domain": "127.0.0.1"} for a in appts])
+    return watched
+
+
 def ready_to_wait(app, appt):
     """Identity, consent and device check already done: the link leads straight to the waiting room."""
     with app.app_context():
@@ -215,7 +228,7 @@ def test_a_second_tab_takes_over_and_the_first_says_so(served):
     ready_to_wait(app, appt)
     link = invitation_link(app, url, appt)
     with chromium() as browser:
-        patients = Watched(browser, url)
+        patients = confirmed_here(Watched(browser, url), url, appt)
         first = patients.new_page()
         track_socket(first)
         first.goto(link)
@@ -286,7 +299,7 @@ def test_device_check_explains_a_blocked_camera_and_audio_only_skips_it(served):
             stored.give_consent("2026-11", "en")
             db.close()
     with chromium() as browser:
-        blocked = Watched(browser, url)
+        blocked = confirmed_here(Watched(browser, url), url, appt)
         blocked.context.add_init_script(DENY_DEVICES)
         page = blocked.new_page()
         page.goto(invitation_link(app, url, appt))
@@ -301,7 +314,7 @@ def test_device_check_explains_a_blocked_camera_and_audio_only_skips_it(served):
         page.wait_for_url(f"{url}/v/{appt.ref}/waiting")
 
         # A browser inside another app (mail, messages) often has no camera access at all.
-        in_app = Watched(browser, url)
+        in_app = confirmed_here(Watched(browser, url), url, appt)
         in_app.context.add_init_script(NO_MEDIA_DEVICES)
         page = in_app.new_page()
         page.goto(invitation_link(app, url, appt))
@@ -312,7 +325,7 @@ def test_device_check_explains_a_blocked_camera_and_audio_only_skips_it(served):
         assert page.is_visible('[data-item="microphone"] [data-fix="unsupported"]')
         assert in_app.problems == [], in_app.problems
 
-        fine = Watched(browser, url)
+        fine = confirmed_here(Watched(browser, url), url, audio)
         fine.context.add_init_script(RECORD_CONSTRAINTS)
         page = fine.new_page()
         page.goto(invitation_link(app, url, audio))
@@ -368,6 +381,8 @@ def test_a_patient_sent_back_stays_out_until_they_come_back(app, client):
     patient = app.test_client()
     with app.test_request_context():
         assert patient.get(patient_link_url(appt).replace("https://cabinet.test", "")).status_code == 302
+    mark = identity_mark(appt)
+    patient.set_cookie(mark["name"], mark["value"], path=mark["path"])
     assert "You are in the waiting room" in text_of(patient.get(f"/v/{appt.ref}/waiting"))
     soon = utc_to_local(utcnow() + dt.timedelta(minutes=10), "Europe/Paris")
     if soon.date() != utc_to_local(utcnow(), "Europe/Paris").date():

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import HX, login_as, make_appointment, make_patient, make_user, text_of
-from webapp.models import Appointment, AuditEvent
+from webapp.models import Appointment, AuditEvent, WayInOver
 from webapp.access import patient_link_url
 
 
@@ -239,3 +239,108 @@ def test_today_lists_only_visible_practitioners(app, patient, appt):
     login_as(secretary, "secretary")
     assert "Lucie Vidal" in text_of(secretary.get("/today/"))
     assert json.loads(reload(appt).device_check)["network"] == "good"
+
+
+# Once the patient is let in, the way in is part of the visit's record; once closed, the link opens the space.
+
+def admitted(app, patient, appt):
+    walk_to_waiting_room(patient, appt)
+    staff = app.test_client()
+    login_as(staff, appt.practitioner)
+    assert staff.post(f"/today/{appt.id}/admit").status_code == 302
+    return reload(appt)
+
+
+def way_in_record(appt):
+    stored = reload(appt)
+    return (stored.identity_confirmed_at, stored.identity_failures, stored.consent_at, stored.consent_version,
+            stored.consent_locale, stored.device_check)
+
+
+def patient_actions(appt):
+    return [e.action for e in AuditEvent.select().where(AuditEvent.appointment == appt.id, AuditEvent.actor == "patient")]
+
+
+def test_after_admission_identity_consent_and_check_are_frozen(app, patient, appt):
+    admitted(app, patient, appt)
+    before, actions = way_in_record(appt), patient_actions(appt)
+    for step in ("identity", "consent", "check", "waiting"):
+        response = patient.get(f"{base(appt)}/{step}")
+        assert response.status_code == 302 and response.headers["Location"].endswith(f"{base(appt)}/call"), step
+    for step, data in [("consent", {"decline": "1"}), ("consent", {"agree": "y"}),
+                       ("identity", {"confirm": "y", "birth_date": "1999-01-01"}),
+                       ("check", {"camera": "denied", "microphone": "ok", "speaker": "ok", "network": "poor"})]:
+        response = patient.post(f"{base(appt)}/{step}", data=data)
+        assert response.status_code == 302 and response.headers["Location"].endswith(f"{base(appt)}/call"), step
+    assert "Connecting the call" in text_of(patient.get(f"{base(appt)}/consent", follow_redirects=True))
+    assert way_in_record(appt) == before and patient_actions(appt) == actions
+
+
+def test_closed_visit_link_opens_only_the_space_and_changes_nothing(app, patient, appt):
+    admitted(app, patient, appt).close(appt.practitioner)
+    before, actions = way_in_record(appt), patient_actions(appt)
+    assert before[3] == "2026-11"
+    # The finding: declining consent on a closed visit, inside the link's window, replaced the record.
+    declined = patient.post(f"{base(appt)}/consent", data={"decline": "1"})
+    assert declined.status_code == 409 and "No teleconsultation without your consent" not in text_of(declined)
+    for step, data in [("identity", {"confirm": "y", "birth_date": "1999-01-01"}), ("consent", {"agree": "y"}),
+                       ("check", {"camera": "ok", "microphone": "ok", "speaker": "ok", "network": "good"}),
+                       ("files", {})]:
+        assert patient.post(f"{base(appt)}/{step}", data=data).status_code == 409, step
+    for path in ("identity", "consent", "check", "waiting", "locked", "ping", "call", "files/1", ""):
+        response = patient.get(f"{base(appt)}/{path}")
+        assert response.status_code == 302 and response.headers["Location"].endswith(f"{base(appt)}/space"), path
+    space = patient.get(f"{base(appt)}/consent", follow_redirects=True)
+    assert space.status_code == 200 and space.request.path == f"{base(appt)}/space"
+    assert way_in_record(appt) == before and reload(appt).status == "closed"
+    assert [a for a in patient_actions(appt) if a != "patient.space_viewed"] == actions
+    # The space still speaks the patient's language.
+    patient.post(f"{base(appt)}/language", data={"locale": "fr", "next": f"{base(appt)}/space"})
+    assert reload(appt).locale == "fr"
+
+
+def test_the_model_refuses_to_rewrite_the_way_in_once_admitted(app, patient, appt):
+    walk_to_waiting_room(patient, appt)
+    stale = reload(appt)                      # loaded before the practitioner lets the patient in
+    reload(appt).admit(appt.practitioner)
+    before = way_in_record(appt)
+    for step in (lambda: stale.decline_consent("en"), lambda: stale.give_consent("x", "en"),
+                 lambda: stale.record_device_check("{}"), stale.confirm_identity, stale.fail_identity):
+        with pytest.raises(WayInOver):
+            step()
+    assert way_in_record(appt) == before
+    assert stale.status == "in_call"          # the refused object now shows the row as it is
+    assert stale.choose_locale("fr") and reload(appt).locale == "fr"   # not part of the record
+
+
+def test_identity_is_confirmed_per_browser(app, patient, appt, clock):
+    walk_to_waiting_room(patient, appt)
+    first = reload(appt).identity_confirmed_at
+    clock.shift(dt.timedelta(minutes=2))
+    # The same link opened in another browser: its holder must say who they are again.
+    other = app.test_client()
+    with app.test_request_context():
+        assert other.get(patient_link_url(appt).replace("https://cabinet.test", "")).status_code == 302
+    entry = other.get(f"{base(appt)}/", follow_redirects=True)
+    assert entry.request.path == f"{base(appt)}/identity" and "I am Lucie Vidal" in text_of(entry)
+    for step in ("consent", "check", "waiting"):
+        assert other.get(f"{base(appt)}/{step}").headers["Location"].endswith("/identity"), step
+    wrong = other.post(f"{base(appt)}/identity", data={"confirm": "y", "birth_date": "1999-01-01"})
+    assert wrong.status_code == 422 and reload(appt).identity_failures == 1
+    right = other.post(f"{base(appt)}/identity", data={"confirm": "y", "birth_date": "1980-04-02"})
+    assert right.headers["Location"].endswith("/waiting")   # consent and check were already given
+    # The appointment keeps the first confirmation's time; each confirmation is in the audit trail.
+    assert reload(appt).identity_confirmed_at == first
+    assert patient_actions(appt).count("patient.identity_confirmed") == 2
+    # The first browser is not asked again.
+    assert "You are in the waiting room" in text_of(patient.get(f"{base(appt)}/waiting"))
+
+
+def test_identity_mark_of_another_appointment_or_link_version_does_not_count(app, patient, appt):
+    from webapp.access import IDENTITY_COOKIE, link_expires_at
+    from webapp.tokens import make_identity_cookie
+    other = make_appointment(starts_in=dt.timedelta(minutes=5))
+    for appointment_id, version in ((other.id, appt.link_version), (appt.id, appt.link_version + 1)):
+        patient.set_cookie(IDENTITY_COOKIE, make_identity_cookie("test-secret", appointment_id, version,
+                                                                 link_expires_at(appt)), path=f"{base(appt)}/")
+        assert patient.get(f"{base(appt)}/consent").headers["Location"].endswith("/identity")

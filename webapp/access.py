@@ -10,13 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from flask import abort, current_app, g, make_response, render_template, request, url_for
+from flask import abort, current_app, g, make_response, redirect, render_template, request, url_for
 
 from .i18n import best_browser_locale
 from .models import Appointment, Practice, User, utcnow
-from .tokens import TokenProblem, make_patient_cookie, make_patient_token, read_patient_cookie
+from .tokens import (
+    TokenProblem, make_identity_cookie, make_patient_cookie, make_patient_token, read_identity_cookie,
+    read_patient_cookie,
+)
 
 COOKIE = "cabinet_visit"
+# Identity is confirmed per browser: a second browser holding the same link asks again.
+IDENTITY_COOKIE = "cabinet_identity"
 
 
 # Staff.
@@ -109,8 +114,28 @@ def set_patient_cookie(response, appt: Appointment):
     return response
 
 
-def current_appointment(ref: str) -> Appointment:
-    """The appointment the patient's cookie opens at this address; a generic page otherwise."""
+def set_identity_cookie(response, appt: Appointment):
+    """Remember that this browser confirmed the patient's identity (for this link version only)."""
+    expires = link_expires_at(appt)
+    response.set_cookie(IDENTITY_COOKIE, make_identity_cookie(current_app.config["SECRET_KEY"], appt.id,
+                                                              appt.link_version, expires),
+                        max_age=max(0, int(expires - time.time())), path=url_for("patient.visit", ref=appt.ref),
+                        secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    return response
+
+
+def identity_confirmed_here(appt: Appointment) -> bool:
+    """Whether this browser confirmed the patient's identity for the appointment's current link."""
+    mark = read_identity_cookie(current_app.config["SECRET_KEY"], request.cookies.get(IDENTITY_COOKIE, ""))
+    return not isinstance(mark, TokenProblem) and (mark.appointment_id, mark.version) == (appt.id, appt.link_version)
+
+
+def current_appointment(ref: str, closed_ok: bool = False) -> Appointment:
+    """The appointment the patient's cookie opens at this address; a generic page otherwise.
+
+    Once the visit is closed the link opens only the patient's space: unless ``closed_ok``,
+    a GET is sent there and anything else is refused (409), so nothing of the visit changes.
+    """
     link = read_patient_cookie(current_app.config["SECRET_KEY"], request.cookies.get(COOKIE, ""))
     appt = None if isinstance(link, TokenProblem) else Appointment.get_or_none(Appointment.id == link.appointment_id)
     if appt is None or appt.ref != ref:
@@ -119,4 +144,6 @@ def current_appointment(ref: str) -> Appointment:
     if problem:
         abort(link_problem(problem, appt))
     g.locale = appt.effective_locale(best_browser_locale(appt.practice.default_locale))
+    if appt.status == "closed" and not closed_ok:
+        abort(redirect(url_for("patient.space", ref=ref)) if request.method in ("GET", "HEAD") else 409)
     return appt

@@ -12,6 +12,7 @@ patient's waiting room, ``today:<practitioner id>`` for a practitioner's day,
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -156,6 +157,58 @@ class Tabs:
 
 
 patient_tabs = Tabs()
+
+# A socket holds a server thread for its whole life: one person must not hold them all.
+PATIENT_SOCKETS = 3        # per appointment (the patient's cookie): waiting-room and signaling sockets together
+STAFF_SOCKETS = 4          # per signed-in user: their day's live pages
+TOO_MANY = 1008            # close code of a socket refused for being over its holder's cap
+TAKEN_OVER = 4001          # close code of a socket a newer tab took over: the page must not reconnect
+
+
+class SocketSlots:
+    """How many sockets each holder has open, capped; shared by the server's threads."""
+
+    def __init__(self):
+        self._open: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str, cap: int) -> bool:
+        with self._lock:
+            if self._open[key] >= cap:
+                return False
+            self._open[key] += 1
+            return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._open[key] -= 1
+            if self._open[key] <= 0:
+                del self._open[key]
+
+    def count(self, key: str) -> int:
+        with self._lock:
+            return self._open[key]
+
+    @contextlib.contextmanager
+    def slot(self, key: str, cap: int):
+        """Yields whether the socket got a slot; a refused one must close (``TOO_MANY``) and return."""
+        got = self.acquire(key, cap)
+        try:
+            yield got
+        finally:
+            if got:
+                self.release(key)
+
+
+sockets = SocketSlots()
+
+
+def patient_slot(ref: str):
+    return sockets.slot(f"patient:{ref}", PATIENT_SOCKETS)
+
+
+def staff_slot(user_id: int):
+    return sockets.slot(f"staff:{user_id}", STAFF_SOCKETS)
 
 
 def init_app(app):

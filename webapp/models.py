@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from peewee import (
     BooleanField, CharField, DatabaseProxy, DateField, DateTimeField, ForeignKeyField,
-    JOIN, IntegerField, Model, TextField, fn,
+    JOIN, IntegerField, Model, TextField, Value, fn,
 )
 
 db = DatabaseProxy()
@@ -26,6 +26,10 @@ def utcnow() -> datetime:
 
 def new_ref() -> str:
     return secrets.token_hex(12)
+
+
+class WayInOver(Exception):
+    """The patient was admitted or the visit closed: identity, consent and device check are frozen."""
 
 
 class BaseModel(Model):
@@ -274,39 +278,68 @@ class Appointment(BaseModel):
     def consent_declined(self) -> bool:
         return self.consent_version == "declined"
 
-    def _patient_step(self, action, **fields):
+    @property
+    def admitted(self) -> bool:
+        """The patient was let in (or the visit is closed): their way in is over and stays as recorded."""
+        return self.admitted_at is not None or self.status in ("in_call", "closed")
+
+    def _patient_step(self, action, fields: dict, *conditions, frozen: bool = True) -> bool:
+        """Write one step of the way in, audited, if the row still allows it; False when it did not.
+
+        The conditions go into the UPDATE, so what decides is the row in the database, not
+        this object, which another request may have made stale: once the patient is admitted
+        (``frozen``) identity, consent and device check are never rewritten, whoever asks.
+        """
+        now = utcnow()
+        where = [Appointment.id == self.id, *conditions]
+        if frozen:
+            where += [Appointment.admitted_at.is_null(), Appointment.status.not_in(("in_call", "closed"))]
         with db.atomic():
-            for name, value in fields.items():
-                setattr(self, name, value)
-            self.updated_at = utcnow()
-            self.save()
-            AuditEvent.record("patient", action, self)
+            done = Appointment.update(**fields, updated_at=now).where(*where).execute()
+            self.__data__.update(Appointment.get_by_id(self.id).__data__)
+            self._dirty.clear()
+            if done:
+                AuditEvent.record("patient", action, self)
+        if not done and frozen and self.admitted:
+            raise WayInOver(self.id)
+        return bool(done)
 
-    def confirm_identity(self):
-        self._patient_step("patient.identity_confirmed", identity_confirmed_at=utcnow())
+    def confirm_identity(self) -> bool:
+        """Record the identity check; the row keeps the first time, later confirmations are audited only."""
+        return self._patient_step("patient.identity_confirmed",
+                                  {"identity_confirmed_at": fn.COALESCE(Appointment.identity_confirmed_at, Value(
+                                      utcnow(), converter=Appointment.identity_confirmed_at.db_value))},
+                                  Appointment.identity_failures < self.IDENTITY_TRIES)
 
-    def fail_identity(self):
-        """Count a wrong answer; the third locks the link until staff send a new one."""
-        self._patient_step("patient.identity_failed", identity_failures=self.identity_failures + 1)
+    def fail_identity(self) -> bool:
+        """Count a wrong answer; the third locks the link until staff send a new one.
 
-    def give_consent(self, version: str, locale: str):
-        self._patient_step("patient.consent_given", consent_at=utcnow(), consent_version=version,
-                           consent_locale=locale)
+        False when the link was already locked: the answer was not judged.
+        """
+        return self._patient_step("patient.identity_failed",
+                                  {"identity_failures": Appointment.identity_failures + 1},
+                                  Appointment.identity_failures < self.IDENTITY_TRIES)
 
-    def decline_consent(self, locale: str):
-        self._patient_step("patient.consent_declined", consent_at=utcnow(), consent_version="declined",
-                           consent_locale=locale)
+    def give_consent(self, version: str, locale: str) -> bool:
+        return self._patient_step("patient.consent_given", {"consent_at": utcnow(), "consent_version": version,
+                                                            "consent_locale": locale})
 
-    def record_device_check(self, summary: str):
-        self._patient_step("patient.device_checked", device_check=summary)
+    def decline_consent(self, locale: str) -> bool:
+        return self._patient_step("patient.consent_declined", {"consent_at": utcnow(), "consent_version": "declined",
+                                                               "consent_locale": locale})
 
-    def choose_locale(self, locale: str):
-        self._patient_step("patient.locale_chosen", locale=locale)
+    def record_device_check(self, summary: str) -> bool:
+        return self._patient_step("patient.device_checked", {"device_check": summary})
+
+    def choose_locale(self, locale: str) -> bool:
+        # Not frozen: the language of pages and messages, never part of the visit's record.
+        return self._patient_step("patient.locale_chosen", {"locale": locale}, frozen=False)
 
     def enter_waiting_room(self):
         """scheduled → waiting; entering again keeps the first arrival time."""
         if self.status == "scheduled":
-            self._patient_step("patient.waiting", status="waiting", waiting_since=utcnow())
+            self._patient_step("patient.waiting", {"status": "waiting", "waiting_since": utcnow()},
+                               Appointment.status == "scheduled")
 
     # The practitioner's side of the waiting room.
 

@@ -196,6 +196,14 @@ def live(ws):
         return
     ids = _ids()
     db.close()  # a socket lives long: hold a connection only while rendering
+    with events.staff_slot(g.user.id) as admitted:
+        if not admitted:
+            ws.close(reason=events.TOO_MANY, message="too many pages")
+            return
+        _push_day(ws, ids)
+
+
+def _push_day(ws, ids):
     token_at = time.monotonic()
     with events.subscribe(*(today_channel(i) for i in ids)) as subscription:
         try:

@@ -15,6 +15,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 LINK_SALT = "cabinet.patient-link.v1"
 COOKIE_SALT = "cabinet.patient-cookie.v1"
 TICKET_SALT = "cabinet.room-ticket.v1"
+IDENTITY_SALT = "cabinet.patient-identity.v1"
 
 TICKET_SECONDS = 60
 
@@ -86,6 +87,16 @@ def make_patient_cookie(secret: str, appointment_id: int, version: int, expires_
 def read_patient_cookie(secret: str, value: str, now: float | None = None) -> PatientLink | TokenProblem:
     """The appointment and link version a patient cookie names, or why not."""
     return _patient_link(_read(secret, COOKIE_SALT, value, now))
+
+
+def make_identity_cookie(secret: str, appointment_id: int, version: int, expires_at: float) -> str:
+    """The cookie saying this browser confirmed the patient's identity for one appointment and link version."""
+    return _sign(secret, IDENTITY_SALT, {"a": appointment_id, "v": version}, expires_at)
+
+
+def read_identity_cookie(secret: str, value: str, now: float | None = None) -> PatientLink | TokenProblem:
+    """The appointment and link version whose identity this browser confirmed, or why not."""
+    return _patient_link(_read(secret, IDENTITY_SALT, value, now))
 
 
 def make_room_ticket(secret: str, room: str, role: str, peer: str, now: float | None = None) -> str:

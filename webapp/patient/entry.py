@@ -10,7 +10,9 @@ import datetime as dt
 
 from flask import current_app, redirect, render_template, url_for
 
-from ..access import current_appointment, link_problem, link_state, set_patient_cookie, window
+from ..access import (
+    current_appointment, identity_confirmed_here, link_problem, link_state, set_patient_cookie, window,
+)
 from ..auth import limiter
 from ..models import Appointment, AuditEvent
 from ..tokens import TokenProblem, read_patient_token
@@ -36,25 +38,29 @@ def open_link(token):
     return set_patient_cookie(redirect(url_for("patient.visit", ref=appt.ref)), appt)
 
 
-def next_step(appt: Appointment) -> str:
-    """The endpoint of the first step of the way in that the patient has not done yet."""
+def next_step(appt: Appointment, identity_here: bool | None = None) -> str:
+    """The endpoint of the first step of the way in that this browser has not done yet.
+
+    Identity is asked of each browser (``identity_here``: known already, else read from its cookie);
+    the appointment keeps the first confirmation's time.
+    """
     if appt.locked:
         return "patient.locked"
-    if appt.identity_confirmed_at is None:
+    if appt.admitted:
+        return "visit.patient_call"   # the way in is over; the call page shows its end too
+    if not (identity_confirmed_here(appt) if identity_here is None else identity_here):
         return "patient.identity"
     if not appt.consented:
         return "patient.consent"
     if not appt.device_check:
         return "patient.check"
-    if appt.status == "in_call":
-        return "visit.patient_call"
     return "patient.waiting"
 
 
 @bp.route("/v/<ref>/")
 def visit(ref):
     """The patient's page for one appointment: come back later, or the next step of the way in."""
-    appt = current_appointment(ref)
+    appt = current_appointment(ref, closed_ok=True)
     if appt.status == "closed":
         return redirect(url_for("patient.space", ref=ref))
     state = window(appt)

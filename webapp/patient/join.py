@@ -13,10 +13,11 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField
 
-from ..access import current_appointment, window
+from ..access import current_appointment, set_identity_cookie, window
 from ..answers import full_page_load
 from ..forms import LocalDateField
 from ..i18n import available_locales
+from ..models import WayInOver
 from . import bp
 from .entry import next_step
 
@@ -33,6 +34,8 @@ DEVICE_RESULTS = {
 def step_appointment(ref: str, endpoint: str):
     """The appointment, when this step may be shown now; otherwise a redirect to where the patient belongs."""
     appt = current_appointment(ref)
+    if appt.admitted:  # identity, consent and device check are frozen once the patient was let in
+        return appt, redirect(url_for("visit.patient_call", ref=ref))
     if window(appt) != "open":
         return appt, redirect(url_for("patient.visit", ref=ref))
     due = next_step(appt)
@@ -43,10 +46,16 @@ def step_appointment(ref: str, endpoint: str):
     return appt, None
 
 
+@bp.errorhandler(WayInOver)
+def way_in_over(error):
+    """The patient was let in between loading the page and writing the step: nothing was written."""
+    return redirect(url_for("patient.visit", ref=request.view_args["ref"]))
+
+
 @bp.route("/v/<ref>/language", methods=["POST"])
 def language(ref):
     """Keep the patient's language on the appointment, for every page and message after."""
-    appt = current_appointment(ref)
+    appt = current_appointment(ref, closed_ok=True)   # the space speaks the patient's language too
     chosen = request.form.get("locale", "")
     if chosen in available_locales() and chosen != appt.locale:
         appt.choose_locale(chosen)
@@ -74,13 +83,14 @@ def identity(ref):
         elif patient and patient.birth_date and form.birth_date.data is None:
             error = _l("Enter your date of birth.")
         elif patient and patient.birth_date and form.birth_date.data != patient.birth_date:
-            appt.fail_identity()
+            appt.fail_identity()  # counted in the database; ``locked`` is then the row's, not this request's
             if appt.locked:
                 return redirect(url_for("patient.locked", ref=ref))
             error = _l("This date of birth does not match. Please check it and try again.")
         else:
-            appt.confirm_identity()
-            return redirect(url_for(next_step(appt), ref=ref))
+            if not appt.confirm_identity():  # another request locked the link meanwhile
+                return redirect(url_for(next_step(appt), ref=ref))
+            return set_identity_cookie(redirect(url_for(next_step(appt, identity_here=True), ref=ref)), appt)
     elif request.method == "POST":
         error = form.birth_date.errors[0] if form.birth_date.errors else None
     status = 422 if error else 200

@@ -26,7 +26,7 @@ def space_closes_at(appt) -> dt.datetime:
 
 def _open_space(ref: str):
     """The closed appointment whose space is open, or the response to give instead."""
-    appt = current_appointment(ref)
+    appt = current_appointment(ref, closed_ok=True)
     if appt.status != "closed":
         return None, redirect(url_for("patient.visit", ref=ref))
     if utcnow() >= space_closes_at(appt):

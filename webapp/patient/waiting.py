@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 IDLE_REFRESH_SECONDS = 30
 MAX_CLIENT_MESSAGE = 4096
-TAKEOVER_GRACE_SECONDS = 10
+TAKEOVER_GRACE_SECONDS = 1.0     # was 10: one patient's old tabs held the server's threads
 
 
 def status_fragment(appt, oob: bool = False) -> str:
@@ -69,28 +69,37 @@ def live(ws, ref):
         return
     appointment_id = appt.id
     db.close()  # a socket lives long: hold a connection only while rendering
-    with events.subscribe(waiting_channel(appt)) as subscription:
-        events.patient_tabs.claim(ref, subscription)
-        announce(appt)  # the practitioner sees the patient come online
-        try:
-            _push_loop(ws, ref, appointment_id, subscription)
-        except ConnectionClosed:
-            pass
-        finally:
-            events.patient_tabs.release(ref, subscription)
-            with db.connection_context():
-                announce(Appointment.get_by_id(appointment_id))
+    with events.patient_slot(ref) as admitted:
+        if not admitted:
+            ws.close(reason=events.TOO_MANY, message="too many pages")
+            return
+        with events.subscribe(waiting_channel(appt)) as subscription:
+            events.patient_tabs.claim(ref, subscription)
+            announce(appt)  # the practitioner sees the patient come online
+            try:
+                _push_loop(ws, ref, appointment_id, subscription)
+            except ConnectionClosed:
+                pass
+            finally:
+                events.patient_tabs.release(ref, subscription)
+                with db.connection_context():
+                    announce(Appointment.get_by_id(appointment_id))
 
 
-def _wait_for_close(ws, seconds: float = TAKEOVER_GRACE_SECONDS) -> None:
-    """Let the page close its own socket once the takeover notice replaced it.
+def _close_taken_over(ws) -> None:
+    """Give the thread back promptly once a newer tab took over.
 
-    Closed from this side, the browser may see an unclean close (a werkzeug
-    quirk), and htmx would reconnect and take the newer tab over in turn.
+    The notice replaces the element that holds the socket, so the page closes it itself within
+    milliseconds and htmx does not reconnect. A page that does not is closed from here after a
+    short grace, with TAKEN_OVER, a code htmx never retries. Closing at once is not enough: under
+    werkzeug's server a server-side close is followed by a stray status line, Chromium then fails
+    the socket and drops the notice still queued, and the old tab neither says nor knows it stopped.
     """
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + TAKEOVER_GRACE_SECONDS
     while ws.connected and time.monotonic() < deadline:
-        ws.receive(timeout=1.0)
+        ws.receive(timeout=max(0.0, deadline - time.monotonic()))
+    if ws.connected:
+        ws.close(reason=events.TAKEN_OVER, message="taken over")
 
 
 def _push_loop(ws, ref, appointment_id, subscription):
@@ -100,7 +109,7 @@ def _push_loop(ws, ref, appointment_id, subscription):
         item = subscription.get(timeout=1.0)
         if isinstance(item, events.Takeover):
             ws.send(render_template("patient/_waiting_takeover.html", ref=ref))
-            _wait_for_close(ws)
+            _close_taken_over(ws)
             return
         if item is not None or subscription.idle_for(IDLE_REFRESH_SECONDS):
             send()

@@ -314,7 +314,10 @@ def patient_signal(ws, ref):
         return _refuse(ws, "not in call")
     bridge = Bridge(ws, appt, "patient", None)
     db.close()  # a socket lives long: hold a connection only while writing
-    bridge.run()
+    with events.patient_slot(ref) as admitted:   # shared with the waiting room's sockets
+        if not admitted:
+            return _refuse(ws, "too many pages")
+        bridge.run()
 
 
 @events.sock.route("/today/<int:appointment_id>/signal", bp=bp)

@@ -1,0 +1,110 @@
+"""Live sockets through a live server: a takeover gives the old socket's thread back at once,
+and one patient or one staff member cannot hold more than a few of the server's threads."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from simple_websocket import Client, ConnectionClosed
+
+from browser import live_server
+from conftest import make_app, make_appointment, make_practice, make_user
+from webapp import events
+from webapp.access import COOKIE, link_expires_at
+from webapp.models import db
+from webapp.tokens import make_patient_cookie
+
+# Well under the 10 s the old socket waited for the page to close it (the server now closes a
+# page that does not after 1 s), and the test's only clock.
+RECEIVE_TIMEOUT = 5
+
+
+@pytest.fixture
+def served(tmp_path):
+    app = make_app(tmp_path)
+    with app.app_context():
+        make_practice()
+        doctor = make_user("practitioner")
+        appt = make_appointment(practitioner=doctor, starts_in=dt.timedelta(minutes=5))
+        cookie = make_patient_cookie("test-secret", appt.id, appt.link_version, link_expires_at(appt))
+        session = app.session_interface.get_signing_serializer(app).dumps({"uid": doctor.id})
+        db.close()
+    with live_server(app) as url:
+        yield {"ws": url.replace("http", "ws", 1), "appt": appt, "cookie": cookie, "session": session,
+               "doctor": doctor}
+
+
+def open_live(s):
+    ws = Client.connect(f"{s['ws']}/v/{s['appt'].ref}/live", headers={"Cookie": f"{COOKIE}={s['cookie']}"})
+    first = ws.receive(timeout=RECEIVE_TIMEOUT)
+    assert first is not None and 'id="waiting-status"' in first
+    return ws
+
+
+def messages_until_closed(ws) -> list[str] | None:
+    """Everything the server sends before it closes the socket; None if it is still open after the timeout."""
+    seen = []
+    try:
+        while True:
+            raw = ws.receive(timeout=RECEIVE_TIMEOUT)
+            if raw is None:
+                return None if ws.connected else seen
+            seen.append(raw)
+    except ConnectionClosed:
+        return seen
+
+
+def released_down_to(key: str, n: int) -> bool:
+    """The server's threads hold at most ``n`` slots of ``key`` within the receive timeout."""
+    done = threading.Event()
+    for _ in range(RECEIVE_TIMEOUT * 20):
+        if events.sockets.count(key) <= n:
+            return True
+        done.wait(0.05)
+    return False
+
+
+def test_six_tabs_each_take_over_and_the_older_socket_is_closed_by_the_server(served):
+    key = f"patient:{served['appt'].ref}"
+    sockets = [open_live(served)]
+    for _ in range(5):
+        sockets.append(open_live(served))
+        older = messages_until_closed(sockets[-2])
+        # The older tab got the takeover notice and then a server-side close, within the receive timeout.
+        assert older is not None, "the taken-over socket is still open"
+        assert any('data-status="takeover"' in m for m in older)
+        assert sockets[-2].close_reason == events.TAKEN_OVER
+        assert events.sockets.count(key) <= events.PATIENT_SOCKETS
+    # The last older socket's thread gives its slot back as it ends (after announcing the tab left).
+    assert released_down_to(key, 1) and sockets[-1].connected
+    sockets[-1].close()
+
+
+def test_patient_sockets_over_the_cap_are_refused(served):
+    """Signaling and waiting-room sockets share the appointment's cap; here its slots are taken directly."""
+    key = f"patient:{served['appt'].ref}"
+    for _ in range(events.PATIENT_SOCKETS):
+        assert events.sockets.acquire(key, events.PATIENT_SOCKETS)
+    try:
+        ws = Client.connect(f"{served['ws']}/v/{served['appt'].ref}/live",
+                            headers={"Cookie": f"{COOKIE}={served['cookie']}"})
+        assert messages_until_closed(ws) == [] and ws.close_reason == events.TOO_MANY
+    finally:
+        for _ in range(events.PATIENT_SOCKETS):
+            events.sockets.release(key)
+    assert events.sockets.count(key) == 0
+
+
+def test_a_staff_member_holds_at_most_the_cap_of_day_sockets(served):
+    headers = {"Cookie": f"session={served['session']}"}
+    open_ones = []
+    for _ in range(events.STAFF_SOCKETS):
+        ws = Client.connect(f"{served['ws']}/today/live", headers=headers)
+        open_ones.append(ws)
+    extra = Client.connect(f"{served['ws']}/today/live", headers=headers)
+    assert messages_until_closed(extra) == [] and extra.close_reason == events.TOO_MANY
+    assert events.sockets.count(f"staff:{served['doctor'].id}") == events.STAFF_SOCKETS
+    for ws in open_ones:
+        assert ws.connected
+        ws.close()
