@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conftest import HX, login_as, make_appointment, make_patient, make_user, text_of
+from webapp import events
 from webapp.models import Appointment, AuditEvent, WayInOver
 from webapp.access import patient_link_url
 
@@ -125,13 +126,18 @@ def test_consent_is_required_and_a_refusal_is_shown_to_the_practitioner(app, pat
     patient.post(f"{base(appt)}/identity", data={"confirm": "y", "birth_date": "1980-04-02"})
     response = patient.post(f"{base(appt)}/consent", data={})
     assert response.status_code == 422 and "Tick the box to give your consent" in text_of(response)
-    declined = patient.post(f"{base(appt)}/consent", data={"decline": "1"})
+    with events.subscribe(events.today_channel(appt.practitioner_id)) as day:
+        declined = patient.post(f"{base(appt)}/consent", data={"decline": "1"})
+        assert day.get(timeout=1) == events.REFRESH          # the practitioner's open day page re-renders now
     assert "No teleconsultation without your consent" in text_of(declined)
+    assert "sees on their screen that you declined" in text_of(declined)
     assert reload(appt).consent_declined
     assert patient.get(f"{base(appt)}/check").headers["Location"].endswith("/consent")
     staff = app.test_client()
     login_as(staff, appt.practitioner)
     assert "consent declined" in text_of(staff.get("/today/"))
+    day = reload(appt).starts_at.date().isoformat()
+    assert "Consent declined" in text_of(staff.get(f"/agenda/?view=day&date={day}"))
 
 
 @pytest.mark.parametrize("data", [

@@ -15,6 +15,7 @@ from wtforms import BooleanField, HiddenField
 
 from ..access import current_appointment, set_identity_cookie, window
 from ..answers import full_page_load
+from ..events import announce
 from ..forms import LocalDateField
 from ..i18n import available_locales
 from ..models import WayInOver
@@ -123,6 +124,7 @@ def consent(ref):
     if form.validate_on_submit():
         if request.form.get("decline"):
             appt.decline_consent(str(g.locale))
+            announce(appt)          # the practitioner's day shows it at once, as the page tells the patient
             return render_template("patient/consent_declined.html", appt=appt)
         if form.agree.data:
             appt.give_consent(CONSENT_VERSION, str(g.locale))
