@@ -14,7 +14,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField
 
 from ..access import current_appointment, window
-from ..answers import full_page_load
+from ..answers import full_page_load, same_site_path
 from ..forms import LocalDateField
 from ..i18n import available_locales
 from . import bp
@@ -50,7 +50,7 @@ def language(ref):
     chosen = request.form.get("locale", "")
     if chosen in available_locales() and chosen != appt.locale:
         appt.choose_locale(chosen)
-    back = request.form.get("next", "")
+    back = same_site_path(request.form.get("next")) or ""
     return redirect(back if back.startswith(f"/v/{ref}/") else url_for("patient.visit", ref=ref))
 
 
