@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from .access import visible_practitioners
 from .answers import render, wants_fragment
 from .auth import staff_required
+from .forms import FIRST_DAY, LAST_DAY, day_out_of_range, parse_day
 from .i18n import local_to_utc, utc_to_local
 from .money import with_comma
 from .models import JOIN, Appointment, AuditEvent, Patient, Payment, User, VisitAct, Waiver, utcnow
@@ -44,11 +45,14 @@ def _day(name: str, default: dt.date | None, errors: dict) -> dt.date | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return default
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
+    day = parse_day(raw)
+    if day is None:
         errors[name] = _("Enter a date as YYYY-MM-DD.")
-        return default
+    elif not FIRST_DAY <= day <= LAST_DAY:
+        errors[name] = str(day_out_of_range())
+    else:
+        return day
+    return default
 
 
 def _filters() -> tuple[dict, dict]:

@@ -15,7 +15,7 @@ from wtforms import BooleanField, HiddenField
 
 from ..access import current_appointment, window
 from ..answers import full_page_load, same_site_path
-from ..forms import LocalDateField
+from ..forms import LocalDateField, ascii_number
 from ..i18n import available_locales
 from . import bp
 from .entry import next_step
@@ -132,9 +132,10 @@ def device_summary(form) -> str | None:
         results[name] = value
     rtt = form.get("rtt", "")
     if rtt:
-        if not rtt.isdigit() or int(rtt) > 60000:
+        rtt_ms = ascii_number(rtt)
+        if rtt_ms is None or rtt_ms > 60000:
             return None
-        results["rtt_ms"] = int(rtt)
+        results["rtt_ms"] = rtt_ms
     return json.dumps(results, sort_keys=True)
 
 
