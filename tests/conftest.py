@@ -10,7 +10,7 @@ import time_machine
 
 from webapp.app import create_app
 from webapp.auth import hash_password
-from webapp.models import Appointment, Patient, Practice, User, db, utcnow
+from webapp.models import MODELS, Appointment, Patient, Practice, User, db, utcnow
 
 PASSWORD = "correct horse battery"
 # Hashing is deliberately slow; the tests share one hash.
@@ -149,3 +149,8 @@ def compiled_catalogues():
             catalog = read_po(fh)
         with po.with_suffix(".mo").open("wb") as fh:
             write_mo(fh, catalog)
+
+
+def db_snapshot() -> dict:
+    """Every row of every table, to compare before and after a request that must change nothing."""
+    return {model.__name__: sorted(map(repr, model.select().tuples())) for model in MODELS}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import PASSWORD, login_as, make_user, text_of
+from conftest import PASSWORD, db_snapshot, login_as, make_user, text_of
 from webapp.models import AuditEvent, User
 
 
@@ -45,13 +45,67 @@ def test_disabled_account_loses_its_session(client):
     assert client.get("/agenda/").status_code == 302
 
 
-def test_next_stays_on_this_site(client):
+# What ?next= holds (already percent-encoded, as it comes in the address) → where signing in leads.
+NEXT_TARGETS = [
+    ("/patients/", "/patients/"),
+    ("/agenda/", "/agenda/"),
+    ("/agenda/%3Fdate%3D2036-06-10", "/agenda/?date=2036-06-10"),
+    ("//evil.example/", "/agenda/today"),
+    ("//evil", "/agenda/today"),
+    ("/%5Cevil", "/agenda/today"),                  # "/\\evil": a browser reads the backslash as "/"
+    ("/%5C%5Cevil", "/agenda/today"),
+    ("%5C%5Cevil", "/agenda/today"),
+    ("/%09/evil.example", "/agenda/today"),         # a browser drops the tab: "//evil.example"
+    ("/%0A/evil.example", "/agenda/today"),
+    ("/%0D/evil.example", "/agenda/today"),
+    ("/%0d%0aSet-Cookie:x", "/agenda/today"),       # header injection
+    ("/x%0d%0aSet-Cookie:%20uid=1", "/agenda/today"),
+    ("/%7F/evil.example", "/agenda/today"),
+    ("https://evil.example/", "/agenda/today"),
+    ("https:/evil.example/", "/agenda/today"),
+    ("http:evil.example", "/agenda/today"),
+    ("javascript:alert(1)", "/agenda/today"),
+    ("%20/x", "/agenda/today"),
+    ("evil.example", "/agenda/today"),
+    ("", "/agenda/today"),
+]
+
+
+@pytest.mark.parametrize("target, expected", NEXT_TARGETS)
+def test_next_stays_on_this_site(client, target, expected):
+    user = make_user("practitioner", email="n@cabinet.example.org")
+    page = client.get(f"/login?next={target}")
+    assert page.status_code == 200 and "Sign in" in text_of(page)
+    before = db_snapshot()
+    response = client.post(f"/login?next={target}", data={"email": "n@cabinet.example.org", "password": PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"] == expected
+    assert response.headers.getlist("Set-Cookie") and all(
+        cookie.startswith("session=") for cookie in response.headers.getlist("Set-Cookie"))
+    # Signing in records the sign-in and nothing else.
+    after = db_snapshot()
+    assert {k: v for k, v in after.items() if k != "AuditEvent"} == \
+        {k: v for k, v in before.items() if k != "AuditEvent"}
+    assert [e.action for e in AuditEvent.select().where(AuditEvent.user == user)] == ["staff.login"]
+
+
+def test_a_nul_byte_in_next_is_refused_before_signing_in(client):
     make_user("practitioner", email="n@cabinet.example.org")
-    for target, expected in (("/patients/", "/patients/"), ("//evil.example/", "/agenda/today"),
-                             ("https://evil.example/", "/agenda/today")):
-        client.post("/logout")
-        response = client.post(f"/login?next={target}", data={"email": "n@cabinet.example.org", "password": PASSWORD})
-        assert response.headers["Location"] == expected
+    before = db_snapshot()
+    response = client.post("/login?next=/%00/evil.example", data={"email": "n@cabinet.example.org",
+                                                                   "password": PASSWORD})
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert "a character that is not allowed" in text_of(response)
+    assert db_snapshot() == before
+
+
+@pytest.mark.parametrize("target", ["/%0d%0aSet-Cookie:x", "/%09/evil.example", "//evil.example/"])
+def test_a_failed_sign_in_with_a_bad_next_changes_nothing(client, target):
+    make_user("practitioner", email="n@cabinet.example.org")
+    before = db_snapshot()
+    response = client.post(f"/login?next={target}", data={"email": "n@cabinet.example.org", "password": "wrong"})
+    assert response.status_code == 401 and "Wrong e-mail or password." in text_of(response)
+    assert "Location" not in response.headers
+    assert db_snapshot() == before
 
 
 def test_passwords_are_hashed_with_argon2():

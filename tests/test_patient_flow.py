@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import HX, login_as, make_appointment, make_patient, make_user, text_of
+from conftest import HX, db_snapshot, login_as, make_appointment, make_patient, make_user, text_of
 from webapp import events
 from webapp.models import Appointment, AuditEvent, WayInOver
 from webapp.access import patient_link_url
@@ -160,6 +160,21 @@ def test_language_choice_is_kept_on_the_appointment(patient, appt):
     assert "Est-ce bien vous" in text_of(patient.get(f"{base(appt)}/identity"))
     patient.post(f"{base(appt)}/language", data={"locale": "klingon", "next": "https://evil.example/"})
     assert reload(appt).locale == "fr"
+
+
+@pytest.mark.parametrize("after_ref, expected", [
+    ("/identity", "/identity"),
+    ("/\r\nSet-Cookie: x=1", "/"),
+    ("/identity\nX-Evil: 1", "/"),
+    ("/\t/evil.example", "/"),
+    ("/../..\\evil.example", "/"),
+])
+def test_language_next_stays_on_the_patient_pages(patient, appt, after_ref, expected):
+    before = db_snapshot()
+    response = patient.post(f"{base(appt)}/language", data={"locale": "", "next": f"{base(appt)}{after_ref}"})
+    assert response.status_code == 302 and response.headers["Location"] == f"{base(appt)}{expected}"
+    assert "X-Evil" not in response.headers and not response.headers.getlist("Set-Cookie")
+    assert db_snapshot() == before
 
 
 def test_waiting_room_fragment_for_polling(patient, appt):

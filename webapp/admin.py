@@ -12,7 +12,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from .answers import form_status, render
 from .auth import hash_password, staff_required
-from .forms import locale_options, options, strip, valid_email
+from .forms import ascii_number, locale_options, options, strip, valid_email
 from .models import AuditEvent, User, db
 from .money import MAX_CENTS, parse_cents, typed
 
@@ -99,9 +99,10 @@ class PracticeForm(FlaskForm):
 
     def validate_reminder_minutes(self, field):
         parts = [p.strip() for p in (field.data or "").split(",") if p.strip()]
-        if not all(p.isdigit() and 1 <= int(p) <= 10080 for p in parts) or len(parts) > 5:
+        minutes = [ascii_number(p) for p in parts]
+        if not all(m is not None and 1 <= m <= 10080 for m in minutes) or len(parts) > 5:
             raise ValidationError(_l("Give up to 5 numbers of minutes between 1 and 10080, like 1440, 15."))
-        field.data = ",".join(str(int(p)) for p in parts)
+        field.data = ",".join(str(m) for m in minutes)
 
 
 @bp.route("/")

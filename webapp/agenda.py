@@ -13,8 +13,8 @@ from . import notify
 from .access import appointment_or_404, patient_link_url, visible_practitioners
 from .answers import after_change, form_status, render
 from .auth import staff_required
-from .forms import (LocalDateField, LocalTimeField, PhoneField, can_receive_sms, options, strip, valid_email,
-                    valid_mobile, valid_phone)
+from .forms import (LocalDateField, LocalTimeField, PhoneField, can_receive_sms, clamp_day, options, parse_day, row_id,
+                    strip, valid_email, valid_mobile, valid_phone)
 from .i18n import local_to_utc, utc_to_local
 from .models import Appointment, AuditEvent, Patient, db, utcnow
 
@@ -37,7 +37,7 @@ class AppointmentForm(FlaskForm):
     time = LocalTimeField(_l("Time"), validators=[InputRequired(_l("Enter the time."))])
     duration = SelectField(_l("Duration"), coerce=int, default=15,
                            choices=options((m, _l("%(n)s min", n=m)) for m in DURATIONS))
-    motive = TextAreaField(_l("Motive"), filters=[strip],
+    motive = TextAreaField(_l("Motive"), filters=[strip], default="",
                            validators=[Length(max=500, message=_l("At most 500 characters."))])
     mode = RadioField(_l("Mode"), choices=_mode_choices(), default="video")
     send_by = RadioField(_l("Send the link by"), default="both", choices=options([
@@ -73,10 +73,9 @@ def _local_today() -> dt.date:
 
 
 def _parse_day(raw: str | None) -> dt.date:
-    try:
-        return dt.date.fromisoformat(raw) if raw else _local_today()
-    except ValueError:
-        return _local_today()
+    """The day asked for in the address: today when unreadable, the nearest day we show when out of range."""
+    day = parse_day(raw)
+    return clamp_day(day) if day else _local_today()
 
 
 def _days(view: str, day: dt.date) -> list[dt.date]:
@@ -111,7 +110,7 @@ def index():
     """The day or week view of one practitioner's agenda."""
     view = "week" if request.args.get("view") == "week" else "day"
     context = agenda_context(view, _parse_day(request.args.get("date")),
-                             request.args.get("practitioner", type=int))
+                             request.args.get("practitioner", type=row_id))
     return render("agenda/index.html", "agenda/_agenda.html", **context)
 
 
@@ -133,15 +132,14 @@ def _practitioner_choices(form):
 def _patient_choices(form) -> list[Patient]:
     if form.patient_query.data:
         return list(Patient.search(g.practice, form.patient_query.data, limit=10))
-    if form.patient_id.data and form.patient_id.data.isdigit():
-        return list(Patient.select().where(Patient.practice == g.practice,
-                                           Patient.id == int(form.patient_id.data)))
+    if row_id(form.patient_id.data):
+        return list(Patient.select().where(Patient.practice == g.practice, Patient.id == row_id(form.patient_id.data)))
     return []
 
 
 def _chosen_patient(form) -> Patient | None:
-    raw = form.patient_id.data or ""
-    patient = raw.isdigit() and Patient.get_or_none(Patient.id == int(raw), Patient.practice == g.practice)
+    wanted = row_id(form.patient_id.data)
+    patient = wanted and Patient.get_or_none(Patient.id == wanted, Patient.practice == g.practice)
     if not patient:
         form.patient_query.errors = [_l("Choose a patient from the list.")]
         return None
@@ -207,7 +205,7 @@ def _validated_booking(form, appt):
 @staff_required()
 def new():
     """Book a teleconsultation."""
-    form = AppointmentForm(practitioner=request.args.get("practitioner", type=int) or g.user.id,
+    form = AppointmentForm(practitioner=request.args.get("practitioner", type=row_id) or g.user.id,
                            date=_parse_day(request.args.get("date")), patient_id=request.args.get("patient", ""))
     _practitioner_choices(form)
     checked = _validated_booking(form, None)
@@ -267,7 +265,7 @@ def overlaps():
             and form.practitioner.validate(form) and form.date.data and form.time.data:
         starts_at = local_to_utc(dt.datetime.combine(form.date.data, form.time.data), g.practice.timezone)
         found = _overlaps(form, starts_at, Appointment.get_or_none(
-            Appointment.id == request.args.get("appointment", 0, type=int)))
+            Appointment.id == (request.args.get("appointment", type=row_id) or 0)))
     return render("agenda/_overlaps.html", overlaps=found)
 
 

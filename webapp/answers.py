@@ -5,6 +5,8 @@ Whether a request wants a fragment is decided here and nowhere else; flask-htmx'
 """
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import redirect, render_template, request
 from flask_htmx import HTMX, make_response
 
@@ -26,6 +28,21 @@ def render(page: str, fragment: str | None = None, status: int = 200, trigger: s
     response = make_response(render_template(template, **context), status, trigger=trigger)
     response.vary.add("HX-Request")
     return response
+
+
+def same_site_path(target: str | None) -> str | None:
+    """``target`` when it is a path on this site ("/agenda/"), else None: never an open redirect.
+
+    Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so "/", tab,
+    "/evil.example" leads to another host. A target holding a backslash or any control character
+    (a CR or LF would also break the Location header) is refused rather than cleaned.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return None
+    parts = urlsplit(target)
+    return None if parts.scheme or parts.netloc else target
 
 
 def after_change(url: str, page: str, fragment: str | None = None, trigger: str | None = None, **context):

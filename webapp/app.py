@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, g, render_template
+from flask import Flask, g, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import BadRequest
+from werkzeug.routing import IntegerConverter
 
 from . import (__version__, access, admin, agenda, auth, cli, closing, config, db, events, i18n, notify, patient, payments,
                records, site, storage, today, visit)
 from .answers import htmx
+from .forms import MAX_ID
 from .models import Practice
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +24,18 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "worker-src 'self'")
 
 
+class RowIdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a row id, 1 to MAX_ID. A larger number would overflow the
+    database driver (a 500); out of range, it is simply not a page (404)."""
+
+    def __init__(self, url_map, fixed_digits=0, min=1, max=MAX_ID, signed=False):
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+class NulByte(BadRequest):
+    """A NUL byte in the address or a form field."""
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: defaults, environment, then the test dict; one init per subsystem."""
     test_config = dict(test_config or {}) or None
@@ -28,6 +43,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                 instance_path=(test_config or {}).pop("INSTANCE_PATH", None),
                 template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.url_map.converters["int"] = RowIdConverter     # before any route is added
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       MAX_CONTENT_LENGTH=25 * 1024 * 1024, WTF_CSRF_TIME_LIMIT=None)
     # Tests pass their environment as ENV, so the machine's own never leaks in.
@@ -48,6 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     visit.init_app(app)
     _register_blueprints(app)
     app.before_request(access.learn_site_url)     # after the user and the practice are known
+    _refuse_nul_bytes(app)
     _security_headers(app)
     _error_pages(app)
     cli.init_app(app)
@@ -61,6 +78,19 @@ def _register_blueprints(app):
     @app.before_request
     def _practice():
         g.practice = Practice.select().order_by(Practice.id).first()
+
+
+def _refuse_nul_bytes(app):
+    """No browser sends a NUL byte in an address or a form, and PostgreSQL refuses one in any text
+    (a 500 deep in a view): such a request is answered 400 before any view sees it."""
+    @app.before_request
+    def refuse():
+        values = [request.path, *(v for _, vs in request.args.lists() for v in vs)]
+        if request.method == "POST" and request.mimetype in ("application/x-www-form-urlencoded",
+                                                             "multipart/form-data"):
+            values += [v for _, vs in request.form.lists() for v in vs]
+        if any("\x00" in v for v in values):
+            raise NulByte()
 
 
 def _security_headers(app):
@@ -90,6 +120,10 @@ def _error_pages(app):
 
     for code, message in messages.items():
         app.register_error_handler(code, lambda e, c=code, m=message: page(c, m()))
+
+    @app.errorhandler(NulByte)
+    def nul_byte(e):
+        return page(400, _("This request holds a character that is not allowed (a null byte). Nothing was changed."))
 
     @app.errorhandler(CSRFError)
     def csrf_error(e):

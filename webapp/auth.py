@@ -15,7 +15,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import InputRequired
 
 from .models import AuditEvent, User
-from .answers import render
+from .answers import render, same_site_path
 
 bp = Blueprint("auth", __name__)
 limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
@@ -64,10 +64,7 @@ class LoginForm(FlaskForm):
 
 
 def _safe_next(target: str | None) -> str:
-    # Only paths on this site: never an open redirect.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("agenda.today")
+    return same_site_path(target) or url_for("agenda.today")
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -12,27 +12,79 @@ from wtforms.validators import StopValidation, ValidationError
 
 from .i18n import available_locales, locale_name
 
+# The largest row id: SQLite's INTEGER and PostgreSQL's bigint stop at 2^63 - 1, and a larger
+# number overflows the database driver (a 500) instead of simply finding nothing.
+MAX_ID = 2**63 - 1
+# The days anyone may ask for: every birth date and every booking fits, and they stay far enough
+# from the ends of Python's calendar (years 1 and 9999) that a week's arithmetic or a time-zone
+# shift never overflows.
+FIRST_DAY = dt.date(1900, 1, 1)
+LAST_DAY = dt.date(2999, 12, 31)
+
+
+def row_id(raw) -> int | None:
+    """A row id typed in a form or a query string ("42"), or None: only ASCII digits, 1 to MAX_ID.
+
+    (``str.isdigit`` also says yes to "²", which ``int`` refuses.)"""
+    raw = raw.strip() if isinstance(raw, str) else ""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_ID)):
+        return None
+    number = int(raw)
+    return number if 1 <= number <= MAX_ID else None
+
+
+def ascii_number(raw: str) -> int | None:
+    """A count typed by a person ("15"), or None when it is not only ASCII digits (at most 9)."""
+    raw = raw.strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+
+
+def day_out_of_range():
+    return _l("Enter a date between %(first)s and %(last)s.", first=FIRST_DAY.isoformat(), last=LAST_DAY.isoformat())
+
+
+def parse_day(raw: str | None) -> dt.date | None:
+    """A date typed as YYYY-MM-DD; None when unreadable. Out-of-range days are the caller's to judge."""
+    try:
+        return dt.date.fromisoformat(raw.strip()) if raw else None
+    except ValueError:
+        return None
+
+
+def clamp_day(day: dt.date) -> dt.date:
+    return min(max(day, FIRST_DAY), LAST_DAY)
+
+
+def _blank(field, valuelist) -> bool:
+    """Nothing typed (or only spaces): empty is for InputRequired to judge, not a format error."""
+    if valuelist and valuelist[0].strip():
+        return False
+    field.data = None
+    field.raw_data = [""] if valuelist else valuelist   # spaces count as empty for InputRequired too
+    return True
+
 
 class LocalDateField(DateField):
-    """A date typed as YYYY-MM-DD (what <input type=date> sends), with our own message."""
+    """A date typed as YYYY-MM-DD (what <input type=date> sends), from FIRST_DAY to LAST_DAY, with our messages."""
 
     def process_formdata(self, valuelist):
-        if not valuelist or not valuelist[0].strip():
-            self.data = None      # empty is for InputRequired to judge, not a format error
+        if _blank(self, valuelist):
             return
         try:
             super().process_formdata(valuelist)
         except ValueError:
             self.data = None
             raise ValueError(_l("Enter a date like 2026-03-31.")) from None
+        if not FIRST_DAY <= self.data <= LAST_DAY:
+            self.data = None
+            raise ValueError(day_out_of_range())
 
 
 class LocalTimeField(TimeField):
     """A time typed as HH:MM, with our own message."""
 
     def process_formdata(self, valuelist):
-        if not valuelist or not valuelist[0].strip():
-            self.data = None
+        if _blank(self, valuelist):
             return
         try:
             super().process_formdata(valuelist)

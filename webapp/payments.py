@@ -2,6 +2,8 @@
 
 The export is for French spreadsheets and billing software: semicolon-separated,
 UTF-8 with a byte order mark, amounts with a decimal comma, dates as YYYY-MM-DD.
+Names are typed by people, so every cell that a spreadsheet would read as a formula
+is defused (see ``spreadsheet_text``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from flask_babel import gettext as _
 from .access import visible_practitioners
 from .answers import render, wants_fragment
 from .auth import staff_required
+from .forms import FIRST_DAY, LAST_DAY, day_out_of_range, parse_day
 from .i18n import local_to_utc, utc_to_local
 from .money import with_comma
 from .models import JOIN, Appointment, AuditEvent, Patient, Payment, User, VisitAct, Waiver, utcnow
@@ -24,17 +27,32 @@ bp = Blueprint("payments", __name__, url_prefix="/payments")
 
 DEFAULT_DAYS = 30
 MAX_EXPORT_DAYS = 366
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(cell: str) -> str:
+    """``cell`` as a spreadsheet shows it, never runs it: a leading quote before a formula's first sign.
+
+    No cell loses a meaning by it: the amounts are never negative (``parse_cents`` takes no sign)
+    and are written "25,00", dates start with a digit and act codes with a letter or a digit;
+    only text people typed (a name, an instant visit's "+33..." number) can start so.
+    """
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _day(name: str, default: dt.date | None, errors: dict) -> dt.date | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return default
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
+    day = parse_day(raw)
+    if day is None:
         errors[name] = _("Enter a date as YYYY-MM-DD.")
-        return default
+    elif not FIRST_DAY <= day <= LAST_DAY:
+        errors[name] = str(day_out_of_range())
+    else:
+        return day
+    return default
 
 
 def _filters() -> tuple[dict, dict]:
@@ -177,7 +195,7 @@ def acts_csv():
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow([_("Date"), _("Practitioner"), _("Patient"), _("Birth date"), _("Act codes"), _("Fees"),
                      _("Payment status")])
-    writer.writerows(rows)
+    writer.writerows([spreadsheet_text(cell) for cell in row] for row in rows)
     AuditEvent.record(g.user, "payments.acts_exported", detail=f"{start.isoformat()}..{end.isoformat()} "
                                                                 f"{len(rows)} rows")
     response = make_response("\ufeff" + out.getvalue())

@@ -28,7 +28,7 @@ class PatientForm(FlaskForm):
         DataRequired(_l("Enter the last name.")), Length(max=100, message=_l("At most 100 characters."))])
     birth_date = LocalDateField(_l("Birth date"), validators=[InputRequired(_l("Enter the birth date.")),
                                                               past_birth_date])
-    email = EmailField(_l("E-mail"), validators=[Optional(), valid_email])
+    email = EmailField(_l("E-mail"), default="", validators=[Optional(), valid_email])
     phone = PhoneField(_l("Mobile phone"), validators=[valid_phone])
     locale = SelectField(_l("Language"))
 

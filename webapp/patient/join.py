@@ -14,9 +14,9 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField
 
 from ..access import current_appointment, set_identity_cookie, window
-from ..answers import full_page_load
+from ..answers import full_page_load, same_site_path
 from ..events import announce
-from ..forms import LocalDateField
+from ..forms import LocalDateField, ascii_number
 from ..i18n import available_locales
 from ..models import WayInOver
 from . import bp
@@ -60,7 +60,7 @@ def language(ref):
     chosen = request.form.get("locale", "")
     if chosen in available_locales() and chosen != appt.locale:
         appt.choose_locale(chosen)
-    back = request.form.get("next", "")
+    back = same_site_path(request.form.get("next")) or ""
     return redirect(back if back.startswith(f"/v/{ref}/") else url_for("patient.visit", ref=ref))
 
 
@@ -144,9 +144,10 @@ def device_summary(form) -> str | None:
         results[name] = value
     rtt = form.get("rtt", "")
     if rtt:
-        if not rtt.isdigit() or int(rtt) > 60000:
+        rtt_ms = ascii_number(rtt)
+        if rtt_ms is None or rtt_ms > 60000:
             return None
-        results["rtt_ms"] = int(rtt)
+        results["rtt_ms"] = rtt_ms
     return json.dumps(results, sort_keys=True)
 
 
