@@ -37,6 +37,19 @@ def appointment_or_404(appointment_id: int) -> Appointment:
     return appt
 
 
+def own_visit_or_403(appointment_id: int) -> Appointment:
+    """The visit, for its own practitioner only: the staff side of its call (socket, page, files).
+
+    Someone who may not see the appointment at all gets 404, as everywhere; staff who see it in
+    the agenda (a secretary, an admin) already know it exists, so they get an honest 403. A
+    replacement practitioner opens the call only after an explicit hand-over (``Appointment.hand_over``).
+    """
+    appt = appointment_or_404(appointment_id)
+    if appt.practitioner_id != g.user.id:
+        abort(403)
+    return appt
+
+
 # The patient's link and cookie.
 
 def link_expires_at(appt: Appointment) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import abort, g, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 
-from ..access import appointment_or_404, current_appointment
+from ..access import current_appointment, own_visit_or_403
 from ..auth import staff_required
 from ..models import AuditEvent, Document
 from ..storage import DocumentMissing
@@ -92,8 +92,8 @@ def patient_upload(ref):
 @bp.route("/today/<int:appointment_id>/files", methods=["POST"])
 @staff_required()
 def staff_upload(appointment_id):
-    """The practitioner sends a file during the call."""
-    appt = appointment_or_404(appointment_id)
+    """The practitioner sends a file during the call (the visit's own practitioner only)."""
+    appt = own_visit_or_403(appointment_id)
     return upload_answer(appt, "practitioner", url_for("visit.staff_call", appointment_id=appointment_id))
 
 
@@ -111,8 +111,8 @@ def patient_file(ref, doc_id):
 @bp.route("/today/<int:appointment_id>/files/<int:doc_id>")
 @staff_required()
 def staff_file(appointment_id, doc_id):
-    """One file of a visit, for the practice's staff; every access is audited."""
-    appt = appointment_or_404(appointment_id)
+    """One file of the call, for the visit's own practitioner; every access is audited."""
+    appt = own_visit_or_403(appointment_id)
     found = download(appt, doc_id)
     if found is None:
         abort(404)
