@@ -239,6 +239,16 @@ class Appointment(BaseModel):
             self.save()
             AuditEvent.record(actor, "appointment.link_renewed", self)
 
+    def hand_over(self, actor, practitioner) -> None:
+        """Give the visit to another practitioner: from now on they, not the previous one, open its
+        call and its clinical record. Audited with both practitioners' ids (no patient data)."""
+        previous = self.practitioner_id
+        with db.atomic():
+            self.practitioner, self.updated_at = practitioner, utcnow()
+            self.save()
+            AuditEvent.record(actor, "appointment.handed_over", self,
+                              detail=f"practitioner {previous} -> {practitioner.id}")
+
     # The patient's way in.
 
     IDENTITY_TRIES = 3
