@@ -460,6 +460,13 @@ class Document(BaseModel):
     def of(cls, appointment):
         return cls.select().where(cls.appointment == appointment).order_by(cls.created_at, cls.id)
 
+    @classmethod
+    def for_patient(cls, appointment, call_only: bool = False):
+        """What the visit's patient may download, the one rule for every patient route: never the
+        practice's copy of the report; through the call's page (``call_only``), only the call's files."""
+        query = cls.of(appointment).where(cls.kind != "report")
+        return query.where(cls.source == "call") if call_only else query
+
 
 class Incident(BaseModel):
     """A technical incident of a call, for the traceability record."""

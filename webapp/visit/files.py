@@ -70,8 +70,9 @@ def upload_answer(appt, role: str, call_url: str):
     return redirect(call_url, 303)
 
 
-def download(appt, doc_id: int):
-    doc = Document.get_or_none(Document.id == doc_id, Document.appointment == appt)
+def download(appt, doc_id: int, documents=None):
+    """(response, document) for one document of the visit among ``documents``, or None."""
+    doc = (documents if documents is not None else Document.of(appt)).where(Document.id == doc_id).first()
     if doc is None:
         return None
     try:
@@ -99,9 +100,9 @@ def staff_upload(appointment_id):
 
 @bp.route("/v/<ref>/files/<int:doc_id>")
 def patient_file(ref, doc_id):
-    """One file of the patient's own visit; any other id is simply not found."""
+    """One file of the patient's own call; any other id (the practice's report too) is simply not found."""
     appt = current_appointment(ref)
-    found = download(appt, doc_id)
+    found = download(appt, doc_id, Document.for_patient(appt, call_only=True))
     if found is None:
         abort(404)
     AuditEvent.record("patient", "document.downloaded", appt, detail=f"document {doc_id}")
