@@ -70,6 +70,7 @@ class PracticeForm(FlaskForm):
                                   filters=[strip])
     payment_instructions = TextAreaField(_l("How patients pay (shown with the payment request)"), filters=[strip],
                                          validators=[Length(max=1000, message=_l("At most 1000 characters."))])
+    share_records = BooleanField(_l("The practice's practitioners share their patients' clinical records"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -69,8 +69,14 @@ def _closing(database):
         "closed_by_id": ForeignKeyField(User, null=True, on_delete="SET NULL", field=User.id),
     })
     database.create_tables([Act, VisitAct, Report, Addendum, Waiver, Payment])
-    for practice in Practice.select():
+    # Only the id: the model has columns later migrations add, which this database lacks yet.
+    for practice in Practice.select(Practice.id):
         Act.seed(practice)
+
+
+def _share_records(database):
+    """Whether the practice's practitioners read each other's clinical records (off: each their own)."""
+    add_missing_columns(database, Practice, {"share_records": BooleanField(default=False)})
 
 
 MIGRATIONS = [
@@ -78,6 +84,7 @@ MIGRATIONS = [
     (2, _patient_way_in),
     (3, _call),
     (4, _closing),
+    (5, _share_records),
 ]
 
 

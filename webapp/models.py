@@ -48,6 +48,9 @@ class Practice(BaseModel):
     # Payment requests: amounts offered as presets (cents, comma-separated) and what the patient reads.
     payment_presets = CharField(max_length=200, default="2500,3000,1500")
     payment_instructions = TextField(default="")
+    # Clinical content (report, chat, documents) of a visit is its practitioner's; with this on, the
+    # practice's other practitioners read it too (never secretaries or admins).
+    share_records = BooleanField(default=False)
 
     @property
     def preset_amounts(self) -> list[int]:
