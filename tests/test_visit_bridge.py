@@ -396,3 +396,36 @@ def test_the_practitioner_of_the_visit_still_opens_every_part(served):
         staff.close()
     assert http(s, staff=True).get(f"/today/{s['appt'].id}/call").status_code == 200
     assert post_file(s, PDF, "ordonnance.pdf", as_staff=True).status_code == 201
+
+
+def test_a_hand_over_ends_the_previous_practitioners_side_and_opens_the_new_ones(served):
+    s = served
+    with s["app"].app_context():
+        stand_in = make_user("practitioner")
+        admin = make_user("admin")
+        serializer = s["app"].session_interface.get_signing_serializer(s["app"])
+        stand_in_cookie, admin_cookie = serializer.dumps({"uid": stand_in.id}), serializer.dumps({"uid": admin.id})
+        db.close()
+    patient, previous = open_patient(s), open_staff(s)
+    try:
+        next_of(previous, "ready")
+        next_of(patient, "ready")
+        client = s["app"].test_client()
+        client.set_cookie("session", admin_cookie)
+        assert client.post(f"/agenda/{s['appt'].id}/hand-over", data={"practitioner": stand_in.id}).status_code == 302
+        assert next_of(previous, "handed-over") == {"v": 1, "type": "handed-over"}
+        assert close_of(previous) == (1008, "handed over")
+        assert close_of(open_staff(s)) == (1008, "not found")      # and it does not come back
+        new = open_staff(s, headers={"Cookie": f"session={stand_in_cookie}"})
+        try:
+            assert next_of(new, "ready")["role"] == "practitioner"
+        finally:
+            new.close()
+        assert patient.connected                                   # the patient's side goes on
+    finally:
+        for ws in (patient, previous):
+            if ws.connected:
+                ws.close()
+    with s["app"].app_context():
+        assert Appointment.get_by_id(s["appt"].id).practitioner_id == stand_in.id
+        assert AuditEvent.get(AuditEvent.action == "appointment.handed_over").user_id == admin.id

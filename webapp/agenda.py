@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from . import notify
+from . import events, notify
 from .access import appointment_or_404, patient_link_url, visible_practitioners
 from .answers import after_change, form_status, go_to, render
 from .auth import staff_required
@@ -355,7 +355,9 @@ def hand_over(appointment_id):
     if successor is None:
         return render("agenda/detail.html", "agenda/_detail.html", status=422, appt=appt,
                       **_detail_context(appt, _l("Choose another practitioner of the practice.")))
+    previous = appt.practitioner_id
     appt.hand_over(g.user, successor)
+    events.handed_over(appt, previous)
     if appt.practitioner_id not in {p.id for p in visible_practitioners()}:
         return go_to(url_for("agenda.index"))     # a practitioner who handed it away no longer sees it
     return _saved(appt)

@@ -297,6 +297,15 @@ class Bridge:
                 self.send(item)
             elif data.get("type") == "chat":
                 self.send(item)
+            elif data.get("type") == "handed-over" and self.role == "practitioner" and data.get("to") != self.user_id:
+                self._handed_over()
+
+    def _handed_over(self) -> None:
+        """The visit is another practitioner's now: this one's side of the call ends here."""
+        self.leaving = True
+        self.send(frame("handed-over"))
+        self.done.set()
+        self.ws.close(reason=1008, message="handed over")
 
 
 def _refuse(ws, why: str) -> None:
