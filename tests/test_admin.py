@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import HX, login_as, make_user, text_of
-from webapp.models import Practice, User
+from webapp.models import AuditEvent, Practice, User
 
 NEW = {"name": "Dr Nouveau", "email": "nouveau@cabinet.example.org", "role": "practitioner", "locale": "fr",
        "password": "a long enough password", "active": "y"}
@@ -102,3 +102,28 @@ def test_practice_settings_validation(client, change, message):
     response = client.post("/admin/practice", data=data, headers=HX)
     assert response.status_code == 422 and message in text_of(response)
     assert Practice.get().name == "Cabinet des Tilleuls"
+
+
+def test_sharing_records_is_off_until_an_admin_turns_it_on(client):
+    login_as(client, "admin")
+    assert Practice.get().share_records is False
+    page = client.get("/admin/practice")
+    assert '<input id="share_records" name="share_records" type="checkbox" value="y">' in page.get_data(as_text=True)
+    assert "The practice's practitioners share their patients' clinical records" in text_of(page)
+    assert "Never by secretaries or administrators." in text_of(page)
+    data = {"name": "Cabinet", "address": "", "timezone": "Europe/Paris", "default_locale": "fr",
+            "link_opens_minutes_before": "15", "link_closes_minutes_after": "60", "patient_space_days": "15",
+            "reminder_minutes": "1440,15", "max_upload_mb": "10", "payment_presets": "25"}
+    assert client.post("/admin/practice", data={**data, "share_records": "y"}).status_code == 302
+    assert Practice.get().share_records is True
+    assert '<input checked id="share_records"' in client.get("/admin/practice").get_data(
+        as_text=True)
+    assert client.post("/admin/practice", data=data).status_code == 302      # an unticked box is sent as nothing
+    assert Practice.get().share_records is False
+    assert AuditEvent.select().where(AuditEvent.action == "practice.saved").count() == 2
+
+
+def test_only_an_admin_changes_sharing(client):
+    login_as(client, "practitioner")
+    assert client.post("/admin/practice", data={"share_records": "y"}).status_code == 403
+    assert Practice.get().share_records is False

@@ -288,3 +288,106 @@ def test_forms_are_in_the_staff_language(client):
     me = login_as(client, "practitioner", locale="fr")
     response = client.post("/agenda/new", data=booking(me, make_patient(), date=""), headers=HX)
     assert "Saisissez la date." in text_of(response)
+
+
+# Handing a visit over to a replacement practitioner.
+
+def in_call(practitioner):
+    return make_appointment(practitioner=practitioner, starts_in=-dt.timedelta(minutes=5), status="in_call",
+                            admitted_at=utcnow())
+
+
+def test_an_admin_hands_a_live_visit_over_and_only_the_new_practitioner_opens_the_call(client):
+    away, stand_in = make_user("practitioner", name="Dr Absent"), make_user("practitioner", name="Dr Relais")
+    appt = in_call(away)
+    admin = login_as(client, "admin")
+    page = client.get(f"/agenda/{appt.id}").get_data(as_text=True)
+    assert f'action="/agenda/{appt.id}/hand-over"' in page and 'name="csrf_token"' in page
+    assert f'<option value="{stand_in.id}">Dr Relais</option>' in page
+    assert f'<option value="{away.id}">' not in page                 # not to the one who has it
+    response = client.post(f"/agenda/{appt.id}/hand-over", data={"practitioner": stand_in.id})
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/agenda/{appt.id}")
+    assert Appointment.get_by_id(appt.id).practitioner_id == stand_in.id
+    event = AuditEvent.get(AuditEvent.action == "appointment.handed_over")
+    assert (event.user_id, event.appointment_id, event.detail) == (
+        admin.id, appt.id, f"practitioner {away.id} -> {stand_in.id}")
+    assert "Dr Relais" in text_of(client.get(f"/agenda/{appt.id}"))
+    assert client.get(f"/today/{appt.id}/call").status_code == 403    # the admin still cannot open it
+    login_as(client, stand_in)
+    assert client.get(f"/today/{appt.id}/call").status_code == 200
+    login_as(client, away)
+    assert client.get(f"/today/{appt.id}/call").status_code == 404    # no longer theirs to see
+
+
+def test_the_practitioner_hands_their_own_visit_over_with_htmx(client):
+    me = login_as(client, "practitioner")
+    colleague = make_user("practitioner", name="Dr Relais")
+    appt = in_call(me)
+    response = client.post(f"/agenda/{appt.id}/hand-over", data={"practitioner": colleague.id}, headers=HX)
+    assert response.status_code == 200 and response.headers["HX-Redirect"] == "/agenda/"
+    assert Appointment.get_by_id(appt.id).practitioner_id == colleague.id
+    assert client.get(f"/agenda/{appt.id}").status_code == 404
+
+
+def test_a_secretary_cannot_hand_a_visit_over(client):
+    doctor, other = make_user("practitioner"), make_user("practitioner")
+    appt = in_call(doctor)
+    login_as(client, "secretary")
+    assert "hand-over" not in client.get(f"/agenda/{appt.id}").get_data(as_text=True)
+    assert client.post(f"/agenda/{appt.id}/hand-over", data={"practitioner": other.id}).status_code == 403
+    assert Appointment.get_by_id(appt.id).practitioner_id == doctor.id
+    assert not AuditEvent.select().where(AuditEvent.action == "appointment.handed_over").exists()
+
+
+@pytest.mark.parametrize("target", ["secretary", "same", "inactive", "other practice", "none"])
+def test_hand_over_only_to_another_active_practitioner_of_the_practice(client, target):
+    from webapp.models import Practice
+    doctor = make_user("practitioner")
+    appt = in_call(doctor)
+    login_as(client, "admin")
+    chosen = {"secretary": lambda: make_user("secretary").id, "same": lambda: doctor.id,
+              "inactive": lambda: make_user("practitioner", active=False).id,
+              "other practice": lambda: make_user("practitioner", practice=Practice.create(name="Autre")).id,
+              "none": lambda: ""}[target]()
+    response = client.post(f"/agenda/{appt.id}/hand-over", data={"practitioner": chosen}, headers=HX)
+    assert response.status_code == 422
+    assert "Choose another practitioner of the practice." in text_of(response)
+    assert Appointment.get_by_id(appt.id).practitioner_id == doctor.id
+    assert not AuditEvent.select().where(AuditEvent.action == "appointment.handed_over").exists()
+
+
+@pytest.mark.parametrize("status", ["cancelled", "closed"])
+def test_a_cancelled_or_closed_visit_is_not_handed_over(client, status):
+    doctor, other = make_user("practitioner"), make_user("practitioner")
+    appt = make_appointment(practitioner=doctor, status=status)
+    login_as(client, "admin")
+    assert "hand-over" not in client.get(f"/agenda/{appt.id}").get_data(as_text=True)
+    assert client.post(f"/agenda/{appt.id}/hand-over", data={"practitioner": other.id}).status_code == 409
+    assert Appointment.get_by_id(appt.id).practitioner_id == doctor.id
+
+
+def test_editing_a_started_visit_cannot_change_its_practitioner(client):
+    doctor, other = make_user("practitioner"), make_user("practitioner")
+    appt = in_call(doctor)
+    login_as(client, "secretary")
+    local = utc_to_local(appt.starts_at, "Europe/Paris")
+    response = client.post(f"/agenda/{appt.id}/edit", headers=HX,
+                           data=booking(other, appt.patient, local.date(), local.time()))
+    assert response.status_code == 422 and "The visit has started" in text_of(response)
+    assert Appointment.get_by_id(appt.id).practitioner_id == doctor.id
+    same = client.post(f"/agenda/{appt.id}/edit", data=booking(doctor, appt.patient, local.date(), local.time(),
+                                                               motive="Suivi tension"))
+    assert same.status_code == 302 and Appointment.get_by_id(appt.id).motive == "Suivi tension"
+
+
+def test_hand_over_needs_the_csrf_token(tmp_path):
+    from conftest import make_app
+    app = make_app(tmp_path / "csrf", WTF_CSRF_ENABLED=True)
+    doctor, other = make_user("practitioner"), make_user("practitioner")
+    appt = in_call(doctor)
+    client = app.test_client()
+    login_as(client, "admin")
+    response = client.post(f"/agenda/{appt.id}/hand-over", data={"practitioner": other.id})
+    # (refused before the user is loaded, so in the default language)
+    assert response.status_code == 400 and "Ce formulaire a expiré" in text_of(response)
+    assert Appointment.get_by_id(appt.id).practitioner_id == doctor.id

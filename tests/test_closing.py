@@ -535,3 +535,85 @@ def test_in_chromium_the_report_autosaves_and_closing_keeps_the_last_words(tmp_p
     report = Report.get(Report.appointment == appt)
     assert report.decisions == "Sirop" and report.frozen_at is not None
     assert Appointment.get_by_id(appt.id).status == "closed"
+
+
+# Clinical content: the visit's practitioner's (and the practice's practitioners' when it shares records).
+
+@pytest.fixture
+def closed_visit(client, doctor, visit):
+    """The visit closed by its practitioner, with a report, a prescription, a PDF report and an addendum."""
+    fill_checklist(client, visit)
+    assert client.post(url(visit)).status_code == 302
+    assert client.post(url(visit, "addenda"), data={"text": "Résultats reçus : normaux."}).status_code == 302
+    return Appointment.get_by_id(visit.id)
+
+
+CLINICAL_WORDS = ("Éruption cutanée", "Crème", "Résultats reçus", "rash-photo.png", "ordo.pdf", ".pdf")
+
+
+@pytest.mark.parametrize("role", ["secretary", "admin"])
+def test_a_secretary_or_an_admin_sees_the_record_without_its_clinical_content(client, closed_visit, role):
+    login_as(client, role)
+    response = client.get(url(closed_visit))
+    text, html = text_of(response), response.get_data(as_text=True)
+    assert response.status_code == 200
+    # The administrative side stays: traceability, coded acts, payment, who closed it.
+    assert "Technical incidents" in text and "Reconnecting · patient: ice restart" in text
+    assert "TC" in text and "€25.50" in text and "Closed on" in text
+    assert text.count("Clinical content: for the visit's practitioner only.") == 2
+    assert not [word for word in CLINICAL_WORDS if word in text]
+    assert f"/visits/{closed_visit.id}/documents/" not in html
+    assert "Findings" not in text and "Addenda" not in text
+
+
+@pytest.mark.parametrize("role", ["secretary", "admin"])
+def test_a_secretary_or_an_admin_cannot_download_the_visits_documents(client, closed_visit, role):
+    docs = list(Document.select().where(Document.appointment == closed_visit))
+    assert {d.kind for d in docs} >= {"other", "prescription", "report", "patient_report"}
+    login_as(client, role)
+    for doc in docs:
+        response = client.get(url(closed_visit, f"documents/{doc.id}"))
+        assert response.status_code == 403 and "You are not allowed to see this page." in text_of(response)
+        assert b"%PDF" not in response.data and b"PNG" not in response.data
+    assert not AuditEvent.select().where(AuditEvent.action == "document.downloaded").exists()
+
+
+def test_the_practitioner_still_reads_and_downloads_everything(client, doctor, closed_visit):
+    text = text_of(client.get(url(closed_visit)))
+    assert "Éruption cutanée" in text and "Résultats reçus : normaux." in text and "rash-photo.png" in text
+    assert "Clinical content: for the visit's practitioner only." not in text
+    for doc in list(Document.select().where(Document.appointment == closed_visit)):
+        assert client.get(url(closed_visit, f"documents/{doc.id}")).status_code == 200
+
+
+def test_other_practitioners_read_the_record_only_when_the_practice_shares_records(client, closed_visit):
+    from webapp.models import Practice
+    colleague = login_as(client, "practitioner")
+    doc = Document.get(Document.appointment == closed_visit, Document.kind == "prescription")
+    assert client.get(url(closed_visit)).status_code == 404                     # off: not even seen
+    assert client.get(url(closed_visit, f"documents/{doc.id}")).status_code == 404
+    Practice.update(share_records=True).execute()
+    response = client.get(url(closed_visit))
+    assert response.status_code == 200 and "Éruption cutanée" in text_of(response)
+    assert "Only the visit's practitioner can close it." not in text_of(response)   # it is closed
+    download = client.get(url(closed_visit, f"documents/{doc.id}"))
+    assert download.status_code == 200 and download.data.startswith(b"%PDF")
+    assert AuditEvent.get(AuditEvent.action == "document.downloaded").user_id == colleague.id
+    # Reading is not writing: the record stays its practitioner's.
+    assert client.post(url(closed_visit, "addenda"), data={"text": "Avis du confrère"}).status_code == 404
+    assert Addendum.select().count() == 1
+    # Nor does sharing reach the agenda or the call's staff side.
+    assert client.get(f"/agenda/{closed_visit.id}").status_code == 404
+    assert client.get(f"/today/{closed_visit.id}/files/{doc.id}").status_code == 404
+    # Secretaries still do not read it.
+    login_as(client, "secretary")
+    assert "Éruption cutanée" not in text_of(client.get(url(closed_visit)))
+    assert client.get(url(closed_visit, f"documents/{doc.id}")).status_code == 403
+
+
+def test_an_open_visit_hides_its_report_from_a_secretary_too(client, doctor, visit):
+    client.post(url(visit, "report"), data={"findings": "Toux sèche", "decisions": "", "prescriptions": ""})
+    login_as(client, "secretary")
+    text = text_of(client.get(url(visit)))
+    assert "Toux sèche" not in text and "rash-photo.png" not in text
+    assert "Only the visit's practitioner can close it." in text and "Done" in text    # the report's badge

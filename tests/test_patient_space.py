@@ -188,3 +188,39 @@ def test_link_and_cookie_expire_with_the_space(app):
     client.set_cookie(COOKIE, stale, path=f"/v/{appt.ref}/")
     response = client.get(f"/v/{appt.ref}/space")
     assert response.status_code == 403 and "Your documents" not in text_of(response)
+
+
+def test_the_call_route_serves_the_patient_only_the_calls_files(app, visit):
+    """/v/<ref>/files/<id> is the call's download: the report's practice copy, and what was sent at
+    closing, are not the patient's to take there (the space serves what is theirs)."""
+    patient = holding_link(app, visit)
+    photo = add_document(app, visit, b"\x89PNG\r\n\x1a\n photo", "photo.png", source="call",
+                         content_type="image/png")
+    prescription = add_document(app, visit, b"%PDF-1.4 prescription", "ordonnance.pdf", kind="prescription")
+    practice_copy = add_document(app, visit, b"%PDF-1.4 practice copy", "report-practice.pdf", kind="report",
+                                 source="report", locale="fr")
+    theirs = add_document(app, visit, b"%PDF-1.4 patient copy", "compte-rendu.pdf", kind="patient_report",
+                          source="report", locale="en")
+    close(visit)
+    assert patient.get(f"/v/{visit.ref}/files/{photo.id}").get_data() == b"\x89PNG\r\n\x1a\n photo"
+    missing = patient.get(f"/v/{visit.ref}/files/987654")
+    for doc in (practice_copy, prescription, theirs):
+        response = patient.get(f"/v/{visit.ref}/files/{doc.id}")
+        assert response.status_code == 404 and b"%PDF" not in response.get_data()
+        assert text_of(response) == text_of(missing)
+    # The practice's copy is refused by every patient route; the rest is in the space.
+    assert patient.get(f"/v/{visit.ref}/space/documents/{practice_copy.id}").status_code == 404
+    assert patient.get(f"/v/{visit.ref}/space/documents/{theirs.id}").status_code == 200
+    downloads = [(e.action, e.detail) for e in AuditEvent.select().where(AuditEvent.actor == "patient",
+                                                                        AuditEvent.action.contains("downloaded"))]
+    assert downloads == [("document.downloaded", f"document {photo.id}"),
+                         ("patient.document_downloaded", f"document {theirs.id}")]
+
+
+def test_one_rule_says_which_documents_the_patient_may_download(app, visit):
+    made = {(source, kind): add_document(app, visit, b"%PDF-1.4", f"{source}-{kind}.pdf", kind=kind, source=source)
+            for source, kind in (("call", "other"), ("closing", "prescription"), ("report", "report"),
+                                 ("report", "patient_report"))}
+    assert {d.id for d in Document.for_patient(visit)} == {
+        made[k].id for k in (("call", "other"), ("closing", "prescription"), ("report", "patient_report"))}
+    assert [d.id for d in Document.for_patient(visit, call_only=True)] == [made[("call", "other")].id]

@@ -338,3 +338,94 @@ def test_the_embedded_relay_starts_on_first_use_only(served):
         ws.close()
     relay = client.get("/healthz").get_json()["relay"]
     assert relay["started"] is True and relay["ok"] is True and relay["workers"][0]["url"].startswith("ws://127.0.0.1:")
+
+
+# Only the visit's own practitioner opens the staff side of its call.
+
+def staff_cookie(s, role):
+    """A session cookie for a new staff member of the practice with this role."""
+    with s["app"].app_context():
+        user = make_user(role)
+        cookie = s["app"].session_interface.get_signing_serializer(s["app"]).dumps({"uid": user.id})
+        db.close()
+    return cookie
+
+
+def close_of(ws) -> tuple[int, str] | None:
+    """The code and reason the server closed the socket with, if it sent no frame first."""
+    try:
+        raw = ws.receive(timeout=3)
+    except ConnectionClosed:
+        return ws.close_reason, ws.close_message
+    return None if raw is not None else (ws.close_reason, ws.close_message)
+
+
+@pytest.mark.parametrize("role", ["secretary", "admin"])
+def test_other_staff_cannot_take_over_the_call(served, role):
+    s = served
+    cookie = staff_cookie(s, role)
+    ws = open_staff(s, headers={"Cookie": f"session={cookie}"})
+    assert close_of(ws) == (1008, "not your visit")
+    client = s["app"].test_client()
+    client.set_cookie("session", cookie)
+    page = client.get(f"/today/{s['appt'].id}/call")
+    assert page.status_code == 403 and "You are not allowed to see this page." in text_of(page)
+    assert "/signal" not in page.get_data(as_text=True)
+    body, content_type = multipart(PDF, "fake.pdf")
+    upload = client.post(f"/today/{s['appt'].id}/files", data=body, content_type=content_type,
+                         headers={"Accept": "application/json"})
+    assert upload.status_code == 403
+    assert post_file(s, PNG, "photo.png").status_code == 201            # the patient's own file
+    with s["app"].app_context():
+        doc = Document.get()
+        assert (doc.author, doc.filename) == ("patient", "photo.png")     # nothing stored from the refused upload
+        db.close()
+    download = client.get(f"/today/{s['appt'].id}/files/{doc.id}")
+    assert download.status_code == 403 and PNG not in download.data
+    with s["app"].app_context():
+        assert AuditEvent.select().where(AuditEvent.action == "document.downloaded").count() == 0
+        assert ChatLine.select().count() == 0
+
+
+def test_the_practitioner_of_the_visit_still_opens_every_part(served):
+    s = served
+    staff = open_staff(s)
+    try:
+        assert next_of(staff, "ready")["role"] == "practitioner"
+    finally:
+        staff.close()
+    assert http(s, staff=True).get(f"/today/{s['appt'].id}/call").status_code == 200
+    assert post_file(s, PDF, "ordonnance.pdf", as_staff=True).status_code == 201
+
+
+def test_a_hand_over_ends_the_previous_practitioners_side_and_opens_the_new_ones(served):
+    s = served
+    with s["app"].app_context():
+        stand_in = make_user("practitioner")
+        admin = make_user("admin")
+        serializer = s["app"].session_interface.get_signing_serializer(s["app"])
+        stand_in_cookie, admin_cookie = serializer.dumps({"uid": stand_in.id}), serializer.dumps({"uid": admin.id})
+        db.close()
+    patient, previous = open_patient(s), open_staff(s)
+    try:
+        next_of(previous, "ready")
+        next_of(patient, "ready")
+        client = s["app"].test_client()
+        client.set_cookie("session", admin_cookie)
+        assert client.post(f"/agenda/{s['appt'].id}/hand-over", data={"practitioner": stand_in.id}).status_code == 302
+        assert next_of(previous, "handed-over") == {"v": 1, "type": "handed-over"}
+        assert close_of(previous) == (1008, "handed over")
+        assert close_of(open_staff(s)) == (1008, "not found")      # and it does not come back
+        new = open_staff(s, headers={"Cookie": f"session={stand_in_cookie}"})
+        try:
+            assert next_of(new, "ready")["role"] == "practitioner"
+        finally:
+            new.close()
+        assert patient.connected                                   # the patient's side goes on
+    finally:
+        for ws in (patient, previous):
+            if ws.connected:
+                ws.close()
+    with s["app"].app_context():
+        assert Appointment.get_by_id(s["appt"].id).practitioner_id == stand_in.id
+        assert AuditEvent.get(AuditEvent.action == "appointment.handed_over").user_id == admin.id

@@ -42,6 +42,41 @@ def appointment_or_404(appointment_id: int) -> Appointment:
     return appt
 
 
+def own_visit_or_403(appointment_id: int) -> Appointment:
+    """The visit, for its own practitioner only: the staff side of its call (socket, page, files).
+
+    Someone who may not see the appointment at all gets 404, as everywhere; staff who see it in
+    the agenda (a secretary, an admin) already know it exists, so they get an honest 403. A
+    replacement practitioner opens the call only after an explicit hand-over (``Appointment.hand_over``).
+    """
+    appt = appointment_or_404(appointment_id)
+    if appt.practitioner_id != g.user.id:
+        abort(403)
+    return appt
+
+
+# Clinical content: a visit's report, chat, documents and prescriptions.
+
+def may_read_clinical(appt: Appointment, user: User | None = None) -> bool:
+    """Whether ``user`` (the signed-in one by default) reads this visit's clinical content: its own
+    practitioner, or another practitioner of the practice when the practice shares records.
+    Secretaries and admins manage the agenda, patients' details, messages and payments, not this."""
+    user = g.user if user is None else user
+    if user is None or user.practice_id != appt.practice_id:
+        return False
+    if user.id == appt.practitioner_id:
+        return True
+    return user.role == "practitioner" and user.active and appt.practice.share_records
+
+
+def readable_visit_or_404(appointment_id: int) -> Appointment:
+    """The visit, for staff who see it in the agenda or may read its clinical content (shared records)."""
+    appt = Appointment.get_or_none(Appointment.id == appointment_id, Appointment.practice == g.practice)
+    if appt is None or not may_read_clinical(appt):
+        return appointment_or_404(appointment_id)
+    return appt
+
+
 # The patient's link and cookie.
 
 def link_expires_at(appt: Appointment) -> float:

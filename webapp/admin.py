@@ -73,6 +73,7 @@ class PracticeForm(FlaskForm):
                                          validators=[Length(max=1000, message=_l("At most 1000 characters."))])
     site_url = StringField(_l("Address of this site (the start of every link sent to patients)"),
                            filters=[strip, lambda v: (v or "").rstrip("/")])
+    share_records = BooleanField(_l("The practice's practitioners share their patients' clinical records"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -9,14 +9,14 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from . import notify
+from . import events, notify
 from .access import appointment_or_404, patient_link_url, visible_practitioners
-from .answers import after_change, form_status, render
+from .answers import after_change, form_status, go_to, render
 from .auth import staff_required
 from .forms import (LocalDateField, LocalTimeField, PhoneField, can_receive_sms, clamp_day, options, parse_day, row_id,
                     strip, valid_email, valid_mobile, valid_phone)
 from .i18n import local_to_utc, utc_to_local
-from .models import Appointment, AuditEvent, Patient, db, utcnow
+from .models import Appointment, AuditEvent, Patient, User, db, utcnow
 
 bp = Blueprint("agenda", __name__, url_prefix="/agenda")
 
@@ -243,6 +243,10 @@ def edit(appointment_id):
     if checked is None:
         return _render_form(form, appt)
     patient, starts_at, overlaps = checked
+    if appt.admitted_at and form.practitioner.data != appt.practitioner_id:
+        # Past admission the practitioner holds the call and its record: changing them is a hand-over.
+        form.practitioner.errors = [_l("The visit has started: use “Hand the visit over” to change its practitioner.")]
+        return _render_form(form, appt, status=422)
     if overlaps and not form.confirm_overlap.data:
         return _render_form(form, appt, overlaps=overlaps, status=409)
     moved = appt.reschedule(g.user, starts_at, form.duration.data, patient=patient,
@@ -290,10 +294,23 @@ def instant():
 
 # One appointment.
 
-def _detail_context(appt):
+def _detail_context(appt, hand_over_error=None):
     return {"link": patient_link_url(appt) if appt.is_active else None,
             "local_start": utc_to_local(appt.starts_at, g.practice.timezone),
-            "messages": notify.messages_of(appt)}
+            "messages": notify.messages_of(appt), "successors": _successors(appt),
+            "hand_over_error": hand_over_error}
+
+
+# Who may hand a visit over: a practitioner (in practice the visit's own, the only one who sees it)
+# or an admin. Not a secretary: the hand-over decides who reads the visit's clinical record.
+HAND_OVER_ROLES = ("practitioner", "admin")
+
+
+def _successors(appt) -> list:
+    """The practitioners the signed-in user may hand this visit over to (none when they may not)."""
+    if g.user.role not in HAND_OVER_ROLES or not appt.is_active:
+        return []
+    return [p for p in User.practitioners(g.practice) if p.id != appt.practitioner_id]
 
 
 @bp.route("/<int:appointment_id>")
@@ -325,4 +342,24 @@ def renew_link(appointment_id):
         abort(409)
     appt.renew_link(g.user)
     notify.queue(appt, "link_resent")
+    return _saved(appt)
+
+
+@bp.route("/<int:appointment_id>/hand-over", methods=["POST"])
+@staff_required(*HAND_OVER_ROLES)
+def hand_over(appointment_id):
+    """Give the visit to another practitioner of the practice, who may then open its call."""
+    appt = appointment_or_404(appointment_id)
+    if not appt.is_active:
+        abort(409)
+    chosen = request.form.get("practitioner", type=int)
+    successor = next((p for p in _successors(appt) if p.id == chosen), None)
+    if successor is None:
+        return render("agenda/detail.html", "agenda/_detail.html", status=422, appt=appt,
+                      **_detail_context(appt, _l("Choose another practitioner of the practice.")))
+    previous = appt.practitioner_id
+    appt.hand_over(g.user, successor)
+    events.handed_over(appt, previous)
+    if appt.practitioner_id not in {p.id for p in visible_practitioners()}:
+        return go_to(url_for("agenda.index"))     # a practitioner who handed it away no longer sees it
     return _saved(appt)

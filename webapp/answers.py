@@ -72,3 +72,10 @@ def page_with_scripts(page: str, status: int = 200, **context):
 def form_status(form) -> int:
     """422 when a submitted form has errors, so htmx and tests can tell; else 200."""
     return 422 if form.errors else 200
+
+
+def go_to(url: str):
+    """Leave the page for ``url``: htmx follows a client redirect, a plain form a 303."""
+    if wants_fragment():
+        return make_response("", 200, redirect=url)
+    return redirect(url, 303)

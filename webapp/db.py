@@ -83,6 +83,11 @@ def _sms_copied(database):
     add_missing_columns(database, Message, {"copied_at": DateTimeField(null=True)})
 
 
+def _share_records(database):
+    """Whether the practice's practitioners read each other's clinical records (off: each their own)."""
+    add_missing_columns(database, Practice, {"share_records": BooleanField(default=False)})
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
@@ -90,6 +95,7 @@ MIGRATIONS = [
     (4, _closing),
     (5, _site_address),
     (6, _sms_copied),
+    (7, _share_records),
 ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +47,14 @@ def announce(appt) -> None:
     """Tell both sides' live pages (the waiting room, the practitioner's day) that this appointment changed."""
     publish(waiting_channel(appt), REFRESH)
     publish(today_channel(appt.practitioner_id), REFRESH)
+
+
+def handed_over(appt, previous_id: int) -> None:
+    """The visit changed hands: both practitioners' days refresh, and the call's bridges learn who
+    holds it now (the previous practitioner's socket, if open, ends: docs/signaling.md)."""
+    announce(appt)
+    publish(today_channel(previous_id), REFRESH)
+    publish(visit_channel(appt.ref), json.dumps({"type": "handed-over", "to": appt.practitioner_id}))
 
 
 class Subscription:

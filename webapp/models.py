@@ -55,6 +55,9 @@ class Practice(BaseModel):
     # Payment requests: amounts offered as presets (cents, comma-separated) and what the patient reads.
     payment_presets = CharField(max_length=200, default="2500,3000,1500")
     payment_instructions = TextField(default="")
+    # Clinical content (report, chat, documents) of a visit is its practitioner's; with this on, the
+    # practice's other practitioners read it too (never secretaries or admins).
+    share_records = BooleanField(default=False)
     # Where patients' links point when PUBLIC_URL is not set: learned from the first staff
     # request, shown (and correctable) on the admin page. "" while unknown.
     site_url = CharField(max_length=300, default="")
@@ -253,6 +256,16 @@ class Appointment(BaseModel):
             self.updated_at = utcnow()
             self.save()
             AuditEvent.record(actor, "appointment.link_renewed", self)
+
+    def hand_over(self, actor, practitioner) -> None:
+        """Give the visit to another practitioner: from now on they, not the previous one, open its
+        call and its clinical record. Audited with both practitioners' ids (no patient data)."""
+        previous = self.practitioner_id
+        with db.atomic():
+            self.practitioner, self.updated_at = practitioner, utcnow()
+            self.save()
+            AuditEvent.record(actor, "appointment.handed_over", self,
+                              detail=f"practitioner {previous} -> {practitioner.id}")
 
     # The patient's way in.
 
@@ -513,6 +526,13 @@ class Document(BaseModel):
     @classmethod
     def of(cls, appointment):
         return cls.select().where(cls.appointment == appointment).order_by(cls.created_at, cls.id)
+
+    @classmethod
+    def for_patient(cls, appointment, call_only: bool = False):
+        """What the visit's patient may download, the one rule for every patient route: never the
+        practice's copy of the report; through the call's page (``call_only``), only the call's files."""
+        query = cls.of(appointment).where(cls.kind != "report")
+        return query.where(cls.source == "call") if call_only else query
 
 
 class Incident(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import abort, current_app, g, redirect, request, url_for
 from flask_babel import gettext as _
 
-from ..access import appointment_or_404, visible_practitioners
+from ..access import appointment_or_404, may_read_clinical, readable_visit_or_404, visible_practitioners
 from ..answers import render, wants_fragment
 from ..auth import staff_required
 from ..i18n import utc_to_local
@@ -29,8 +29,12 @@ REPORT_FIELDS = ("findings", "decisions", "prescriptions")
 # Loading, checking and answering, shared by every view below.
 
 def _visit(appointment_id: int, edit: bool = True) -> Appointment:
-    """The visit, if the user may see it; to change it, they must be its practitioner."""
-    appt = appointment_or_404(appointment_id)
+    """The visit, if the user may see it; to change it, they must be its practitioner.
+
+    Seeing it is not reading its clinical side: the page hides that from whoever may not
+    (``may_read_clinical``), and the documents refuse them.
+    """
+    appt = appointment_or_404(appointment_id) if edit else readable_visit_or_404(appointment_id)
     if appt.status == "cancelled":
         abort(404)
     if edit and appt.practitioner_id != g.user.id:
@@ -67,6 +71,7 @@ def _page(appt, section: str | None = None, status: int = 200, error: str | None
     return render("closing/checklist.html", fragment, status=status, appt=appt, cl=cl, error=error,
                   forms=_forms(cl, given), titles=item_titles(), states=state_names(), partial=partial,
                   closed=closed, can_edit=not closed and appt.practitioner_id == g.user.id,
+                  clinical=may_read_clinical(appt),
                   acts=list(Act.catalogue(g.practice, active_only=True)), presets=_presets(),
                   version=current_app.config["VERSION"], incident_label=incident_label, role_label=role_label, addenda=list(appt.addenda.order_by(Addendum.at)))
 
@@ -209,8 +214,10 @@ def write_prescription(appointment_id):
 @bp.route("/<int:appointment_id>/documents/<int:document_id>")
 @staff_required()
 def document(appointment_id, document_id):
-    """Download one of the visit's documents."""
+    """Download one of the visit's documents: clinical content, for who may read it."""
     appt = _visit(appointment_id, edit=False)
+    if not may_read_clinical(appt):
+        abort(403)
     doc = Document.get_or_none(Document.id == document_id, Document.appointment == appt) or abort(404)
     try:
         response = document_download(doc)

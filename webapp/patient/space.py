@@ -35,8 +35,8 @@ def _open_space(ref: str):
 
 
 def patient_documents(appt) -> list[Document]:
-    """What the patient may download: everything of the visit but the practice's copy of the report."""
-    return [d for d in Document.of(appt) if d.kind != "report"]
+    """What the patient may download (``Document.for_patient``: never the practice's copy of the report)."""
+    return list(Document.for_patient(appt))
 
 
 @bp.route("/v/<ref>/space")

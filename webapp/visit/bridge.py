@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
 
 from .. import events
-from ..access import appointment_or_404, current_appointment
+from ..access import current_appointment, own_visit_or_403
 from ..events import visit_channel
 from ..models import Appointment, ChatLine, Document, Incident, User, db
 from ..relay import client, protocol
@@ -297,6 +297,15 @@ class Bridge:
                 self.send(item)
             elif data.get("type") == "chat":
                 self.send(item)
+            elif data.get("type") == "handed-over" and self.role == "practitioner" and data.get("to") != self.user_id:
+                self._handed_over()
+
+    def _handed_over(self) -> None:
+        """The visit is another practitioner's now: this one's side of the call ends here."""
+        self.leaving = True
+        self.send(frame("handed-over"))
+        self.done.set()
+        self.ws.close(reason=1008, message="handed over")
 
 
 def _refuse(ws, why: str) -> None:
@@ -322,13 +331,13 @@ def patient_signal(ws, ref):
 
 @events.sock.route("/today/<int:appointment_id>/signal", bp=bp)
 def practitioner_signal(ws, appointment_id):
-    """The practitioner's (or the practice staff's) signaling socket."""
+    """The visit's own practitioner's signaling socket; other staff are refused (1008)."""
     if g.user is None:
         return _refuse(ws, "sign in")
     try:
-        appt = appointment_or_404(appointment_id)
-    except HTTPException:
-        return _refuse(ws, "not found")
+        appt = own_visit_or_403(appointment_id)
+    except HTTPException as refused:
+        return _refuse(ws, "not your visit" if refused.code == 403 else "not found")
     if appt.status != "in_call":
         return _refuse(ws, "not in call")
     bridge = Bridge(ws, appt, "practitioner", g.user.id)

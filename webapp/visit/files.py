@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import abort, g, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 
-from ..access import appointment_or_404, current_appointment
+from ..access import current_appointment, own_visit_or_403
 from ..auth import staff_required
 from ..models import AuditEvent, Document
 from ..storage import DocumentMissing
@@ -70,8 +70,9 @@ def upload_answer(appt, role: str, call_url: str):
     return redirect(call_url, 303)
 
 
-def download(appt, doc_id: int):
-    doc = Document.get_or_none(Document.id == doc_id, Document.appointment == appt)
+def download(appt, doc_id: int, documents=None):
+    """(response, document) for one document of the visit among ``documents``, or None."""
+    doc = (documents if documents is not None else Document.of(appt)).where(Document.id == doc_id).first()
     if doc is None:
         return None
     try:
@@ -92,16 +93,16 @@ def patient_upload(ref):
 @bp.route("/today/<int:appointment_id>/files", methods=["POST"])
 @staff_required()
 def staff_upload(appointment_id):
-    """The practitioner sends a file during the call."""
-    appt = appointment_or_404(appointment_id)
+    """The practitioner sends a file during the call (the visit's own practitioner only)."""
+    appt = own_visit_or_403(appointment_id)
     return upload_answer(appt, "practitioner", url_for("visit.staff_call", appointment_id=appointment_id))
 
 
 @bp.route("/v/<ref>/files/<int:doc_id>")
 def patient_file(ref, doc_id):
-    """One file of the patient's own visit; any other id is simply not found."""
+    """One file of the patient's own call; any other id (the practice's report too) is simply not found."""
     appt = current_appointment(ref)
-    found = download(appt, doc_id)
+    found = download(appt, doc_id, Document.for_patient(appt, call_only=True))
     if found is None:
         abort(404)
     AuditEvent.record("patient", "document.downloaded", appt, detail=f"document {doc_id}")
@@ -111,8 +112,8 @@ def patient_file(ref, doc_id):
 @bp.route("/today/<int:appointment_id>/files/<int:doc_id>")
 @staff_required()
 def staff_file(appointment_id, doc_id):
-    """One file of a visit, for the practice's staff; every access is audited."""
-    appt = appointment_or_404(appointment_id)
+    """One file of the call, for the visit's own practitioner; every access is audited."""
+    appt = own_visit_or_403(appointment_id)
     found = download(appt, doc_id)
     if found is None:
         abort(404)

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, redirect, render_template, url_for
 
-from ..access import appointment_or_404, current_appointment
+from ..access import current_appointment, own_visit_or_403
 from ..answers import page_with_scripts
 from ..auth import staff_required
 from ..models import Appointment
@@ -58,8 +58,8 @@ def patient_call(ref):
 @bp.route("/today/<int:appointment_id>/call")
 @staff_required()
 def staff_call(appointment_id):
-    """The practitioner's call page for an admitted patient."""
-    appt = appointment_or_404(appointment_id)
+    """The practitioner's call page for an admitted patient: the visit's own practitioner only."""
+    appt = own_visit_or_403(appointment_id)
     if appt.status != "in_call":
         return redirect(url_for("agenda.detail", appointment_id=appt.id))
     return render_call(appt, "practitioner")

@@ -22,6 +22,7 @@ function handle(msg) {
       if (msg.from === "practitioner" && role === "patient") finish(endedUrl);
       else note(t("otherLeft"));
       break;
+    case "handed-over": signaling.end(); setStatus("handedOver"); break;
     case "ended": finish(role === "practitioner" ? (msg.next || endedUrl) : endedUrl); break;
     case "error":
       if (msg.code === "relay-unavailable") setStatus("unavailable");
