@@ -8,6 +8,7 @@ import re
 import pytest
 import time_machine
 
+from webapp.access import patient_link_url
 from webapp.app import create_app
 from webapp.auth import hash_password
 from webapp.models import MODELS, Appointment, Patient, Practice, User, db, utcnow
@@ -126,6 +127,16 @@ def login_as(client, user_or_role="practitioner", **fields):
     with client.session_transaction() as session:
         session["uid"] = user.id
     return user
+
+
+def holding_link(app, appt):
+    """A test client that opened the patient's link of ``appt`` (so holds its cookie)."""
+    client = app.test_client()
+    with app.test_request_context():
+        link = patient_link_url(appt).replace("https://cabinet.test", "")
+    response = client.get(link)
+    assert response.status_code == 302, response.status_code
+    return client
 
 
 HX = {"HX-Request": "true"}

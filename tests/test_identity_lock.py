@@ -8,24 +8,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-from conftest import make_appointment, make_patient, text_of
-from webapp.access import patient_link_url
+from conftest import holding_link, make_appointment, make_patient, text_of
 from webapp.models import Appointment, AuditEvent
 
 GUESSES = 40
 
 
-def patient_client(app, appt):
-    client = app.test_client()
-    with app.test_request_context():
-        link = patient_link_url(appt).replace("https://cabinet.test", "")
-    assert client.get(link).status_code == 302
-    return client
-
-
 def test_parallel_wrong_birth_dates_lock_after_three_and_judge_no_more(app):
     appt = make_appointment(starts_in=dt.timedelta(minutes=5), patient=make_patient(birth_date=dt.date(1980, 4, 2)))
-    clients = [patient_client(app, appt) for _ in range(GUESSES)]
+    clients = [holding_link(app, appt) for _ in range(GUESSES)]
     start, answers, errors = threading.Barrier(GUESSES), [None] * GUESSES, []
 
     def guess(i):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import HX, db_snapshot, login_as, make_appointment, make_patient, make_user, text_of
+from conftest import HX, db_snapshot, holding_link, login_as, make_appointment, make_patient, make_user, text_of
 from webapp import events
 from webapp.models import Appointment, AuditEvent, WayInOver
 from webapp.access import patient_link_url
@@ -21,11 +21,7 @@ def appt(app):
 @pytest.fixture
 def patient(app, appt):
     """A test client holding the patient's cookie for ``appt``."""
-    client = app.test_client()
-    with app.test_request_context():
-        link = patient_link_url(appt).replace("https://cabinet.test", "")
-    assert client.get(link).status_code == 302
-    return client
+    return holding_link(app, appt)
 
 
 def base(appt):

@@ -7,21 +7,11 @@ import time
 
 import pytest
 
-from conftest import make_appointment, make_patient, make_practice, text_of
+from conftest import holding_link, make_appointment, make_patient, make_practice, text_of
 from webapp.models import Appointment, AuditEvent, ChatLine, Document, Payment, Waiver, utcnow
 from webapp.access import COOKIE, patient_link_url
 from webapp.storage import documents
 from webapp.tokens import make_patient_cookie
-
-
-def holding_link(app, appt):
-    """A test client that opened the patient's link of ``appt`` (so holds its cookie)."""
-    client = app.test_client()
-    with app.test_request_context():
-        link = patient_link_url(appt).replace("https://cabinet.test", "")
-    response = client.get(link)
-    assert response.status_code == 302, response.status_code
-    return client
 
 
 def add_document(app, appt, data: bytes, filename: str, kind="other", source="closing",
@@ -201,13 +191,15 @@ def test_the_call_route_serves_the_patient_only_the_calls_files(app, visit):
                                  source="report", locale="fr")
     theirs = add_document(app, visit, b"%PDF-1.4 patient copy", "compte-rendu.pdf", kind="patient_report",
                           source="report", locale="en")
-    close(visit)
     assert patient.get(f"/v/{visit.ref}/files/{photo.id}").get_data() == b"\x89PNG\r\n\x1a\n photo"
     missing = patient.get(f"/v/{visit.ref}/files/987654")
     for doc in (practice_copy, prescription, theirs):
         response = patient.get(f"/v/{visit.ref}/files/{doc.id}")
         assert response.status_code == 404 and b"%PDF" not in response.get_data()
         assert text_of(response) == text_of(missing)
+    # Once closed, the link opens only the space: the call's route leads there.
+    close(visit)
+    assert patient.get(f"/v/{visit.ref}/files/{photo.id}").headers["Location"].endswith(f"/v/{visit.ref}/space")
     # The practice's copy is refused by every patient route; the rest is in the space.
     assert patient.get(f"/v/{visit.ref}/space/documents/{practice_copy.id}").status_code == 404
     assert patient.get(f"/v/{visit.ref}/space/documents/{theirs.id}").status_code == 200
