@@ -1,4 +1,4 @@
-"""Command line: init-db, create-user, demo, translate."""
+"""Command line: init-db, create-user, demo, translate, send-due, backup, restore."""
 from __future__ import annotations
 
 import subprocess
@@ -11,11 +11,13 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask.cli import with_appcontext
 
+from . import backup as backups
 from . import notify
 from .auth import hash_password
 from .db import migrate
 from .demo import DEMO_PASSWORD, STAFF, load_demo
 from .models import ROLES, Practice, User, db
+from .storage import documents
 
 
 @click.command("init-db")
@@ -163,6 +165,37 @@ def send_due():
                "not needed: {skipped}.".format(**result))
 
 
+@click.command("backup")
+@click.argument("dest", type=click.Path(path_type=Path))
+@with_appcontext
+def backup(dest):
+    """Write the database, the documents and their key to one archive (0600) at DEST, a file or a folder."""
+    try:
+        path, manifest = backups.create(dest, current_app.config["DATABASE_URL"], documents())
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Backup written to {path} (schema {manifest['schema_version']}, "
+               f"{manifest['counts']['appointment']} appointments, {manifest['document_files']} documents). "
+               "It holds the document key: keep it as secret as the key.")
+
+
+@click.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def restore(archive):
+    """Load a backup archive into this fresh instance (empty database, no documents)."""
+    if not db.is_closed():
+        db.close()
+    try:
+        manifest = backups.restore(archive, current_app.config["DATABASE_URL"], Path(current_app.instance_path),
+                                   documents(), current_app.config.get("DOCUMENT_KEY", ""))
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    applied = migrate()
+    click.echo(f"Restored the backup of {manifest['created_at']} (schema {manifest['schema_version']}, "
+               f"migrations applied since: {applied or 'none'}). Restart the app.")
+
+
 def init_app(app):
-    for command in (init_db, create_user, demo, translate, send_due):
+    for command in (init_db, create_user, demo, translate, send_due, backup, restore):
         app.cli.add_command(command)
