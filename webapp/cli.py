@@ -1,4 +1,4 @@
-"""Command line: init-db, create-user, demo, translate, send-due, backup, restore."""
+"""Command line: init-db, create-user, demo, translate, send-due, backup, restore, purge."""
 from __future__ import annotations
 
 import subprocess
@@ -12,11 +12,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from . import backup as backups
-from . import notify
+from . import notify, retention
 from .auth import hash_password
 from .db import migrate
 from .demo import DEMO_PASSWORD, STAFF, load_demo
-from .models import ROLES, Practice, User, db
+from .models import ROLES, Practice, User, db, utcnow
 from .storage import documents
 
 
@@ -196,6 +196,21 @@ def restore(archive):
                f"migrations applied since: {applied or 'none'}). Restart the app.")
 
 
+@click.command("purge")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; change nothing.")
+@with_appcontext
+def purge(dry_run):
+    """Apply retention: old medical records, audit events and message texts (RETENTION_* settings)."""
+    config = current_app.config
+    cutoffs = retention.Cutoffs.at(utcnow(), config["RETENTION_RECORDS_YEARS"], config["RETENTION_AUDIT_DAYS"],
+                                   config["RETENTION_MESSAGE_BODY_DAYS"])
+    with db.connection_context():
+        counts = retention.purge(cutoffs, dry_run, documents().delete)
+    click.echo("Would delete (dry run, nothing changed):" if dry_run else "Deleted:")
+    for kind, count in counts.items():
+        click.echo(f"  {kind}: {count}")
+
+
 def init_app(app):
-    for command in (init_db, create_user, demo, translate, send_due, backup, restore):
+    for command in (init_db, create_user, demo, translate, send_due, backup, restore, purge):
         app.cli.add_command(command)

@@ -123,4 +123,9 @@ def from_environment(instance_path: Path, env=None) -> dict:
         "LINK_OPENS_MINUTES_BEFORE": _int(env, "LINK_OPENS_MINUTES_BEFORE", 15, 0, 24 * 60),
         "LINK_CLOSES_MINUTES_AFTER": _int(env, "LINK_CLOSES_MINUTES_AFTER", 60, 0, 24 * 60),
         "PATIENT_SPACE_DAYS": _int(env, "PATIENT_SPACE_DAYS", 15, 1, 365),
+        # Retention (flask purge), after French guidance: medical records 20 years after the last
+        # visit, audit trail 1 year, the texts of messages sent 30 days.
+        "RETENTION_RECORDS_YEARS": _int(env, "RETENTION_RECORDS_YEARS", 20, 1, 100),
+        "RETENTION_AUDIT_DAYS": _int(env, "RETENTION_AUDIT_DAYS", 365, 1, 36500),
+        "RETENTION_MESSAGE_BODY_DAYS": _int(env, "RETENTION_MESSAGE_BODY_DAYS", 30, 1, 36500),
     }
