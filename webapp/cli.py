@@ -1,4 +1,4 @@
-"""Command line: init-db, create-user, demo, translate, send-due, backup, restore, purge."""
+"""Command line: init-db, create-user, demo, translate, send-due, backup, restore, purge, rotate-document-key."""
 from __future__ import annotations
 
 import subprocess
@@ -17,7 +17,8 @@ from .auth import hash_password
 from .db import migrate
 from .demo import DEMO_PASSWORD, STAFF, load_demo
 from .models import ROLES, Practice, User, db, utcnow
-from .storage import documents
+from .config import ConfigError
+from .storage import DocumentMissing, documents, key_file, rotate
 
 
 @click.command("init-db")
@@ -211,6 +212,23 @@ def purge(dry_run):
         click.echo(f"  {kind}: {count}")
 
 
+@click.command("rotate-document-key")
+@with_appcontext
+def rotate_document_key():
+    """Re-encrypt every document under a new key; run it again if it was interrupted."""
+    configured = current_app.config.get("DOCUMENT_KEY", "")
+    path = None if configured else key_file(Path(current_app.instance_path))
+    try:
+        rewritten = rotate(documents(), path)
+    except (ConfigError, DocumentMissing) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Re-encrypted {rewritten} documents; every document reads with the new key.")
+    if configured:
+        click.echo("Now remove the old key(s) from DOCUMENT_KEY (keep only the first) and restart the app.")
+    else:
+        click.echo(f"The old key is gone from {path}. Make a new backup: older ones hold the old key.")
+
+
 def init_app(app):
-    for command in (init_db, create_user, demo, translate, send_due, backup, restore, purge):
+    for command in (init_db, create_user, demo, translate, send_due, backup, restore, purge, rotate_document_key):
         app.cli.add_command(command)

@@ -75,6 +75,11 @@ class DocumentStore:
                 self._stamp = stamp
         return self._multi
 
+    def refresh(self) -> list[bytes]:
+        """The keys in effect now (the key file re-read if it changed)."""
+        self._fernet()
+        return self.keys
+
     def paths(self):
         """Every stored document's path (no temporary files)."""
         return sorted(p for p in self.root.glob("??/*") if p.is_file() and not p.name.endswith(".part"))
@@ -153,6 +158,41 @@ def key_file(instance_path: Path) -> Path:
 
 def write_keys(path: Path, keys: list[bytes]) -> None:
     write_private(path, b"\n".join(keys) + b"\n")
+
+
+def rotate(store: DocumentStore, path: Path | None) -> int:
+    """Re-encrypt every document under a new key; return how many files were rewritten.
+
+    With the key file (``path``): a new key is put first and the old one kept (both decrypt)
+    until every file is done and checked, then the old key is dropped. Killed at any moment,
+    running it again resumes: the file still holds both keys, and files already under the new
+    one are skipped. With ``DOCUMENT_KEY`` (``path`` None) the operator put the new key first;
+    this re-encrypts and checks, and they remove the old key afterwards.
+    """
+    if path is not None and len(read_keys(path)) == 1:
+        write_keys(path, [Fernet.generate_key(), *read_keys(path)])
+    keys = store.refresh()
+    if len(keys) < 2 and path is None:
+        raise ConfigError("DOCUMENT_KEY holds one key: put a new one first (DOCUMENT_KEY=new,old), "
+                          "restart the app, then run this again")
+    rewritten = 0
+    for file in store.paths():
+        rewritten += store.reencrypt(file)
+    newest = Fernet(keys[0])
+    unreadable = []
+    for file in store.paths():       # again, with the new key alone: nothing is dropped unchecked
+        try:
+            newest.decrypt(file.read_bytes())
+        except InvalidToken:
+            if not store.reencrypt(file):
+                unreadable.append(file.name)
+    if unreadable:
+        raise DocumentMissing(f"{len(unreadable)} documents could not be re-encrypted; the old keys stay: "
+                              + ", ".join(unreadable[:5]))
+    if path is not None:
+        write_keys(path, [keys[0]])
+        store.refresh()
+    return rewritten
 
 
 def open_store(instance_path: Path, configured: str) -> DocumentStore:
