@@ -42,7 +42,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True,
                 instance_path=(test_config or {}).pop("INSTANCE_PATH", None),
                 template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    make_instance_folder(Path(app.instance_path))
     app.url_map.converters["int"] = RowIdConverter     # before any route is added
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       MAX_CONTENT_LENGTH=25 * 1024 * 1024, WTF_CSRF_TIME_LIMIT=None)
@@ -69,6 +69,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     _error_pages(app)
     cli.init_app(app)
     return app
+
+
+def make_instance_folder(path: Path) -> None:
+    """The instance folder holds the keys, the database and the documents: its owner's alone."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        path.chmod(0o700)     # mkdir's mode passes through the umask
 
 
 def _register_blueprints(app):

@@ -1,4 +1,4 @@
-"""Command line: init-db, create-user, demo, translate."""
+"""Command line: init-db, create-user, demo, translate, send-due, backup, restore, purge, rotate-document-key."""
 from __future__ import annotations
 
 import subprocess
@@ -11,11 +11,14 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import notify
+from . import backup as backups
+from . import notify, retention
 from .auth import hash_password
 from .db import migrate
 from .demo import DEMO_PASSWORD, STAFF, load_demo
-from .models import ROLES, Practice, User, db
+from .models import ROLES, Practice, User, db, utcnow
+from .config import ConfigError
+from .storage import DocumentMissing, documents, key_file, rotate
 
 
 @click.command("init-db")
@@ -163,6 +166,69 @@ def send_due():
                "not needed: {skipped}.".format(**result))
 
 
+@click.command("backup")
+@click.argument("dest", type=click.Path(path_type=Path))
+@with_appcontext
+def backup(dest):
+    """Write the database, the documents and their key to one archive (0600) at DEST, a file or a folder."""
+    try:
+        path, manifest = backups.create(dest, current_app.config["DATABASE_URL"], documents())
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Backup written to {path} (schema {manifest['schema_version']}, "
+               f"{manifest['counts']['appointment']} appointments, {manifest['document_files']} documents). "
+               "It holds the document key: keep it as secret as the key.")
+
+
+@click.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def restore(archive):
+    """Load a backup archive into this fresh instance (empty database, no documents)."""
+    if not db.is_closed():
+        db.close()
+    try:
+        manifest = backups.restore(archive, current_app.config["DATABASE_URL"], Path(current_app.instance_path),
+                                   documents(), current_app.config.get("DOCUMENT_KEY", ""))
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    applied = migrate()
+    click.echo(f"Restored the backup of {manifest['created_at']} (schema {manifest['schema_version']}, "
+               f"migrations applied since: {applied or 'none'}). Restart the app.")
+
+
+@click.command("purge")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; change nothing.")
+@with_appcontext
+def purge(dry_run):
+    """Apply retention: old medical records, audit events and message texts (RETENTION_* settings)."""
+    config = current_app.config
+    cutoffs = retention.Cutoffs.at(utcnow(), config["RETENTION_RECORDS_YEARS"], config["RETENTION_AUDIT_DAYS"],
+                                   config["RETENTION_MESSAGE_BODY_DAYS"])
+    with db.connection_context():
+        counts = retention.purge(cutoffs, dry_run, documents().delete)
+    click.echo("Would delete (dry run, nothing changed):" if dry_run else "Deleted:")
+    for kind, count in counts.items():
+        click.echo(f"  {kind}: {count}")
+
+
+@click.command("rotate-document-key")
+@with_appcontext
+def rotate_document_key():
+    """Re-encrypt every document under a new key; run it again if it was interrupted."""
+    configured = current_app.config.get("DOCUMENT_KEY", "")
+    path = None if configured else key_file(Path(current_app.instance_path))
+    try:
+        rewritten = rotate(documents(), path)
+    except (ConfigError, DocumentMissing) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Re-encrypted {rewritten} documents; every document reads with the new key.")
+    if configured:
+        click.echo("Now remove the old key(s) from DOCUMENT_KEY (keep only the first) and restart the app.")
+    else:
+        click.echo(f"The old key is gone from {path}. Make a new backup: older ones hold the old key.")
+
+
 def init_app(app):
-    for command in (init_db, create_user, demo, translate, send_due):
+    for command in (init_db, create_user, demo, translate, send_due, backup, restore, purge, rotate_document_key):
         app.cli.add_command(command)

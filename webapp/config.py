@@ -83,8 +83,12 @@ def secret_key(instance_path: Path) -> str:
     """The key in the instance folder, made on first run so sessions survive restarts."""
     path = instance_path / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        try:     # 0600 from the first byte, whatever the umask
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:          # another process made it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
@@ -119,4 +123,9 @@ def from_environment(instance_path: Path, env=None) -> dict:
         "LINK_OPENS_MINUTES_BEFORE": _int(env, "LINK_OPENS_MINUTES_BEFORE", 15, 0, 24 * 60),
         "LINK_CLOSES_MINUTES_AFTER": _int(env, "LINK_CLOSES_MINUTES_AFTER", 60, 0, 24 * 60),
         "PATIENT_SPACE_DAYS": _int(env, "PATIENT_SPACE_DAYS", 15, 1, 365),
+        # Retention (flask purge), after French guidance: medical records 20 years after the last
+        # visit, audit trail 1 year, the texts of messages sent 30 days.
+        "RETENTION_RECORDS_YEARS": _int(env, "RETENTION_RECORDS_YEARS", 20, 1, 100),
+        "RETENTION_AUDIT_DAYS": _int(env, "RETENTION_AUDIT_DAYS", 365, 1, 36500),
+        "RETENTION_MESSAGE_BODY_DAYS": _int(env, "RETENTION_MESSAGE_BODY_DAYS", 30, 1, 36500),
     }

@@ -6,6 +6,9 @@ its own transaction.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
 from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate as apply
@@ -100,10 +103,22 @@ MIGRATIONS = [
 
 
 def open_database(url: str):
-    """A peewee database for ``DATABASE_URL``; SQLite gets WAL, full sync and foreign keys."""
+    """A peewee database for ``DATABASE_URL``; SQLite gets WAL, full sync and foreign keys, and a
+    file made 0600 (SQLite gives its -wal and -shm files the database file's mode)."""
     if url.startswith("sqlite"):
-        return connect(url, pragmas=SQLITE_PRAGMAS)
+        database = connect(url, pragmas=SQLITE_PRAGMAS)
+        if database.database != ":memory:":
+            _private_file(Path(database.database))
+        return database
     return connect(url)
+
+
+def _private_file(path: Path) -> None:
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
 
 
 def migrate(database=db) -> list[int]:
