@@ -26,7 +26,8 @@ from simple_websocket import Client, ConnectionClosed
 from werkzeug.exceptions import MethodNotAllowed
 
 from browser import live_server
-from conftest import FROZEN_AT, _reset_postgres, db_snapshot, make_app, make_appointment, make_patient, make_user
+from conftest import (FROZEN_AT, _reset_postgres, db_snapshot, make_app, make_appointment, make_patient, make_practice,
+                      make_user)
 from webapp.access import COOKIE, link_expires_at
 from webapp.db import migrate
 from webapp.models import Act, ChatLine, Message, Payment, VisitAct, db
@@ -164,16 +165,17 @@ TABLE: dict[str, Rule] = {
 
 # The world.
 
-def _build(app) -> dict:
+def _build(app, refs: dict | None = None) -> dict:
     """The practice's staff, a visit in call, a closed visit of the same patient, another patient's
     visit waiting, with a file, a document, an act, a payment and a message; their ids and refs."""
     with app.app_context():
         doctor, colleague = make_user("practitioner"), make_user("practitioner")
         secretary, admin = make_user("secretary"), make_user("admin")
         patient = make_patient()
-        call = make_appointment(doctor, patient, starts_in=dt.timedelta(minutes=-5))
-        closed = make_appointment(doctor, patient, starts_in=dt.timedelta(days=-1))
-        other = make_appointment(doctor, make_patient(), starts_in=dt.timedelta(minutes=5))
+        refs = refs or {}       # a rebuild keeps the refs, so paths and cookies stay what the tests wrote
+        call = make_appointment(doctor, patient, starts_in=dt.timedelta(minutes=-5), **refs.get("call", {}))
+        closed = make_appointment(doctor, patient, starts_in=dt.timedelta(days=-1), **refs.get("closed", {}))
+        other = make_appointment(doctor, make_patient(), starts_in=dt.timedelta(minutes=5), **refs.get("other", {}))
         for appt in (call, other):
             appt.confirm_identity()
             appt.give_consent("1", "en")
@@ -223,12 +225,11 @@ class World:
         if not self.postgres:
             shutil.copyfile(self.file, tmp_path / "built.sqlite3")
 
-    def _fresh(self) -> dict:
+    def _fresh(self, refs: dict | None = None) -> dict:
         with self.app.app_context():
-            from conftest import make_practice
             make_practice()
             db.close()
-        return _build(self.app)
+        return _build(self.app, refs)
 
     def _snapshot(self) -> dict:
         with self.app.app_context():
@@ -244,7 +245,7 @@ class World:
             with self.app.app_context():
                 migrate()
                 db.close()
-            self.ids = self._fresh()
+            self.ids = self._fresh({kind: {"ref": self.ids[f"{kind}_ref"]} for kind in ("call", "closed", "other")})
             self.built = self._snapshot()
         else:
             for suffix in ("-wal", "-shm"):
