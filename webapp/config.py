@@ -119,4 +119,7 @@ def from_environment(instance_path: Path, env=None) -> dict:
         "LINK_OPENS_MINUTES_BEFORE": _int(env, "LINK_OPENS_MINUTES_BEFORE", 15, 0, 24 * 60),
         "LINK_CLOSES_MINUTES_AFTER": _int(env, "LINK_CLOSES_MINUTES_AFTER", 60, 0, 24 * 60),
         "PATIENT_SPACE_DAYS": _int(env, "PATIENT_SPACE_DAYS", 15, 1, 365),
+        "SESSION_IDLE_MINUTES": _int(env, "SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
+        "SESSION_MAX_HOURS": _int(env, "SESSION_MAX_HOURS", 12, 1, 7 * 24),
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0, 0, 5),
     }
