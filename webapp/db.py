@@ -90,6 +90,7 @@ def _share_records(database):
 
 def _sessions_and_second_factor(database):
     """Sessions that can be ended server-side, and the TOTP second factor with its recovery codes."""
+    database.create_tables([User])      # no-op where it exists: a partial old schema may lack it
     add_missing_columns(database, User, {
         "session_version": IntegerField(default=1),
         "second_factor_required": BooleanField(null=True),
