@@ -52,3 +52,19 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+# The authenticator app of practitioners whom browser tests sign in through the real login form.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def sign_in_with_code(page, url, email, password):
+    """The real login form, then the second factor's code from the app set up with TOTP_SECRET."""
+    import pyotp    # only the few tests that sign in through the form need it
+    page.goto(f"{url}/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/login/code")
+    page.fill("#code", pyotp.TOTP(TOTP_SECRET).now())
+    page.click("button[type=submit]")

@@ -10,7 +10,7 @@ import time_machine
 
 from webapp.access import patient_link_url
 from webapp.app import create_app
-from webapp.auth import hash_password
+from webapp.auth import hash_password, staff_session
 from webapp.models import MODELS, Appointment, Patient, Practice, User, db, utcnow
 
 PASSWORD = "correct horse battery"
@@ -125,8 +125,14 @@ def login_as(client, user_or_role="practitioner", **fields):
     """Sign a test client in as an existing user, or as a new one of that role."""
     user = make_user(user_or_role, **fields) if isinstance(user_or_role, str) else user_or_role
     with client.session_transaction() as session:
-        session["uid"] = user.id
+        session.update(signed_in(user))
     return user
+
+
+def signed_in(user) -> dict:
+    """A fully signed-in staff session of ``user`` (password and second factor both done), as the
+    login pages leave it; tests that make a session cookie themselves dump this."""
+    return staff_session(user, second_factor_done=True)
 
 
 def holding_link(app, appt):

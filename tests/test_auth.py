@@ -8,7 +8,8 @@ from webapp.models import AuditEvent, User
 
 
 def test_sign_in_and_out(client):
-    user = make_user("practitioner", email="Dr.Martin@cabinet.example.org")
+    # A secretary without a second factor: the password alone signs in (practitioners: test_second_factor.py).
+    user = make_user("secretary", email="Dr.Martin@cabinet.example.org")
     page = client.get("/login")
     assert page.status_code == 200 and "Sign in" in text_of(page)
     response = client.post("/login", data={"email": "dr.martin@cabinet.example.org", "password": PASSWORD})
@@ -73,7 +74,7 @@ NEXT_TARGETS = [
 
 @pytest.mark.parametrize("target, expected", NEXT_TARGETS)
 def test_next_stays_on_this_site(client, target, expected):
-    user = make_user("practitioner", email="n@cabinet.example.org")
+    user = make_user("secretary", email="n@cabinet.example.org")
     page = client.get(f"/login?next={target}")
     assert page.status_code == 200 and "Sign in" in text_of(page)
     before = db_snapshot()

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from browser import chromium, live_server
+from browser import TOTP_SECRET, chromium, live_server, sign_in_with_code
 from conftest import PASSWORD, make_app, make_patient, make_practice, make_user
 from webapp.i18n import utc_to_local
 from webapp.models import Appointment, db, utcnow
@@ -18,7 +18,7 @@ def served(tmp_path):
     app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
     with app.app_context():
         make_practice()
-        doctor = make_user("practitioner", email="doc@cabinet.example.org", name="Dr Navigateur")
+        doctor = make_user("practitioner", email="doc@cabinet.example.org", totp_secret=TOTP_SECRET, name="Dr Navigateur")
         make_patient(first_name="Berthe", last_name="Lachaise")
         db.close()
     with live_server(app) as url:
@@ -33,10 +33,7 @@ def test_book_and_cancel_without_a_page_reload(served):
         problems = []
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(f"{url}/login")
-        page.fill("#email", "doc@cabinet.example.org")
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in_with_code(page, url, "doc@cabinet.example.org", PASSWORD)
         page.wait_for_url(f"{url}/agenda/")
         page.evaluate("window.__sameDocument = true")
 
@@ -72,10 +69,7 @@ def test_validation_errors_show_inline(served):
     app, url, _ = served
     with chromium() as browser:
         page = browser.new_page(locale="en-GB")
-        page.goto(f"{url}/login")
-        page.fill("#email", "doc@cabinet.example.org")
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in_with_code(page, url, "doc@cabinet.example.org", PASSWORD)
         page.wait_for_url(f"{url}/agenda/")
         page.evaluate("window.__sameDocument = true")
         page.click("text=Instant visit")

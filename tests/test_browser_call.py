@@ -16,7 +16,7 @@ import time
 import pytest
 
 from browser import chromium, live_server
-from conftest import make_app, make_appointment, make_patient, make_practice, make_user
+from conftest import make_app, make_appointment, make_patient, make_practice, make_user, signed_in
 from relay_helpers import start_worker_process, stop_worker_process
 from webapp.models import Document, Incident, db
 from webapp.access import patient_link_url
@@ -52,7 +52,7 @@ def call_app(tmp_path):
             made["doctor"], made["appt"] = in_call_appointment()
             with app.test_request_context():
                 made["link"] = patient_link_url(made["appt"])
-            made["session"] = app.session_interface.get_signing_serializer(app).dumps({"uid": made["doctor"].id})
+            made["session"] = app.session_interface.get_signing_serializer(app).dumps(signed_in(made["doctor"]))
             db.close()
         made["app"] = app
         return app, made

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import re
 
+import pyotp
 import pytest
 from playwright.sync_api import expect
 
@@ -25,6 +26,7 @@ from webapp.access import IDENTITY_COOKIE, link_expires_at, patient_link_url
 from webapp.tokens import make_identity_cookie
 
 DOCTOR = "doc@cabinet.example.org"
+DOCTOR_TOTP = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"      # the doctor's authenticator app, already set up
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def served(tmp_path):
     app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
     with app.app_context():
         make_practice()
-        doctor = make_user("practitioner", email=DOCTOR, name="Dr Navigateur")
+        doctor = make_user("practitioner", email=DOCTOR, name="Dr Navigateur", totp_secret=DOCTOR_TOTP)
         appt = make_appointment(doctor, starts_in=dt.timedelta(minutes=5),
                                 patient=make_patient(first_name="Lucie", last_name="Vidal",
                                                      birth_date=dt.date(1980, 4, 2)))
@@ -77,6 +79,9 @@ def sign_in(page, url):
     page.goto(f"{url}/login?next=/agenda/")
     page.fill("#email", DOCTOR)
     page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/login/code")
+    page.fill("#code", pyotp.TOTP(DOCTOR_TOTP).now())
     page.click("button[type=submit]")
     page.wait_for_url(f"{url}/agenda/")
     page.click("header nav >> text=Today")

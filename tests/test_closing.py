@@ -189,6 +189,7 @@ def test_prescription_written_becomes_a_pdf(client, doctor, visit, app):
 def test_file_names_carry_the_practice_s_date_not_utc_s(client, doctor, visit, clock):
     """At 00:30 in Paris it is still the day before in UTC: the patient's files are named for Paris."""
     clock.move_to(dt.datetime(2036, 6, 11, 22, 30, tzinfo=dt.timezone.utc))      # 12 June, 00:30 in Paris
+    login_as(client, doctor)            # a day and a half later, yesterday's session has ended
     client.post(url(visit, "prescription"), data={"text": "Paracétamol 1 g"})
     for item in ("report", "acts", "payment"):
         client.post(url(visit, f"waivers/{item}"), data={f"{item}-reason": "Non applicable"})
@@ -492,13 +493,13 @@ def test_agenda_detail_links_to_the_checklist_of_a_visit_in_call(client, doctor,
 
 @pytest.mark.browser
 def test_in_chromium_the_report_autosaves_and_closing_keeps_the_last_words(tmp_path):
-    from browser import chromium, live_server
+    from browser import TOTP_SECRET, chromium, live_server, sign_in_with_code
     from conftest import PASSWORD, make_app, make_practice
     app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
     now = utcnow()
     with app.app_context():
         make_practice()
-        doctor = make_user("practitioner", email="doc@cabinet.example.org")
+        doctor = make_user("practitioner", email="doc@cabinet.example.org", totp_secret=TOTP_SECRET)
         appt = make_appointment(doctor, starts_in=-dt.timedelta(minutes=30), status="in_call",
                                 admitted_at=now - dt.timedelta(minutes=28), call_ended_at=now,
                                 consent_at=now - dt.timedelta(minutes=29), consent_version="1", consent_locale="en")
@@ -507,10 +508,7 @@ def test_in_chromium_the_report_autosaves_and_closing_keeps_the_last_words(tmp_p
         problems = []
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(f"{base}/login")
-        page.fill("#email", "doc@cabinet.example.org")
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
+        sign_in_with_code(page, base, "doc@cabinet.example.org", PASSWORD)
         page.wait_for_url(f"{base}/agenda/**")
         page.goto(f"{base}/visits/{appt.id}/close")
         page.evaluate("window.__sameDocument = true")

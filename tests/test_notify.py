@@ -11,7 +11,7 @@ import urllib.parse
 import pytest
 from icalendar import Calendar
 
-from conftest import HX, login_as, make_app, make_appointment, make_patient, make_practice, make_user, text_of
+from conftest import HX, login_as, make_app, make_appointment, make_patient, make_practice, make_user, text_of, signed_in
 from smtp_helpers import free_port, smtp_server
 from webapp import config as settings, notify
 from webapp.notify import outbox
@@ -633,7 +633,7 @@ def sign_in_at(client, role, base_url):
     """Sign in on a given host (the session cookie belongs to it)."""
     user = make_user(role)
     with client.session_transaction(base_url=base_url) as session:
-        session["uid"] = user.id
+        session.update(signed_in(user))
     return user
 
 

@@ -12,7 +12,7 @@ import pytest
 from simple_websocket import Client, ConnectionClosed
 
 from browser import live_server
-from conftest import make_app, make_appointment, make_practice, make_user, text_of
+from conftest import make_app, make_appointment, make_practice, make_user, text_of, signed_in
 from webapp.models import Appointment, AuditEvent, ChatLine, Document, Incident, Practice, db
 from webapp.access import COOKIE, link_expires_at
 from webapp.tokens import make_patient_cookie
@@ -37,7 +37,7 @@ def served(tmp_path):
             a.admit(doctor)
         cookies = {a.id: make_patient_cookie("test-secret", a.id, a.link_version, link_expires_at(a))
                    for a in (appt, other)}
-        session = app.session_interface.get_signing_serializer(app).dumps({"uid": doctor.id})
+        session = app.session_interface.get_signing_serializer(app).dumps(signed_in(doctor))
         db.close()
     with live_server(app) as url:
         yield {"app": app, "url": url, "ws": url.replace("http", "ws", 1), "appt": appt, "other": other,
@@ -118,7 +118,7 @@ def test_strangers_are_refused(served, who):
     else:
         with s["app"].app_context():
             stranger = make_user("practitioner")    # sees only their own appointments
-            cookie = s["app"].session_interface.get_signing_serializer(s["app"]).dumps({"uid": stranger.id})
+            cookie = s["app"].session_interface.get_signing_serializer(s["app"]).dumps(signed_in(stranger))
             db.close()
         ws = open_staff(s, headers={"Cookie": f"session={cookie}"})
     assert refused(ws)
@@ -346,7 +346,7 @@ def staff_cookie(s, role):
     """A session cookie for a new staff member of the practice with this role."""
     with s["app"].app_context():
         user = make_user(role)
-        cookie = s["app"].session_interface.get_signing_serializer(s["app"]).dumps({"uid": user.id})
+        cookie = s["app"].session_interface.get_signing_serializer(s["app"]).dumps(signed_in(user))
         db.close()
     return cookie
 
@@ -404,7 +404,7 @@ def test_a_hand_over_ends_the_previous_practitioners_side_and_opens_the_new_ones
         stand_in = make_user("practitioner")
         admin = make_user("admin")
         serializer = s["app"].session_interface.get_signing_serializer(s["app"])
-        stand_in_cookie, admin_cookie = serializer.dumps({"uid": stand_in.id}), serializer.dumps({"uid": admin.id})
+        stand_in_cookie, admin_cookie = serializer.dumps(signed_in(stand_in)), serializer.dumps(signed_in(admin))
         db.close()
     patient, previous = open_patient(s), open_staff(s)
     try:

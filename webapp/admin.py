@@ -11,7 +11,7 @@ from wtforms import BooleanField, EmailField, IntegerField, PasswordField, Selec
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
 from .answers import form_status, render
-from .auth import hash_password, staff_required
+from .auth import hash_password, keep_this_session, staff_required
 from .forms import ascii_number, locale_options, options, strip, valid_email
 from .models import AuditEvent, User, db
 from .money import MAX_CENTS, parse_cents, typed
@@ -123,6 +123,9 @@ def _save_staff(form, user):
             user.password_hash = hash_password(password)
         user.practice = g.practice
         user.save()
+        if password:
+            user.end_sessions()         # a new password signs the account out everywhere…
+            keep_this_session(user)     # …but not the admin who just changed their own
         AuditEvent.record(g.user, "staff.saved", detail=f"user:{user.id}")
     return redirect(url_for("admin.index"))
 
@@ -149,6 +152,17 @@ def edit_staff(user_id):
         else:
             return _save_staff(form, member)
     return render("admin/staff.html", "admin/_staff_form.html", form=form, member=member, status=form_status(form))
+
+
+@bp.route("/staff/<int:user_id>/second-factor/reset", methods=["POST"])
+@staff_required("admin")
+def reset_second_factor(user_id):
+    """Forget a staff member's lost second factor: they set up a new one at their next sign-in."""
+    member = User.get_or_none(User.id == user_id, User.practice == g.practice) or abort(404)
+    if member.id == g.user.id:
+        abort(403)          # an admin's own factor is reset by another admin, never by the session it guards
+    member.reset_second_factor(g.user)
+    return redirect(url_for("admin.edit_staff", user_id=member.id, reset=1))
 
 
 @bp.route("/practice", methods=["GET", "POST"])

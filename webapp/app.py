@@ -7,6 +7,7 @@ from flask import Flask, g, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import BadRequest
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from . import (__version__, access, admin, agenda, auth, cli, closing, config, db, events, i18n, notify, patient, payments,
@@ -52,6 +53,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     app.config["VERSION"] = __version__
+    if app.config["TRUSTED_PROXIES"]:
+        # Only as many X-Forwarded-* entries as there are proxies of ours are believed; anything a
+        # client adds before them is ignored. With none, the headers are not read at all.
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     db.init_app(app)
     i18n.init_app(app, ROOT / "translations")

@@ -51,8 +51,12 @@ def init_db(practice_name):
 @click.option("--name", prompt=True)
 @click.option("--role", type=click.Choice(ROLES), prompt=True)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-def create_user(email, name, role, password):
+@click.option("--require-second-factor/--no-require-second-factor", default=None,
+              help="ask for a second factor (TOTP) from the first sign-in; default: yes for practitioners and admins")
+def create_user(email, name, role, password, require_second_factor):
     """Create a staff account (admin, practitioner or secretary)."""
+    if require_second_factor is None:
+        require_second_factor = role in User.ROLES_WITH_SECOND_FACTOR
     try:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -65,8 +69,10 @@ def create_user(email, name, role, password):
         practice = Practice.select().order_by(Practice.id).first()
         if practice is None:
             raise click.ClickException("Run 'flask --app wsgi init-db' first.")
-        User.create(practice=practice, email=email, name=name, role=role, password_hash=hash_password(password))
-    click.echo(f"Created {role} {email}.")
+        User.create(practice=practice, email=email, name=name, role=role, password_hash=hash_password(password),
+                    second_factor_required=require_second_factor)
+    click.echo(f"Created {role} {email}" + (", who sets up a second factor at first sign-in." if
+                                               require_second_factor else "."))
 
 
 @click.command("demo")

@@ -128,4 +128,7 @@ def from_environment(instance_path: Path, env=None) -> dict:
         "RETENTION_RECORDS_YEARS": _int(env, "RETENTION_RECORDS_YEARS", 20, 1, 100),
         "RETENTION_AUDIT_DAYS": _int(env, "RETENTION_AUDIT_DAYS", 365, 1, 36500),
         "RETENTION_MESSAGE_BODY_DAYS": _int(env, "RETENTION_MESSAGE_BODY_DAYS", 30, 1, 36500),
+        "SESSION_IDLE_MINUTES": _int(env, "SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
+        "SESSION_MAX_HOURS": _int(env, "SESSION_MAX_HOURS", 12, 1, 7 * 24),
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0, 0, 5),
     }

@@ -15,7 +15,7 @@ from playhouse.migrate import SchemaMigrator, migrate as apply
 
 from .models import (
     Act, Addendum, Appointment, AuditEvent, ChatLine, Document, Incident, Message, Patient, Payment, Practice,
-    Report, SchemaVersion, User, VisitAct, Waiver, db,
+    RecoveryCode, Report, SchemaVersion, User, VisitAct, Waiver, db,
 )
 
 SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 10000}
@@ -91,6 +91,19 @@ def _share_records(database):
     add_missing_columns(database, Practice, {"share_records": BooleanField(default=False)})
 
 
+def _sessions_and_second_factor(database):
+    """Sessions that can be ended server-side, and the TOTP second factor with its recovery codes."""
+    database.create_tables([User])      # no-op where it exists: a partial old schema may lack it
+    add_missing_columns(database, User, {
+        "session_version": IntegerField(default=1),
+        "second_factor_required": BooleanField(null=True),
+        "totp_secret": CharField(max_length=64, default=""),
+        "totp_last_step": IntegerField(default=0),
+        "totp_enrolled_at": DateTimeField(null=True),
+    })
+    database.create_tables([RecoveryCode])
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
@@ -99,6 +112,7 @@ MIGRATIONS = [
     (5, _site_address),
     (6, _sms_copied),
     (7, _share_records),
+    (8, _sessions_and_second_factor),
 ]
 
 

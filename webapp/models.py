@@ -86,6 +86,61 @@ class User(BaseModel):
     locale = CharField(max_length=16, default="")
     active = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
+    # Every session carries the version it was made under; raising it ends them all.
+    session_version = IntegerField(default=1)
+    # None: the role decides (practitioners and admins must have one); True/False: said explicitly.
+    second_factor_required = BooleanField(null=True)
+    totp_secret = CharField(max_length=64, default="")
+    totp_last_step = IntegerField(default=0)            # a code's time step is never accepted twice
+    totp_enrolled_at = DateTimeField(null=True)
+
+    ROLES_WITH_SECOND_FACTOR = ("practitioner", "admin")
+
+    @property
+    def has_second_factor(self) -> bool:
+        return bool(self.totp_secret)
+
+    @property
+    def needs_second_factor(self) -> bool:
+        """Whether this account must enrol a second factor before it sees any staff page."""
+        if self.second_factor_required is not None:
+            return self.second_factor_required
+        return self.role in self.ROLES_WITH_SECOND_FACTOR
+
+    def end_sessions(self):
+        """Every session of this user, on every browser, stops working at its next request."""
+        User.update(session_version=User.session_version + 1).where(User.id == self.id).execute()
+        self.session_version = User.get_by_id(self.id).session_version
+
+    def enrol_second_factor(self, secret: str, step: int, recovery_hashes: list[str]):
+        """Keep the confirmed TOTP secret and fresh recovery codes (hashed); audited."""
+        with db.atomic():
+            User.update(totp_secret=secret, totp_last_step=step, totp_enrolled_at=utcnow()).where(
+                User.id == self.id).execute()
+            RecoveryCode.delete().where(RecoveryCode.user == self.id).execute()
+            RecoveryCode.insert_many([{"user": self.id, "code_hash": h} for h in recovery_hashes]).execute()
+            self.totp_secret, self.totp_last_step = secret, step
+            AuditEvent.record(self, "staff.second_factor_enrolled", detail=f"user:{self.id}")
+
+    def reset_second_factor(self, by):
+        """Forget the factor (lost phone): the user enrols again at next sign-in; their sessions end."""
+        with db.atomic():
+            User.update(totp_secret="", totp_last_step=0, totp_enrolled_at=None).where(User.id == self.id).execute()
+            RecoveryCode.delete().where(RecoveryCode.user == self.id).execute()
+            self.end_sessions()
+            self.totp_secret, self.totp_last_step, self.totp_enrolled_at = "", 0, None
+            AuditEvent.record(by, "staff.second_factor_reset", detail=f"user:{self.id}")
+
+    def use_totp_step(self, step: int) -> bool:
+        """Claim a code's time step; False when it (or a later one) was already used."""
+        claimed = User.update(totp_last_step=step).where(
+            User.id == self.id, User.totp_last_step < step).execute()
+        if claimed:
+            self.totp_last_step = step
+        return bool(claimed)
+
+    def second_factor_failed(self):
+        AuditEvent.record(self, "staff.second_factor_failed", detail=f"user:{self.id}")
 
     @classmethod
     def by_email(cls, email: str):
@@ -450,6 +505,22 @@ class AuditEvent(BaseModel):
                           appointment=appointment, patient=patient, detail=detail)
 
 
+class RecoveryCode(BaseModel):
+    """One of a user's one-time recovery codes, kept only as an argon2 hash."""
+    user = ForeignKeyField(User, backref="recovery_codes", on_delete="CASCADE")
+    code_hash = CharField(max_length=200)
+    used_at = DateTimeField(null=True)
+
+    @classmethod
+    def unused(cls, user):
+        return cls.select().where(cls.user == user, cls.used_at.is_null())
+
+    def use(self) -> bool:
+        """Spend this code; False if another request spent it first."""
+        return bool(RecoveryCode.update(used_at=utcnow()).where(
+            RecoveryCode.id == self.id, RecoveryCode.used_at.is_null()).execute())
+
+
 class Message(BaseModel):
     """One e-mail or SMS in the outbox. Never deleted on failure: retried, then shown to staff."""
     appointment = ForeignKeyField(Appointment, backref="messages", null=True, on_delete="CASCADE")
@@ -654,4 +725,4 @@ class SchemaVersion(BaseModel):
 
 
 MODELS = [Practice, User, Patient, Appointment, AuditEvent, Message, ChatLine, Document, Incident,
-          Act, VisitAct, Report, Addendum, Waiver, Payment]
+          Act, VisitAct, Report, Addendum, Waiver, Payment, RecoveryCode]
