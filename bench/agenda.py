@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from webapp.app import create_app  # noqa: E402
-from webapp.auth import hash_password  # noqa: E402
+from webapp.auth import hash_password, staff_session  # noqa: E402
 from webapp.models import Appointment, Patient, Practice, User, db, utcnow  # noqa: E402
 
 
@@ -72,7 +72,7 @@ def main():
                 Appointment.starts_at < utcnow() + dt.timedelta(days=4)).count()
         client = app.test_client()
         with client.session_transaction() as session:
-            session["uid"] = doctor.id
+            session.update(staff_session(doctor, second_factor_done=True))
         print(f"{args.appointments} appointments for one practitioner ({in_week} around this week), "
               f"{args.runs} renders each, {url.split(':')[0]}")
         for label, path, headers in (("week view, full page", "/agenda/?view=week", {}),

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import chromium, live_server  # noqa: E402
 from webapp.app import create_app  # noqa: E402
-from webapp.auth import hash_password  # noqa: E402
+from webapp.auth import hash_password, staff_session  # noqa: E402
 from webapp.models import Appointment, Patient, Practice, User, db, utcnow  # noqa: E402
 from webapp.access import patient_link_url  # noqa: E402
 
@@ -178,7 +178,8 @@ def main() -> None:
             practice = Practice.create(name="Bench", timezone="Europe/Paris", default_locale="en")
             doctor = User.create(practice=practice, email="bench@example.org", name="Dr Bench",
                                  role="practitioner", password_hash=hash_password("bench-password"), locale="en")
-            session = app.session_interface.get_signing_serializer(app).dumps({"uid": doctor.id})
+            session = app.session_interface.get_signing_serializer(app).dumps(
+                staff_session(doctor, second_factor_done=True))
             db.close()
         app.extensions["relay"].embedded()      # started with the app, as in production after the first call
         times = []

@@ -36,7 +36,7 @@ from simple_websocket import Client, ConnectionClosed  # noqa: E402
 
 from browser import live_server  # noqa: E402
 from webapp.app import create_app  # noqa: E402
-from webapp.auth import hash_password  # noqa: E402
+from webapp.auth import hash_password, staff_session  # noqa: E402
 from webapp.models import Appointment, Patient, Practice, User, db, utcnow  # noqa: E402
 from webapp.access import COOKIE, patient_link_url  # noqa: E402
 from webapp.events import announce  # noqa: E402
@@ -76,7 +76,7 @@ def patient_cookie(app, appt) -> str:
 def staff_cookie(app, user) -> str:
     client = app.test_client()
     with client.session_transaction() as session:
-        session["uid"] = user.id
+        session.update(staff_session(user, second_factor_done=True))
     return client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session")).value
 
 

@@ -27,10 +27,10 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from browser import live_server
 from conftest import (FROZEN_AT, _reset_postgres, db_snapshot, make_app, make_appointment, make_patient, make_practice,
-                      make_user)
+                      make_user, signed_in)
 from webapp.access import COOKIE, link_expires_at
 from webapp.db import migrate
-from webapp.models import Act, ChatLine, Message, Payment, VisitAct, db
+from webapp.models import Act, ChatLine, Message, Payment, User, VisitAct, db
 from webapp.tokens import make_patient_cookie
 from webapp.uploads import store_document
 
@@ -91,6 +91,12 @@ TABLE: dict[str, Rule] = {
     "static": Rule("/static/css/app.css", GET=PUBLIC),
     "auth.login": Rule("/login", GET=PUBLIC, POST=PUBLIC),
     "auth.logout": Rule("/logout", POST="login login login login login login login"),
+    # A fully signed-in session has no code to enter: the code page sends it on; enrolling is the user's own.
+    "auth.second_factor": Rule("/login/code", GET="login login login >/agenda/today >/agenda/today >/agenda/today >/agenda/today",
+                               POST="login login login >/agenda/today >/agenda/today >/agenda/today >/agenda/today"),
+    "auth.enrol": Rule("/second-factor", GET=ANY_STAFF, POST=any_staff("422")),
+    "auth.account": Rule("/account", GET=ANY_STAFF),
+    "admin.reset_second_factor": Rule("/admin/staff/{secretary}/second-factor/reset", POST=admin(">/admin/staff/{secretary}")),
     "admin.index": Rule("/admin/", GET=ADMIN),
     "admin.new_staff": Rule("/admin/staff/new", GET=ADMIN, POST=admin("422")),
     "admin.edit_staff": Rule("/admin/staff/{secretary}", GET=ADMIN, POST=admin("422")),
@@ -262,8 +268,11 @@ class World:
             # Sent everywhere, not only under its own visit's path as a browser would: a forged request.
             client.set_cookie(COOKIE, ids["cookies"][ids["other_ref"]], path="/")
         elif caller != "anon":
+            with self.app.app_context():
+                state = signed_in(User.get_by_id(ids[caller]))
+                db.close()
             with client.session_transaction() as session:
-                session["uid"] = ids[caller]
+                session.update(state)
         return client
 
 
@@ -374,7 +383,10 @@ def _ws_headers(world, caller: str) -> dict:
         return {"Cookie": f"{COOKIE}={ids['cookies'][ids['call_ref']]}"}
     if caller == "other_patient":
         return {"Cookie": f"{COOKIE}={ids['cookies'][ids['other_ref']]}"}
-    session = world.app.session_interface.get_signing_serializer(world.app).dumps({"uid": ids[caller]})
+    with world.app.app_context():
+        state = signed_in(User.get_by_id(ids[caller]))
+        db.close()
+    session = world.app.session_interface.get_signing_serializer(world.app).dumps(state)
     return {"Cookie": f"session={session}"}
 
 

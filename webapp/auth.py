@@ -27,7 +27,7 @@ from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import InputRequired
 
 from .models import AuditEvent, RecoveryCode, User
-from .answers import render, same_site_path
+from .answers import form_status, render, same_site_path
 
 bp = Blueprint("auth", __name__)
 # The client is request.remote_addr: behind TRUSTED_PROXIES reverse proxies, ProxyFix (app.py) has
@@ -260,7 +260,7 @@ def enrol():
         name=user.email, issuer_name=(g.practice.name if g.get("practice") else "") or "Cabinet")
     return render("auth/enrol.html", form=form, error=error, secret=secret, user=user,
                   qr=segno.make(uri, error="m").svg_data_uri(scale=4, border=2),
-                  status=401 if error else 200)
+                  status=401 if error else form_status(form))
 
 
 @bp.route("/account")
