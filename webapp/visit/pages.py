@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import current_app, redirect, render_template, url_for
 
 from ..access import current_appointment, own_visit_or_403
-from ..answers import page_with_scripts
+from ..answers import no_store, page_with_scripts
 from ..auth import staff_required
 from ..models import Appointment
 from . import bp
@@ -45,6 +45,7 @@ def render_call(appt: Appointment, role: str, upload_error: str | None = None, s
 
 
 @bp.route("/v/<ref>/call")
+@no_store
 def patient_call(ref):
     """The patient's call page, once the practitioner has admitted them."""
     appt = current_appointment(ref)
@@ -57,6 +58,7 @@ def patient_call(ref):
 
 @bp.route("/today/<int:appointment_id>/call")
 @staff_required()
+@no_store
 def staff_call(appointment_id):
     """The practitioner's call page for an admitted patient: the visit's own practitioner only."""
     appt = own_visit_or_403(appointment_id)
