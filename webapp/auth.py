@@ -82,6 +82,9 @@ def login():
             AuditEvent.record(user, "staff.login")
             return redirect(_safe_next(request.args.get("next")))
         error = _l("Wrong e-mail or password.")
+        # Never the password, nor an e-mail that matches no account (someone else's personal data,
+        # or a password typed in the wrong field): the account's id when it is one, and the address.
+        AuditEvent.record("anonymous", "staff.login_failed", detail=f"user:{user.id}" if user else "")
     return render("auth/login.html", form=form, error=error, status=401 if error else 200)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-from flask import current_app, redirect, render_template, url_for
+from flask import current_app, g, redirect, render_template, url_for
 
 from ..access import current_appointment, own_visit_or_403
 from ..answers import no_store, page_with_scripts
 from ..auth import staff_required
-from ..models import Appointment
+from ..models import Appointment, AuditEvent
 from . import bp
 from .bridge import closing_url, history
 
@@ -53,6 +53,7 @@ def patient_call(ref):
         return render_template("visit/ended.html", appt=appt)
     if appt.status != "in_call":
         return redirect(url_for("patient.visit", ref=ref))
+    AuditEvent.record("patient", "visit.call_viewed", appt)     # the page shows the chat and files so far
     return render_call(appt, "patient")
 
 
@@ -64,4 +65,5 @@ def staff_call(appointment_id):
     appt = own_visit_or_403(appointment_id)
     if appt.status != "in_call":
         return redirect(url_for("agenda.detail", appointment_id=appt.id))
+    AuditEvent.record(g.user, "visit.call_viewed", appt)        # the page shows the chat and files so far
     return render_call(appt, "practitioner")
