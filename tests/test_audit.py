@@ -203,3 +203,19 @@ def test_the_trail_shows_fifty_events_a_page(app, client):
     third = client.get("/admin/audit?page=3")
     # 120 events and the first page load's "audit.viewed" (this load's is written after its search)
     assert rows(third) == 21 and "Older" not in third.get_data(as_text=True) and "Newer" in third.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("proxies, expected", [(0, "127.0.0.1"), (1, "203.0.113.9")])
+def test_behind_a_trusted_proxy_the_clients_address_is_recorded(tmp_path, proxies, expected):
+    from conftest import make_app, make_practice
+    app = make_app(tmp_path, ENV={"DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite3'}", "SECRET_KEY": "x",
+                                   "TRUSTED_PROXIES": str(proxies)})
+    with app.app_context():
+        make_practice()
+        user = make_user("practitioner")
+        db.close()
+    app.test_client().post("/login", data={"email": user.email, "password": PASSWORD},
+                           headers={"X-Forwarded-For": "203.0.113.9"})
+    with app.app_context():
+        assert last("staff.login").address == expected
+        db.close()

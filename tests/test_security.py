@@ -140,3 +140,47 @@ def test_healthz_shows_versions_and_relay_to_an_admin(app, client):
     body = client.get("/healthz").get_json()
     assert body["ok"] is True and body["version"] == app.config["VERSION"]
     assert body["database"]["schema"] >= 1 and body["relay"]["mode"] == "embedded"
+
+
+# The patient link's token never reaches an access log.
+
+def test_the_development_servers_log_never_shows_a_link_token(app, caplog):
+    import urllib.error
+    import urllib.request
+    from webapp.access import patient_link_url
+    appt = make_appointment(starts_in=dt.timedelta(minutes=5))
+    with app.test_request_context():
+        path = patient_link_url(appt).replace("https://cabinet.test", "")
+    token = path.rsplit("/", 1)[1]
+    assert len(token) > 20
+    opener = urllib.request.build_opener(type("NoRedirect", (urllib.request.HTTPRedirectHandler,),
+                                              {"redirect_request": lambda *a, **k: None}))
+    db.close()
+    with caplog.at_level("INFO", logger="werkzeug"), live_server(app) as url:
+        try:
+            opener.open(f"{url}{path}?utm=1")
+        except urllib.error.HTTPError as answer:
+            assert answer.code == 302      # the link was exchanged for the cookie
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any("GET /p/…?utm=1 HTTP/1.1" in line and " 302 " in line for line in lines), lines
+    assert not any(token in line for line in lines) and token not in caplog.text
+
+
+@pytest.mark.parametrize("line, expected", [
+    ('1.2.3.4 - - "GET /p/abc.DEF-_9 HTTP/1.1" 302 0 "https://visio.example.fr/p/abc.DEF" "UA"',
+     '1.2.3.4 - - "GET /p/… HTTP/1.1" 302 0 "https://visio.example.fr/p/…" "UA"'),
+    ('"GET /static/p/app.css HTTP/1.1" 200', '"GET /static/p/app.css HTTP/1.1" 200'),
+    ("/p/tok", "/p/…"),
+])
+def test_the_filter_rewrites_only_link_paths(line, expected):
+    import logging
+    from webapp.app import LinkTokenFilter
+    record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "%(r)s", ({"r": line},), None)
+    assert LinkTokenFilter().filter(record) and record.getMessage() == expected
+
+
+def test_the_app_filters_gunicorns_access_log_too(app):
+    import logging
+    from webapp.app import LinkTokenFilter
+    assert any(isinstance(f, LinkTokenFilter) for f in logging.getLogger("gunicorn.access").filters)
+    assert sum(isinstance(f, LinkTokenFilter) for f in logging.getLogger("werkzeug").filters) == 1

@@ -119,4 +119,7 @@ def from_environment(instance_path: Path, env=None) -> dict:
         "LINK_OPENS_MINUTES_BEFORE": _int(env, "LINK_OPENS_MINUTES_BEFORE", 15, 0, 24 * 60),
         "LINK_CLOSES_MINUTES_AFTER": _int(env, "LINK_CLOSES_MINUTES_AFTER", 60, 0, 24 * 60),
         "PATIENT_SPACE_DAYS": _int(env, "PATIENT_SPACE_DAYS", 15, 1, 365),
+        # How many reverse proxies (nginx: 1) set X-Forwarded-For/-Proto in front of the app: the
+        # audit trail and the rate limits then see the client's address, not the proxy's.
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0, 0, 5),
     }
