@@ -19,6 +19,9 @@ from webapp.tokens import make_patient_cookie
 # page that does not after 1 s), and the test's only clock.
 RECEIVE_TIMEOUT = 5
 
+# The Origin a page of the site sends (its PUBLIC_URL in the tests); the server refuses any other.
+SITE = "https://cabinet.test"
+
 
 @pytest.fixture
 def served(tmp_path):
@@ -31,12 +34,12 @@ def served(tmp_path):
         session = app.session_interface.get_signing_serializer(app).dumps(signed_in(doctor))
         db.close()
     with live_server(app) as url:
-        yield {"ws": url.replace("http", "ws", 1), "appt": appt, "cookie": cookie, "session": session,
+        yield {"url": url, "ws": url.replace("http", "ws", 1), "appt": appt, "cookie": cookie, "session": session,
                "doctor": doctor}
 
 
 def open_live(s):
-    ws = Client.connect(f"{s['ws']}/v/{s['appt'].ref}/live", headers={"Cookie": f"{COOKIE}={s['cookie']}"})
+    ws = Client.connect(f"{s['ws']}/v/{s['appt'].ref}/live", headers={"Cookie": f"{COOKIE}={s['cookie']}", "Origin": SITE})
     first = ws.receive(timeout=RECEIVE_TIMEOUT)
     assert first is not None and 'id="waiting-status"' in first
     return ws
@@ -88,7 +91,7 @@ def test_patient_sockets_over_the_cap_are_refused(served):
         assert events.sockets.acquire(key, events.PATIENT_SOCKETS)
     try:
         ws = Client.connect(f"{served['ws']}/v/{served['appt'].ref}/live",
-                            headers={"Cookie": f"{COOKIE}={served['cookie']}"})
+                            headers={"Cookie": f"{COOKIE}={served['cookie']}", "Origin": SITE})
         assert messages_until_closed(ws) == [] and ws.close_reason == events.TOO_MANY
     finally:
         for _ in range(events.PATIENT_SOCKETS):
@@ -97,7 +100,7 @@ def test_patient_sockets_over_the_cap_are_refused(served):
 
 
 def test_a_staff_member_holds_at_most_the_cap_of_day_sockets(served):
-    headers = {"Cookie": f"session={served['session']}"}
+    headers = {"Cookie": f"session={served['session']}", "Origin": SITE}
     open_ones = []
     for _ in range(events.STAFF_SOCKETS):
         ws = Client.connect(f"{served['ws']}/today/live", headers=headers)

@@ -12,13 +12,16 @@ import pytest
 from simple_websocket import Client, ConnectionClosed
 
 from browser import live_server
-from conftest import make_app, make_appointment, make_practice, make_user, text_of, signed_in
+from conftest import login_as, make_app, make_appointment, make_practice, make_user, signed_in, text_of
 from webapp.models import Appointment, AuditEvent, ChatLine, Document, Incident, Practice, db
 from webapp.access import COOKIE, link_expires_at
 from webapp.tokens import make_patient_cookie
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PDF = b"%PDF-1.4\n%test\n"
+
+# The Origin a page of the site sends (its PUBLIC_URL in the tests); the server refuses any other.
+SITE = "https://cabinet.test"
 
 
 @pytest.fixture
@@ -56,11 +59,11 @@ def http(s, appt=None, staff=False):
 
 
 def patient_headers(s, appt):
-    return {"Cookie": f"{COOKIE}={s['cookies'][appt.id]}"}
+    return {"Cookie": f"{COOKIE}={s['cookies'][appt.id]}", "Origin": SITE}
 
 
 def staff_headers(s):
-    return {"Cookie": f"session={s['session']}"}
+    return {"Cookie": f"session={s['session']}", "Origin": SITE}
 
 
 def open_patient(s, appt=None, cookie_of=None):
@@ -70,8 +73,8 @@ def open_patient(s, appt=None, cookie_of=None):
 
 def open_staff(s, appt=None, headers=None):
     appt = appt or s["appt"]
-    return Client.connect(f"{s['ws']}/today/{appt.id}/signal",
-                          headers=staff_headers(s) if headers is None else headers)
+    headers = staff_headers(s) if headers is None else {"Origin": SITE, **headers}
+    return Client.connect(f"{s['ws']}/today/{appt.id}/signal", headers=headers)
 
 
 def next_of(ws, type_, timeout=5.0):
@@ -112,7 +115,7 @@ def test_patient_and_practitioner_join_and_get_ready(served):
 def test_strangers_are_refused(served, who):
     s = served
     if who == "anonymous":
-        ws = Client.connect(f"{s['ws']}/v/{s['appt'].ref}/signal")
+        ws = Client.connect(f"{s['ws']}/v/{s['appt'].ref}/signal", headers={"Origin": SITE})
     elif who == "other appointment's cookie":
         ws = open_patient(s, s["appt"], cookie_of=s["other"])
     else:
@@ -320,8 +323,12 @@ def test_healthz_reports_a_relay_that_is_down_without_failing(tmp_path):
     app = make_app(tmp_path, RELAY_URLS=["ws://127.0.0.1:9"])
     with app.app_context():
         make_practice()
+        admin = make_user("admin")
         db.close()
-    body = app.test_client().get("/healthz").get_json()
+    client = app.test_client()
+    assert client.get("/healthz").get_json() == {"ok": True}      # the public sees no addresses
+    login_as(client, admin)
+    body = client.get("/healthz").get_json()
     assert body["ok"] is True and body["relay"]["ok"] is False
     assert body["relay"]["workers"] == [{"url": "ws://127.0.0.1:9", "ok": False}]
 
@@ -330,6 +337,9 @@ def test_the_embedded_relay_starts_on_first_use_only(served):
     app = served["app"]
     app.extensions["relay"].stop()
     client = app.test_client()
+    with app.app_context():
+        login_as(client, make_user("admin"))
+        db.close()
     assert client.get("/healthz").get_json()["relay"]["started"] is False     # pages alone never start it
     ws = open_patient(served)
     try:

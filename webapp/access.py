@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, make_response, redirect, render_template, request, url_for
 
@@ -182,3 +183,27 @@ def current_appointment(ref: str, closed_ok: bool = False) -> Appointment:
     if appt.status == "closed" and not closed_ok:
         abort(redirect(url_for("patient.space", ref=ref)) if request.method in ("GET", "HEAD") else 409)
     return appt
+
+
+# Websockets.
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+def origin_allowed(origin: str | None) -> bool:
+    """Whether a websocket handshake's ``Origin`` is this site: a page of another site must not
+    open a socket with the browser's cookies (cross-site websocket hijacking; SameSite=Lax does not
+    cover a websocket). Allowed: the site's own address (``site_url``: PUBLIC_URL or the learnt one)
+    and the host the request was sent to. For the latter only the host is compared, not the scheme:
+    behind a proxy that ends TLS without ProxyFix, the app sees http while the page is https.
+    Browsers always send an Origin on a websocket handshake; a handshake without one is refused."""
+    if not origin or origin == "null":
+        return False
+    wanted = _origin_of(origin)
+    practice = g.get("practice")
+    site = site_url(practice) if practice is not None else current_app.config.get("PUBLIC_URL", "")
+    if site and wanted == _origin_of(site):
+        return True
+    return bool(wanted) and urlsplit(wanted).netloc == request.host.lower()

@@ -1,24 +1,30 @@
 """The practice's administration: staff accounts and settings."""
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from flask import Blueprint, abort, current_app, g, redirect, url_for
-from flask_babel import lazy_gettext as _l
+from flask import Blueprint, abort, current_app, g, redirect, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
 from .answers import form_status, render
+from .answers import no_store
 from .auth import hash_password, keep_this_session, staff_required
-from .forms import ascii_number, locale_options, options, strip, valid_email
-from .models import AuditEvent, User, db
+from .forms import (FIRST_DAY, LAST_DAY, ascii_number, day_out_of_range, locale_options, options, parse_day, strip,
+                    valid_email)
+from .i18n import local_to_utc
+from .models import Appointment, AuditEvent, Patient, User, db
 from .money import MAX_CENTS, parse_cents, typed
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 MIN_PASSWORD = 10
+AUDIT_PER_PAGE = 50
+MAX_PAGE = 100_000
 
 
 def role_names():
@@ -174,8 +180,84 @@ def practice():
         del form.site_url                   # set by the server's configuration, not here
     if form.validate_on_submit():
         with db.atomic():
+            before = {name: getattr(g.practice, name) for name in form.data if hasattr(g.practice, name)}
             form.populate_obj(g.practice)
             g.practice.save()
-            AuditEvent.record(g.user, "practice.saved")
+            changed = sorted(n for n, v in before.items() if getattr(g.practice, n) != v)   # names, not values
+            AuditEvent.record(g.user, "practice.saved", detail=",".join(changed)[:200])
         return redirect(url_for("admin.practice", saved=1))
     return render("admin/practice.html", "admin/_practice_form.html", form=form, status=form_status(form))
+
+
+# The audit trail: read-only, for administrators.
+
+def actor_names():
+    return {"patient": _l("The patient"), "system": _l("Cabinet itself"), "anonymous": _l("Someone not signed in")}
+
+
+def _audit_day(name: str, errors: dict) -> dt.date | None:
+    raw = request.args.get(name, "").strip()
+    day = parse_day(raw) if raw else None
+    if raw and day is None:
+        errors[name] = _("Enter a date as YYYY-MM-DD.")
+    elif day is not None and not FIRST_DAY <= day <= LAST_DAY:
+        errors[name], day = str(day_out_of_range()), None
+    return day
+
+
+def _audit_visit(raw: str, errors: dict) -> Appointment | None:
+    """A visit by its reference (as in its links) or its number (as in staff addresses)."""
+    if not raw:
+        return None
+    number = ascii_number(raw)
+    where = (Appointment.id == number) if number is not None and number < 2**31 else (Appointment.ref == raw)
+    appt = Appointment.get_or_none(where, Appointment.practice == g.practice)
+    if appt is None:
+        errors["visit"] = _("No visit has this reference or number.")
+    return appt
+
+
+def _audit_filters() -> tuple[dict, dict]:
+    """The trail's filters from the query string, and the errors found."""
+    errors: dict = {}
+    staff = list(User.select().where(User.practice == g.practice).order_by(User.name, User.id))
+    wanted = request.args.get("person", "")
+    person = next((u for u in staff if str(u.id) == wanted), None)
+    if wanted and person is None:
+        errors["person"] = _("Choose a person from the list.")
+    patient = request.args.get("patient", "").strip()[:100]
+    visit = request.args.get("visit", "").strip()[:100]
+    start, end = _audit_day("start", errors), _audit_day("end", errors)
+    if start and end and start > end:
+        errors["end"] = _("The end date must not be before the start date.")
+    page = ascii_number(request.args.get("page", "1")) or 1
+    return {"staff": staff, "person": person, "patient": patient, "visit": visit, "appointment":
+            _audit_visit(visit, errors), "start": start, "end": end, "page_number": max(1, min(page, MAX_PAGE))}, errors
+
+
+def _audit_events(f: dict) -> tuple[list, bool]:
+    """One page of matching events, newest first, and whether an older page follows."""
+    tz = g.practice.timezone
+    patient_ids = None
+    if f["patient"]:
+        patient_ids = [p.id for p in Patient.search(g.practice, f["patient"], limit=500)]
+    query = AuditEvent.search(
+        user_id=f["person"].id if f["person"] else None, patient_ids=patient_ids,
+        appointment_id=f["appointment"].id if f["appointment"] else None,
+        start=f["start"] and local_to_utc(dt.datetime.combine(f["start"], dt.time()), tz),
+        end=f["end"] and local_to_utc(dt.datetime.combine(f["end"] + dt.timedelta(days=1), dt.time()), tz))
+    rows = list(query.offset((f["page_number"] - 1) * AUDIT_PER_PAGE).limit(AUDIT_PER_PAGE + 1))
+    return rows[:AUDIT_PER_PAGE], len(rows) > AUDIT_PER_PAGE
+
+
+@bp.route("/audit")
+@staff_required("admin")
+@no_store
+def audit():
+    """The audit trail: who did what, when and from where; searched by person, patient, visit and dates."""
+    filters, errors = _audit_filters()
+    events, more = ([], False) if errors else _audit_events(filters)
+    AuditEvent.record(g.user, "audit.viewed")     # the trail names patients: reading it is audited too
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render("admin/audit.html", "admin/_audit_results.html", status=422 if errors else 200, events=events,
+                  more=more, errors=errors, actors=actor_names(), args=args, **filters)

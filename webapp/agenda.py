@@ -11,7 +11,7 @@ from wtforms.validators import InputRequired, Length
 
 from . import events, notify
 from .access import appointment_or_404, patient_link_url, visible_practitioners
-from .answers import after_change, form_status, go_to, render
+from .answers import after_change, form_status, go_to, no_store, render
 from .auth import staff_required
 from .forms import (LocalDateField, LocalTimeField, PhoneField, can_receive_sms, clamp_day, options, parse_day, row_id,
                     strip, valid_email, valid_mobile, valid_phone)
@@ -315,6 +315,7 @@ def _successors(appt) -> list:
 
 @bp.route("/<int:appointment_id>")
 @staff_required()
+@no_store
 def detail(appointment_id):
     """One teleconsultation: who, when, its patient link, and what can be done with it."""
     appt = appointment_or_404(appointment_id)

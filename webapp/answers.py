@@ -5,9 +5,10 @@ Whether a request wants a fragment is decided here and nowhere else; flask-htmx'
 """
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
-from flask import redirect, render_template, request
+from flask import make_response as flask_response, redirect, render_template, request
 from flask_htmx import HTMX, make_response
 
 htmx = HTMX()
@@ -79,3 +80,18 @@ def go_to(url: str):
     if wants_fragment():
         return make_response("", 200, redirect=url)
     return redirect(url, 303)
+
+
+def no_store(view):
+    """Clinical content and personal data: no cache (the browser's, a proxy's) keeps a copy.
+
+    Every answer of the view, redirects and htmx fragments included, says ``Cache-Control:
+    private, no-store``; a shared computer's back button or disk cache then holds nothing of the patient.
+    """
+    @functools.wraps(view)
+    def uncached(*args, **kwargs):
+        response = flask_response(view(*args, **kwargs))
+        response.headers["Cache-Control"] = "private, no-store"
+        return response
+    uncached.no_store = True
+    return uncached

@@ -1,6 +1,8 @@
 """The web application: ``create_app()`` builds it from defaults, the environment and a test dict."""
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 from flask import Flask, g, render_template, request
@@ -23,6 +25,33 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'; manifest-src 'self'; "
        "worker-src 'self'")
+
+
+# A patient link's path in a log line (a request line, or an address after its host): the token
+# is the patient's credential, and logs are read, kept and copied by more people than the database.
+LINK_IN_LOG = re.compile(r'(^|[\s"]|://[^/\s"]+)/p/[^\s?#"/]+')
+# The loggers that print request paths: the development server's (flask run) and gunicorn's access log.
+ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
+
+
+class LinkTokenFilter(logging.Filter):
+    """Rewrites ``/p/<token>`` to ``/p/…`` in a log record, so no access log keeps a patient's link.
+
+    Installed by ``create_app`` on werkzeug's and gunicorn's access loggers; usable from a logging
+    configuration as ``webapp.app.LinkTokenFilter`` (docs/deploy.md)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/p/" in message:
+            record.msg, record.args = LINK_IN_LOG.sub(r"\1/p/…", message), ()
+        return True
+
+
+def _hide_link_tokens() -> None:
+    for name in ACCESS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, LinkTokenFilter) for f in logger.filters):
+            logger.addFilter(LinkTokenFilter())
 
 
 class RowIdConverter(IntegerConverter):
@@ -71,6 +100,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     _register_blueprints(app)
     app.before_request(access.learn_site_url)     # after the user and the practice are known
     _refuse_nul_bytes(app)
+    _hide_link_tokens()
     _security_headers(app)
     _error_pages(app)
     cli.init_app(app)

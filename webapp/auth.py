@@ -167,6 +167,9 @@ def login():
                 return redirect(url_for("auth.second_factor"))
             return redirect(target)
         error = _l("Wrong e-mail or password.")
+        # Never the password, nor an e-mail that matches no account (someone else's personal data,
+        # or a password typed in the wrong field): the account's id when it is one, and the address.
+        AuditEvent.record("anonymous", "staff.login_failed", detail=f"user:{user.id}" if user else "")
     return render("auth/login.html", form=form, error=error, status=401 if form.is_submitted() and error else 200)
 
 

@@ -130,5 +130,7 @@ def from_environment(instance_path: Path, env=None) -> dict:
         "RETENTION_MESSAGE_BODY_DAYS": _int(env, "RETENTION_MESSAGE_BODY_DAYS", 30, 1, 36500),
         "SESSION_IDLE_MINUTES": _int(env, "SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
         "SESSION_MAX_HOURS": _int(env, "SESSION_MAX_HOURS", 12, 1, 7 * 24),
+        # How many reverse proxies (nginx: 1) set X-Forwarded-For/-Proto in front of the app: the
+        # audit trail and the rate limits then see the client's address, not the proxy's.
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0, 0, 5),
     }

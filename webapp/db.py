@@ -104,6 +104,12 @@ def _sessions_and_second_factor(database):
     database.create_tables([RecoveryCode])
 
 
+def _audit_address(database):
+    """Audit events say from where: the client's address."""
+    database.create_tables([AuditEvent])      # safe: only where an old database lacks the table
+    add_missing_columns(database, AuditEvent, {"address": CharField(max_length=64, default="")})
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
@@ -113,6 +119,7 @@ MIGRATIONS = [
     (6, _sms_copied),
     (7, _share_records),
     (8, _sessions_and_second_factor),
+    (9, _audit_address),
 ]
 
 

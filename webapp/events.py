@@ -13,12 +13,37 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import threading
 import time
 from dataclasses import dataclass, field
 
-from flask_sock import Sock
+import flask_sock
+from flask import request
+
+from .access import origin_allowed
+
+WRONG_ORIGIN = 1008        # close code of a socket opened from a page of another site
+
+
+class Sock(flask_sock.Sock):
+    """flask-sock whose every route first checks the handshake's ``Origin`` (``origin_allowed``):
+    a socket opened from another site's page is closed with 1008 before anything is sent."""
+
+    def route(self, path, bp=None, **kwargs):
+        register = super().route(path, bp=bp, **kwargs)
+
+        def decorator(handler):
+            @functools.wraps(handler)
+            def same_site_only(ws, *args, **kw):
+                if not origin_allowed(request.headers.get("Origin")):
+                    ws.close(reason=WRONG_ORIGIN, message="origin")
+                    return None
+                return handler(ws, *args, **kw)
+            return register(same_site_only)
+        return decorator
+
 
 sock = Sock()
 

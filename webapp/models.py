@@ -9,6 +9,7 @@ import json
 import secrets
 from datetime import datetime, timedelta, timezone
 
+from flask import has_request_context, request
 from peewee import (
     BooleanField, CharField, DatabaseProxy, DateField, DateTimeField, ForeignKeyField,
     JOIN, IntegerField, Model, TextField, Value, fn,
@@ -485,24 +486,71 @@ class Appointment(BaseModel):
         return waiting + [a for a in rows if a.status != "waiting"]
 
 
+class AuditTrailIsAppendOnly(Exception):
+    """Raised on any attempt to change or delete an audit event through the model."""
+
+
 class AuditEvent(BaseModel):
-    """Who did what to which appointment or patient, and when. No patient data in ``detail``."""
+    """Who did what to which appointment or patient, when, and from where. No patient data in ``detail``.
+
+    The trail is append-only: ``record`` adds events, and no route changes or deletes one.
+    ``save()`` of an event already written, ``delete_instance()`` and ``update()`` raise
+    ``AuditTrailIsAppendOnly``. The one documented exception is retention: ``purge`` removes
+    events older than the retention period with a query-level ``AuditEvent.delete().where(...)``,
+    which is deliberately left open. (Deleting an appointment or a patient row also removes its
+    events, by the foreign keys' ON DELETE CASCADE: only ``purge`` deletes those rows.)
+    """
     at = DateTimeField(default=utcnow, index=True)
     user = ForeignKeyField(User, null=True, on_delete="SET NULL")
-    actor = CharField(max_length=20)                    # "staff", "patient" or "system"
+    actor = CharField(max_length=20)                    # "staff", "patient", "system" or "anonymous"
     action = CharField(max_length=64)
     appointment = ForeignKeyField(Appointment, null=True, on_delete="CASCADE")
     patient = ForeignKeyField(Patient, null=True, on_delete="CASCADE")
     detail = CharField(max_length=200, default="")
+    # The client's address as the app sees it: ``request.remote_addr``, which is the proxy's
+    # unless werkzeug's ProxyFix is configured to trust its X-Forwarded-For.
+    address = CharField(max_length=64, default="")
 
     @classmethod
     def record(cls, actor, action, appointment=None, patient=None, detail=""):
-        """Write one event; ``actor`` is a User, or the string "patient" or "system"."""
+        """Write one event; ``actor`` is a User, or the string "patient", "system" or "anonymous".
+        In a request (a page or a websocket), the client's address is recorded with it."""
         user = actor if isinstance(actor, User) else None
         if appointment is not None and patient is None:
             patient = appointment.patient_id
+        address = (request.remote_addr or "")[:64] if has_request_context() else ""
         return cls.create(user=user, actor="staff" if user else str(actor), action=action,
-                          appointment=appointment, patient=patient, detail=detail)
+                          appointment=appointment, patient=patient, detail=detail, address=address)
+
+    def save(self, force_insert=False, only=None):
+        if self._pk is not None and not force_insert:
+            raise AuditTrailIsAppendOnly("an audit event is never changed")
+        return super().save(force_insert=force_insert, only=only)
+
+    def delete_instance(self, *args, **kwargs):
+        raise AuditTrailIsAppendOnly("an audit event is never deleted (purge removes expired ones by query)")
+
+    @classmethod
+    def update(cls, *args, **kwargs):
+        raise AuditTrailIsAppendOnly("audit events are never changed")
+
+    @classmethod
+    def search(cls, user_id=None, patient_ids=None, appointment_id=None, start=None, end=None):
+        """Events matching every given criterion, newest first. ``user_id`` matches what that
+        staff member did and the failed sign-ins on their account (``detail`` "user:<id>")."""
+        query = cls.select(cls, User, Patient, Appointment).join(User, JOIN.LEFT_OUTER).switch(cls) \
+            .join(Patient, JOIN.LEFT_OUTER).switch(cls).join(Appointment, JOIN.LEFT_OUTER).switch(cls)
+        if user_id is not None:
+            query = query.where((cls.user == user_id) | (cls.detail == f"user:{user_id}"))
+        if patient_ids is not None:
+            query = query.where(cls.patient.in_(patient_ids))
+        if appointment_id is not None:
+            query = query.where(cls.appointment == appointment_id)
+        if start is not None:
+            query = query.where(cls.at >= start)
+        if end is not None:
+            query = query.where(cls.at < end)
+        return query.order_by(cls.at.desc(), cls.id.desc())
 
 
 class RecoveryCode(BaseModel):

@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
-from .answers import form_status, render
+from .answers import form_status, no_store, render
 from .auth import staff_required
 from .forms import (LocalDateField, PhoneField, locale_options, normalize_phone, past_birth_date, strip,
                     valid_email, valid_phone)
@@ -53,6 +53,7 @@ def _search_args():
 
 @bp.route("/")
 @staff_required()
+@no_store
 def index():
     """Search patients by name, birth date or phone."""
     text, birth, phone = _search_args()
@@ -62,6 +63,7 @@ def index():
 
 @bp.route("/choices")
 @staff_required()
+@no_store
 def choices():
     """The patients matching what is typed in a booking form, as choices to pick."""
     text = request.args.get("patient_query", "").strip()[:100]
@@ -80,6 +82,7 @@ def _save(form, patient):
 
 @bp.route("/new", methods=["GET", "POST"])
 @staff_required()
+@no_store
 def new():
     """Add a patient."""
     form = PatientForm()
@@ -91,6 +94,7 @@ def new():
 
 @bp.route("/<int:patient_id>", methods=["GET", "POST"])
 @staff_required()
+@no_store
 def edit(patient_id):
     """A patient's details, to read or change."""
     patient = patient_or_404(patient_id)

@@ -22,16 +22,22 @@ def home():
 
 @bp.route("/healthz")
 def healthz():
-    """The state of the database and of the relay as JSON for monitoring."""
+    """Whether the site works, as JSON for monitoring: ``{"ok": true}`` for anyone (503 when the
+    database fails). Versions and addresses (schema, relay workers) help an attacker choose an
+    exploit, so only a signed-in administrator sees them."""
     try:
         db.execute_sql("SELECT 1")
         database = {"ok": True, "schema": schema_version()}
     except Exception as exc:  # noqa: BLE001 - any failure is what monitoring must see
         current_app.logger.warning("healthz: database check failed: %s", type(exc).__name__)
         database = {"ok": False, "error": type(exc).__name__}
-    relay = current_app.extensions["relay"].health()   # reported, never a reason to fail: calls reconnect
-    body = {"ok": database["ok"], "version": current_app.config["VERSION"], "database": database, "relay": relay}
-    return jsonify(body), 200 if database["ok"] else 503
+    body = {"ok": database["ok"]}
+    if g.get("user") is not None and g.user.role == "admin":
+        relay = current_app.extensions["relay"].health()   # reported, never a reason to fail: calls reconnect
+        body.update(version=current_app.config["VERSION"], database=database, relay=relay)
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 200 if database["ok"] else 503
 
 
 @bp.route("/manifest.webmanifest")

@@ -5,7 +5,7 @@ from flask import abort, current_app, g, redirect, request, url_for
 from flask_babel import gettext as _
 
 from ..access import appointment_or_404, may_read_clinical, readable_visit_or_404, visible_practitioners
-from ..answers import render, wants_fragment
+from ..answers import no_store, render, wants_fragment
 from ..auth import staff_required
 from ..i18n import utc_to_local
 from ..models import Act, Addendum, Appointment, AuditEvent, Document, Incident, Payment, Report, VisitAct, \
@@ -103,6 +103,7 @@ def _store(appt, data: bytes, kind: str, filename: str, content_type: str, local
 
 @bp.route("/<int:appointment_id>/close")
 @staff_required()
+@no_store
 def checklist(appointment_id):
     """The closing checklist: what is done, missing or waived."""
     appt = _visit(appointment_id, edit=False)
@@ -112,6 +113,7 @@ def checklist(appointment_id):
 
 @bp.route("/<int:appointment_id>/report", methods=["POST"])
 @staff_required()
+@no_store
 def save_report(appointment_id):
     """Save the report (autosaved while typing, or with the button)."""
     appt = _visit(appointment_id)
@@ -151,6 +153,7 @@ def _write_report(appt, form) -> bool:
 
 @bp.route("/<int:appointment_id>/incidents", methods=["POST"])
 @staff_required()
+@no_store
 def add_incident(appointment_id):
     """Add the practitioner's note to the call's incidents."""
     appt = _visit(appointment_id)
@@ -165,6 +168,7 @@ def add_incident(appointment_id):
 
 @bp.route("/<int:appointment_id>/documents", methods=["POST"])
 @staff_required()
+@no_store
 def upload(appointment_id):
     """Send the patient a PDF, JPEG or PNG, recognised by its content."""
     appt = _visit(appointment_id)
@@ -196,6 +200,7 @@ def _read_upload(upload):
 
 @bp.route("/<int:appointment_id>/prescription", methods=["POST"])
 @staff_required()
+@no_store
 def write_prescription(appointment_id):
     """Render the prescription typed in the form as a PDF, sent to the patient."""
     appt = _visit(appointment_id)
@@ -213,6 +218,7 @@ def write_prescription(appointment_id):
 
 @bp.route("/<int:appointment_id>/documents/<int:document_id>")
 @staff_required()
+@no_store
 def document(appointment_id, document_id):
     """Download one of the visit's documents: clinical content, for who may read it."""
     appt = _visit(appointment_id, edit=False)
@@ -229,6 +235,7 @@ def document(appointment_id, document_id):
 
 @bp.route("/<int:appointment_id>/acts", methods=["POST"])
 @staff_required()
+@no_store
 def add_act(appointment_id):
     """Code an act from the practice's active catalogue; its fee may be changed for this visit."""
     appt = _visit(appointment_id)
@@ -252,6 +259,7 @@ def add_act(appointment_id):
 
 @bp.route("/<int:appointment_id>/acts/<int:visit_act_id>/delete", methods=["POST"])
 @staff_required()
+@no_store
 def remove_act(appointment_id, visit_act_id):
     """Remove an act coded by mistake."""
     appt = _visit(appointment_id)
@@ -263,6 +271,7 @@ def remove_act(appointment_id, visit_act_id):
 
 @bp.route("/<int:appointment_id>/payment", methods=["POST"])
 @staff_required()
+@no_store
 def request_payment(appointment_id):
     """Ask the patient for an amount, from the presets or typed."""
     appt = _visit(appointment_id)
@@ -292,6 +301,7 @@ def _drop_payment_waiver(appt) -> None:
 
 @bp.route("/<int:appointment_id>/waivers/<item>", methods=["POST"])
 @staff_required()
+@no_store
 def waive(appointment_id, item):
     """Waive a checklist item, with a reason."""
     appt = _visit(appointment_id)
@@ -324,6 +334,7 @@ def _waive_payment(appt, reason: str) -> None:
 
 @bp.route("/<int:appointment_id>/waivers/<item>/delete", methods=["POST"])
 @staff_required()
+@no_store
 def unwaive(appointment_id, item):
     """Take a waiver back: the item is missing again until done."""
     appt = _visit(appointment_id)
@@ -343,6 +354,7 @@ def unwaive(appointment_id, item):
 
 @bp.route("/<int:appointment_id>/close", methods=["POST"])
 @staff_required()
+@no_store
 def close(appointment_id):
     """Close the visit once every item is done or waived: one transaction, once."""
     appt = _visit(appointment_id)
@@ -378,6 +390,7 @@ def _already_closed(appt):
 
 @bp.route("/<int:appointment_id>/addenda", methods=["POST"])
 @staff_required()
+@no_store
 def add_addendum(appointment_id):
     """Add to a closed visit's report, with its own time and author."""
     appt = _visit(appointment_id)
@@ -395,6 +408,7 @@ def add_addendum(appointment_id):
 
 @bp.route("/open")
 @staff_required()
+@no_store
 def unclosed():
     """Visits not yet closed, so none is forgotten."""
     visits = Appointment.unclosed([p.id for p in visible_practitioners()], utcnow())

@@ -12,6 +12,7 @@ import datetime as dt
 from flask import abort, make_response, redirect, render_template, url_for
 
 from ..access import current_appointment
+from ..answers import no_store
 from ..models import AuditEvent, ChatLine, Document, Waiver, utcnow
 from ..payments_providers import STATUS_LABELS, current_payment
 from ..storage import DocumentMissing
@@ -40,6 +41,7 @@ def patient_documents(appt) -> list[Document]:
 
 
 @bp.route("/v/<ref>/space")
+@no_store
 def space(ref):
     """The patient's documents, payment request and chat history of a closed visit."""
     appt, elsewhere = _open_space(ref)
@@ -53,6 +55,7 @@ def space(ref):
 
 
 @bp.route("/v/<ref>/space/documents/<int:document_id>")
+@no_store
 def space_document(ref, document_id):
     """Download one document of this visit, never another's."""
     appt, elsewhere = _open_space(ref)

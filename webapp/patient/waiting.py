@@ -16,7 +16,7 @@ from simple_websocket import ConnectionClosed
 
 from .. import events
 from ..access import current_appointment
-from ..answers import full_page_load, wants_fragment
+from ..answers import full_page_load, no_store, wants_fragment
 from ..events import announce, waiting_channel
 from ..models import Appointment, db
 from . import bp
@@ -34,6 +34,7 @@ def status_fragment(appt, oob: bool = False) -> str:
 
 
 @bp.route("/v/<ref>/waiting")
+@no_store
 def waiting(ref):
     """The waiting room: entering it tells the practitioner; an htmx poll gets the status only."""
     appt, elsewhere = step_appointment(ref, "patient.waiting")

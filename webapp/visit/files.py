@@ -11,6 +11,7 @@ from flask import abort, g, jsonify, redirect, request, url_for
 from flask_babel import gettext as _
 
 from ..access import current_appointment, own_visit_or_403
+from ..answers import no_store
 from ..auth import staff_required
 from ..models import AuditEvent, Document
 from ..storage import DocumentMissing
@@ -82,6 +83,7 @@ def download(appt, doc_id: int, documents=None):
 
 
 @bp.route("/v/<ref>/files", methods=["POST"])
+@no_store
 def patient_upload(ref):
     """The patient sends a file during the call."""
     appt = current_appointment(ref)
@@ -92,6 +94,7 @@ def patient_upload(ref):
 
 @bp.route("/today/<int:appointment_id>/files", methods=["POST"])
 @staff_required()
+@no_store
 def staff_upload(appointment_id):
     """The practitioner sends a file during the call (the visit's own practitioner only)."""
     appt = own_visit_or_403(appointment_id)
@@ -99,6 +102,7 @@ def staff_upload(appointment_id):
 
 
 @bp.route("/v/<ref>/files/<int:doc_id>")
+@no_store
 def patient_file(ref, doc_id):
     """One file of the patient's own call; any other id (the practice's report too) is simply not found."""
     appt = current_appointment(ref)
@@ -111,6 +115,7 @@ def patient_file(ref, doc_id):
 
 @bp.route("/today/<int:appointment_id>/files/<int:doc_id>")
 @staff_required()
+@no_store
 def staff_file(appointment_id, doc_id):
     """One file of the call, for the visit's own practitioner; every access is audited."""
     appt = own_visit_or_403(appointment_id)

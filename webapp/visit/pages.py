@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-from flask import current_app, redirect, render_template, url_for
+from flask import current_app, g, redirect, render_template, url_for
 
 from ..access import current_appointment, own_visit_or_403
-from ..answers import page_with_scripts
+from ..answers import no_store, page_with_scripts
 from ..auth import staff_required
-from ..models import Appointment
+from ..models import Appointment, AuditEvent
 from . import bp
 from .bridge import closing_url, history
 
@@ -45,6 +45,7 @@ def render_call(appt: Appointment, role: str, upload_error: str | None = None, s
 
 
 @bp.route("/v/<ref>/call")
+@no_store
 def patient_call(ref):
     """The patient's call page, once the practitioner has admitted them."""
     appt = current_appointment(ref)
@@ -52,14 +53,17 @@ def patient_call(ref):
         return render_template("visit/ended.html", appt=appt)
     if appt.status != "in_call":
         return redirect(url_for("patient.visit", ref=ref))
+    AuditEvent.record("patient", "visit.call_viewed", appt)     # the page shows the chat and files so far
     return render_call(appt, "patient")
 
 
 @bp.route("/today/<int:appointment_id>/call")
 @staff_required()
+@no_store
 def staff_call(appointment_id):
     """The practitioner's call page for an admitted patient: the visit's own practitioner only."""
     appt = own_visit_or_403(appointment_id)
     if appt.status != "in_call":
         return redirect(url_for("agenda.detail", appointment_id=appt.id))
+    AuditEvent.record(g.user, "visit.call_viewed", appt)        # the page shows the chat and files so far
     return render_call(appt, "practitioner")
