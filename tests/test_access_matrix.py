@@ -101,6 +101,7 @@ TABLE: dict[str, Rule] = {
     "admin.new_staff": Rule("/admin/staff/new", GET=ADMIN, POST=admin("422")),
     "admin.edit_staff": Rule("/admin/staff/{secretary}", GET=ADMIN, POST=admin("422")),
     "admin.practice": Rule("/admin/practice", GET=ADMIN, POST=admin("422")),
+    "admin.audit": Rule("/admin/audit", GET=ADMIN),
     "agenda.index": Rule("/agenda/", GET=ANY_STAFF),
     "agenda.today": Rule("/agenda/today", GET=any_staff(">/agenda/")),
     "agenda.detail": Rule("/agenda/{call}", GET=STAFF),
@@ -376,18 +377,19 @@ def test_staff_who_see_the_visit_get_its_checklist_without_its_clinical_content(
 
 
 def _ws_headers(world, caller: str) -> dict:
-    ids = world.ids
+    """What the site's own page would send: its cookie and its Origin (the tests' PUBLIC_URL)."""
+    ids, origin = world.ids, {"Origin": world.app.config["PUBLIC_URL"]}
     if caller == "anon":
-        return {}
+        return origin
     if caller == "patient":
-        return {"Cookie": f"{COOKIE}={ids['cookies'][ids['call_ref']]}"}
+        return {"Cookie": f"{COOKIE}={ids['cookies'][ids['call_ref']]}", **origin}
     if caller == "other_patient":
-        return {"Cookie": f"{COOKIE}={ids['cookies'][ids['other_ref']]}"}
+        return {"Cookie": f"{COOKIE}={ids['cookies'][ids['other_ref']]}", **origin}
     with world.app.app_context():
         state = signed_in(User.get_by_id(ids[caller]))
         db.close()
     session = world.app.session_interface.get_signing_serializer(world.app).dumps(state)
-    return {"Cookie": f"session={session}"}
+    return {"Cookie": f"session={session}", **origin}
 
 
 def _accepted(ws) -> bool:

@@ -73,12 +73,15 @@ def chat_burst(base_ws, visit, acked: list, stop: threading.Event) -> None:
     """Send chat lines; the server's copy of each saved line (its id) is the acknowledgement."""
     try:
         ws = Client.connect(f"{base_ws}/v/{visit['appt'].ref}/signal",
-                            headers={"Cookie": f"{COOKIE}={visit['cookie']}"})
+                            headers={"Cookie": f"{COOKIE}={visit['cookie']}", "Origin": "https://cabinet.test"})
         n = 0
         while not stop.is_set():
             n += 1
             ws.send(json.dumps({"v": 1, "type": "chat", "text": f"ligne {n}"}))
-            while (raw := ws.receive(timeout=0.05)) is not None:
+            for _ in range(50):         # file frames of the uploads arrive too: read some, then chat on
+                raw = ws.receive(timeout=0.02)
+                if raw is None:
+                    break
                 data = json.loads(raw)
                 if data.get("type") == "chat":
                     acked.append((data["id"], data["text"]))
@@ -101,6 +104,7 @@ def upload_burst(base, visit, acked: list, stop: threading.Event) -> None:
                     acked.append(json.loads(response.read())["id"])
         except OSError:
             return
+        time.sleep(0.02)        # a patient's pace, leaving the server to the chat too
 
 
 def test_every_acknowledged_write_survives_a_sigkill(visit):
