@@ -1,5 +1,5 @@
-"""Crash consistency: SIGKILL the web process in a burst of chat and uploads; after a restart every
-write the server acknowledged is there, and the SQLite file is sound."""
+"""Crash consistency: SIGKILL the web process in a burst of chat, report autosaves and uploads; after
+a restart every write the server acknowledged is there, and the SQLite file is sound."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,16 +11,17 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 from simple_websocket import Client, ConnectionClosed
 
-from conftest import make_app, make_appointment, make_practice, make_user
+from conftest import make_app, make_appointment, make_practice, make_user, signed_in
 from smtp_helpers import free_port
 from webapp.access import COOKIE, link_expires_at
-from webapp.models import ChatLine, Document, db
+from webapp.models import ChatLine, Document, Report, db
 from webapp.storage import documents
 from webapp.tokens import make_patient_cookie
 
@@ -64,9 +65,10 @@ def visit(tmp_path):
                      lambda: appt.record_device_check("{}"), appt.enter_waiting_room, lambda: appt.admit(doctor)):
             step()
         cookie = make_patient_cookie(SECRET, appt.id, appt.link_version, link_expires_at(appt))
+        session = app.session_interface.get_signing_serializer(app).dumps(signed_in(doctor))
     db.close()
     return {"app": app, "url": url, "instance": tmp_path / "instance", "appt": appt, "cookie": cookie,
-            "file": tmp_path / "crash.sqlite3"}
+            "session": session, "file": tmp_path / "crash.sqlite3"}
 
 
 def chat_burst(base_ws, visit, acked: list, stop: threading.Event) -> None:
@@ -107,17 +109,38 @@ def upload_burst(base, visit, acked: list, stop: threading.Event) -> None:
         time.sleep(0.02)        # a patient's pace, leaving the server to the chat too
 
 
+def autosave_burst(base, visit, acked: list, stop: threading.Event) -> None:
+    """The practitioner's report, autosaved as they type; a 200 is the acknowledgement."""
+    n = 0
+    while not stop.is_set():
+        n += 1
+        findings = f"Constatations, version {n}"
+        request = urllib.request.Request(
+            f"{base}/visits/{visit['appt'].id}/report", method="POST",
+            data=urllib.parse.urlencode({"findings": findings, "decisions": "", "prescriptions": ""}).encode(),
+            headers={"Cookie": f"session={visit['session']}", "HX-Request": "true",
+                     "Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status == 200:
+                    acked.append(findings)
+        except OSError:
+            return
+        time.sleep(0.02)
+
+
 def test_every_acknowledged_write_survives_a_sigkill(visit):
     port = free_port()
-    base, chats, files, stop = f"http://127.0.0.1:{port}", [], [], threading.Event()
+    base, chats, files, saves, stop = f"http://127.0.0.1:{port}", [], [], [], threading.Event()
     server = start(visit["instance"], visit["url"], port)
     try:
         workers = [threading.Thread(target=chat_burst, args=(base.replace("http", "ws"), visit, chats, stop)),
-                   threading.Thread(target=upload_burst, args=(base, visit, files, stop))]
+                   threading.Thread(target=upload_burst, args=(base, visit, files, stop)),
+                   threading.Thread(target=autosave_burst, args=(base, visit, saves, stop))]
         for worker in workers:
             worker.start()
         deadline = time.monotonic() + 20
-        while (len(chats) < 10 or len(files) < 5) and time.monotonic() < deadline:
+        while (len(chats) < 10 or len(files) < 5 or len(saves) < 5) and time.monotonic() < deadline:
             time.sleep(0.05)
         server.send_signal(signal.SIGKILL)          # mid-burst: writes are still arriving
         server.wait(10)
@@ -129,7 +152,7 @@ def test_every_acknowledged_write_survives_a_sigkill(visit):
             server.kill()
             server.wait(10)
         server.stdout.close()
-    assert len(chats) >= 10 and len(files) >= 5, (len(chats), len(files))
+    assert len(chats) >= 10 and len(files) >= 5 and len(saves) >= 5, (len(chats), len(files), len(saves))
 
     restarted = start(visit["instance"], visit["url"], port)
     try:
@@ -148,4 +171,8 @@ def test_every_acknowledged_write_survives_a_sigkill(visit):
         stored = {doc.id: doc for doc in Document.select()}
         assert all(doc_id in stored for doc_id in files), "an acknowledged upload was lost"
         assert all(documents().load(stored[doc_id].storage_key) == PNG for doc_id in files)
+        # The last acknowledged autosave, or one sent after it that the server saved before dying.
+        kept = Report.get(Report.appointment == visit["appt"].id).findings
+        assert kept.startswith("Constatations, version ")
+        assert int(kept.rsplit(" ", 1)[1]) >= int(saves[-1].rsplit(" ", 1)[1]), (kept, saves[-1])
     db.close()
