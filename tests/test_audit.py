@@ -7,7 +7,7 @@ import pytest
 
 from conftest import HX, PASSWORD, holding_link, login_as, make_appointment, make_patient, make_user, text_of
 from webapp.db import add_missing_columns
-from webapp.models import AuditEvent, AuditTrailIsAppendOnly, Appointment, User, db, utcnow
+from webapp.models import AuditEvent, AuditTrailIsAppendOnly, db, utcnow
 
 
 def last(action):

@@ -6,7 +6,6 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from webapp.netsettings import SettingError, parse_host_addresses, parse_ice_servers
-from webapp.relay import protocol as p
 from webapp.relay.__main__ import settings_from_env
 from webapp.relay.ice import use_host_addresses
 from tests.relay_helpers import Caller, start_worker_process, stop_worker_process

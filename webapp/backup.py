@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 from . import __version__
 from .db import schema_version
 from .models import MODELS, Appointment, Patient, SchemaVersion, User, db, utcnow
+from .private_files import replacing
 from .storage import DocumentStore, write_keys
 
 ROOT = "cabinet-backup"
@@ -102,23 +102,12 @@ def create(dest: Path, url: str, store: DocumentStore) -> tuple[Path, dict]:
                     "schema_version": version, "database": "sqlite" if is_sqlite(url) else "postgresql",
                     "database_file": database, "counts": counts(), "document_files": len(documents),
                     "document_keys": len(store.keys)}
-        partial = path.with_name(path.name + ".part")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-                _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
-                _add_bytes(tar, "document_key", b"\n".join(store.keys) + b"\n")
-                tar.add(work / database, f"{ROOT}/{database}")
-                for doc in documents:
-                    tar.add(doc, f"{ROOT}/documents/{doc.relative_to(store.root).as_posix()}")
-                tar.close()
-                raw.flush()
-                os.fsync(raw.fileno())
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        partial.replace(path)
+        with replacing(path) as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
+            _add_bytes(tar, "document_key", b"\n".join(store.keys) + b"\n")
+            tar.add(work / database, f"{ROOT}/{database}")
+            for doc in documents:
+                tar.add(doc, f"{ROOT}/documents/{doc.relative_to(store.root).as_posix()}")
     return path, manifest
 
 

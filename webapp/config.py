@@ -13,6 +13,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 from .netsettings import SettingError, parse_host_addresses, parse_ice_servers
+from .private_files import create_once
 
 
 class ConfigError(ValueError):
@@ -83,12 +84,7 @@ def secret_key(instance_path: Path) -> str:
     """The key in the instance folder, made on first run so sessions survive restarts."""
     path = instance_path / "secret_key"
     if not path.exists():
-        try:     # 0600 from the first byte, whatever the umask
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:          # another process made it first
-            return path.read_text().strip()
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
+        create_once(path, secrets.token_urlsafe(48).encode())     # or another process made it first
     return path.read_text().strip()
 
 

@@ -6,7 +6,6 @@ its own transaction.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
@@ -17,6 +16,7 @@ from .models import (
     Act, Addendum, Appointment, AuditEvent, ChatLine, Document, Incident, Message, Patient, Payment, Practice,
     RecoveryCode, Report, SchemaVersion, User, VisitAct, Waiver, db,
 )
+from .private_files import create_once
 
 SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 10000}
 
@@ -136,10 +136,7 @@ def open_database(url: str):
 
 def _private_file(path: Path) -> None:
     if not path.exists():
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            pass
+        create_once(path)
 
 
 def migrate(database=db) -> list[int]:

@@ -16,7 +16,6 @@ it changes, so a running app follows a rotation without a restart.
 """
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 
 from .config import ConfigError
+from .private_files import create_once, replacing
 
 
 class DocumentMissing(LookupError):
@@ -31,20 +31,9 @@ class DocumentMissing(LookupError):
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file only its owner may read (0600 from the start, whatever the
-    umask), fsynced, then renamed over ``path``: a reader sees the old file or the new one."""
-    tmp = path.with_name(path.name + ".part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
+    """Replace ``path`` with ``data``, 0600, all at once (``private_files.replacing``)."""
+    with replacing(path) as fh:
+        fh.write(data)
 
 
 class DocumentStore:
@@ -147,12 +136,7 @@ def key_file(instance_path: Path) -> Path:
     """The instance folder's key file, made (0600) on first use."""
     path = instance_path / "document_key"
     if not path.exists():
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:          # another process made it first
-            return path
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(Fernet.generate_key())
+        create_once(path, Fernet.generate_key())     # or another process made it first
     return path
 
 
