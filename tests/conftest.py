@@ -8,9 +8,11 @@ import re
 import pytest
 import time_machine
 
-from webapp.access import patient_link_url
+from browser import live_server
+from webapp.access import link_expires_at, patient_link_url
 from webapp.app import create_app
 from webapp.auth import hash_password, staff_session
+from webapp.tokens import make_patient_cookie
 from webapp.models import MODELS, Appointment, Patient, Practice, User, db, utcnow
 
 PASSWORD = "correct horse battery"
@@ -143,6 +145,23 @@ def holding_link(app, appt):
     response = client.get(link)
     assert response.status_code == 302, response.status_code
     return client
+
+
+@pytest.fixture
+def served_visit(tmp_path):
+    """The app on a live loopback server, with a practitioner's visit in 5 minutes: the patient's
+    cookie and the practitioner's session cookie for websocket clients."""
+    app = make_app(tmp_path)
+    with app.app_context():
+        make_practice()
+        doctor = make_user("practitioner")
+        appt = make_appointment(practitioner=doctor, starts_in=dt.timedelta(minutes=5))
+        cookie = make_patient_cookie("test-secret", appt.id, appt.link_version, link_expires_at(appt))
+        session = app.session_interface.get_signing_serializer(app).dumps(signed_in(doctor))
+        db.close()
+    with live_server(app) as url:
+        yield {"url": url, "ws": url.replace("http", "ws", 1), "appt": appt, "cookie": cookie, "session": session,
+               "doctor": doctor}
 
 
 HX = {"HX-Request": "true"}

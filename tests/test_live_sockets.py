@@ -2,18 +2,13 @@
 and one patient or one staff member cannot hold more than a few of the server's threads."""
 from __future__ import annotations
 
-import datetime as dt
 import threading
 
 import pytest
 from simple_websocket import Client, ConnectionClosed
 
-from browser import live_server
-from conftest import make_app, make_appointment, make_practice, make_user, signed_in
 from webapp import events
-from webapp.access import COOKIE, link_expires_at
-from webapp.models import db
-from webapp.tokens import make_patient_cookie
+from webapp.access import COOKIE
 
 # Well under the 10 s the old socket waited for the page to close it (the server now closes a
 # page that does not after 1 s), and the test's only clock.
@@ -24,18 +19,8 @@ SITE = "https://cabinet.test"
 
 
 @pytest.fixture
-def served(tmp_path):
-    app = make_app(tmp_path)
-    with app.app_context():
-        make_practice()
-        doctor = make_user("practitioner")
-        appt = make_appointment(practitioner=doctor, starts_in=dt.timedelta(minutes=5))
-        cookie = make_patient_cookie("test-secret", appt.id, appt.link_version, link_expires_at(appt))
-        session = app.session_interface.get_signing_serializer(app).dumps(signed_in(doctor))
-        db.close()
-    with live_server(app) as url:
-        yield {"url": url, "ws": url.replace("http", "ws", 1), "appt": appt, "cookie": cookie, "session": session,
-               "doctor": doctor}
+def served(served_visit):
+    return served_visit
 
 
 def open_live(s):

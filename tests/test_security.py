@@ -8,26 +8,16 @@ import pytest
 from simple_websocket import Client, ConnectionClosed
 
 from browser import live_server
-from conftest import holding_link, login_as, make_app, make_appointment, make_practice, make_user, signed_in
-from webapp.access import COOKIE, link_expires_at
+from conftest import holding_link, login_as, make_appointment
+from webapp.access import COOKIE
 from webapp.models import db
-from webapp.tokens import make_patient_cookie
 
 
 # Websockets: the Origin of the handshake.
 
 @pytest.fixture
-def served(tmp_path):
-    app = make_app(tmp_path)
-    with app.app_context():
-        make_practice()
-        doctor = make_user("practitioner")
-        appt = make_appointment(practitioner=doctor, starts_in=dt.timedelta(minutes=5))
-        cookie = make_patient_cookie("test-secret", appt.id, appt.link_version, link_expires_at(appt))
-        session = app.session_interface.get_signing_serializer(app).dumps(signed_in(doctor))
-        db.close()
-    with live_server(app) as url:
-        yield {"url": url, "ws": url.replace("http", "ws", 1), "appt": appt, "cookie": cookie, "session": session}
+def served(served_visit):
+    return served_visit
 
 
 def frames_until_closed(ws) -> list[str] | None:
