@@ -52,11 +52,16 @@ PUBLIC = "200 200 200 200 200 200 200"
 STAFF = "login login login 200 200 404 200"          # the agenda: the colleague does not see this practitioner's
 ANY_STAFF = "login login login 200 200 200 200"      # pages of the whole practice, or the user's own
 ADMIN = "login login login 403 403 403 200"
+PRACTITIONERS = "login login login 403 200 200 403"   # a practitioner's own pages (profile, signature)
 CLINICAL = "login login login 403 {ok} 404 403"      # the visit's practitioner: 403 for staff who see the visit
 PATIENT = "403 {ok} 403 403 403 403 403"             # that visit's cookie only; another visit's is refused
 SOCKET_OF_STAFF = "no no no ok ok ok ok"
 SOCKET_OF_ITS_PRACTITIONER = "no no no no ok no no"
 SOCKET_OF_ITS_PATIENT = "no ok no no no no no"
+
+
+def practitioners(ok: str) -> str:
+    return PRACTITIONERS.replace("200", ok)
 
 
 def clinical(ok: str) -> str:
@@ -101,6 +106,14 @@ TABLE: dict[str, Rule] = {
     "admin.new_staff": Rule("/admin/staff/new", GET=ADMIN, POST=admin("422")),
     "admin.edit_staff": Rule("/admin/staff/{secretary}", GET=ADMIN, POST=admin("422")),
     "admin.practice": Rule("/admin/practice", GET=ADMIN, POST=admin("422")),
+    # Only a practitioner has a professional profile: another role's account is not found.
+    "admin.staff_profile": Rule("/admin/staff/{doctor}/profile", GET=ADMIN,
+                                POST=admin(">/admin/staff/{doctor}/profile")),
+    # A practitioner's own profile and signature: their own, whoever else asks.
+    "profile.edit": Rule("/profile/", GET=PRACTITIONERS, POST=practitioners(">/profile/")),
+    "profile.upload_signature": Rule("/profile/signature", POST=practitioners("422")),
+    "profile.delete_signature": Rule("/profile/signature/delete", POST=practitioners(">/profile/")),
+    "profile.signature": Rule("/profile/signature", GET=practitioners("404")),      # none uploaded in this world
     "admin.audit": Rule("/admin/audit", GET=ADMIN),
     "agenda.index": Rule("/agenda/", GET=ANY_STAFF),
     "agenda.today": Rule("/agenda/today", GET=any_staff(">/agenda/")),

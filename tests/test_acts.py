@@ -7,7 +7,7 @@ from conftest import HX, login_as, make_appointment, make_practice, text_of
 from webapp.db import _closing
 from webapp.models import Act, AuditEvent, db
 
-SEEDED = {"TC": 2500, "TCG": 3000, "TLD": 1500, "TLS": 1000, "TLL": 1200}
+SEEDED = {"TC": 2500, "TCG": 2500, "TLD": 1500, "TLS": 1000, "TLL": 1200}
 
 
 def fees(practice=None):
@@ -37,7 +37,7 @@ def test_demo_practice_has_the_catalogue(runner):
 def test_admin_sees_and_edits_the_catalogue(client):
     login_as(client, "admin")
     text = text_of(client.get("/visits/acts"))
-    assert "TCG" in text and "Téléconsultation du médecin généraliste" in text and "€30.00" in text
+    assert "TCG" in text and "Téléconsultation du médecin généraliste" in text and "€25.00" in text
     tc = Act.get(Act.code == "TC")
     response = client.post(f"/visits/acts/{tc.id}", data={"code": "tc", "label": "Téléconsultation (TC)",
                                                           "fee": "26,50", "active": "y"})

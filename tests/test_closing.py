@@ -182,7 +182,9 @@ def test_prescription_written_becomes_a_pdf(client, doctor, visit, app):
     import pypdf
     with app.app_context():
         text = pypdf.PdfReader(io.BytesIO(documents().load(doc.storage_key))).pages[0].extract_text()
-    assert "Paracétamol 1 g" in text and visit.patient.full_name in text and doctor.name in text
+    patient = visit.patient      # the surname in capitals, as French prescriptions write it
+    assert "Paracétamol 1 g" in text and f"{patient.first_name} {patient.last_name.upper()}" in text
+    assert doctor.name in text
     assert client.post(url(visit, "prescription"), data={"text": ""}).status_code == 422
 
 
@@ -213,7 +215,7 @@ def test_act_coded_from_the_catalogue_with_its_default_or_a_changed_fee(client, 
     assert client.post(url(visit, "acts"), data={"code": "TLS", "fee": "8,50"}, headers=HX).status_code == 200
     rows = [(a.code, a.fee_cents) for a in VisitAct.select().order_by(VisitAct.id)]
     assert rows == [("TC", 2500), ("TLS", 850)]
-    assert VisitAct.get(VisitAct.code == "TC").label == "Téléconsultation"
+    assert VisitAct.get(VisitAct.code == "TC").label == "Téléconsultation du médecin spécialiste"
 
 
 @pytest.mark.parametrize("form, message", [

@@ -19,6 +19,7 @@ from .forms import (FIRST_DAY, LAST_DAY, ascii_number, day_out_of_range, locale_
 from .i18n import local_to_utc
 from .models import Appointment, AuditEvent, Patient, User, db
 from .money import MAX_CENTS, parse_cents, typed
+from .profiles import ProfileForm, missing_for_prescription, save_profile
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -169,6 +170,21 @@ def reset_second_factor(user_id):
         abort(403)          # an admin's own factor is reset by another admin, never by the session it guards
     member.reset_second_factor(g.user)
     return redirect(url_for("admin.edit_staff", user_id=member.id, reset=1))
+
+
+@bp.route("/staff/<int:user_id>/profile", methods=["GET", "POST"])
+@staff_required("admin")
+def staff_profile(user_id):
+    """A practitioner's profession, specialty, RPPS and AM numbers and practice address, as their
+    prescriptions carry them (their signature is theirs to upload)."""
+    member = User.get_or_none(User.id == user_id, User.practice == g.practice,
+                              User.role == "practitioner") or abort(404)
+    form = ProfileForm(obj=member)
+    if form.validate_on_submit():
+        save_profile(member, form, g.user)
+        return redirect(url_for("admin.staff_profile", user_id=member.id, saved=1))
+    return render("admin/staff_profile.html", "admin/_staff_profile_form.html", form=form, member=member,
+                  missing=missing_for_prescription(member), status=form_status(form))
 
 
 @bp.route("/practice", methods=["GET", "POST"])

@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from . import (__version__, access, admin, agenda, auth, cli, closing, config, db, events, i18n, notify, patient, payments,
-               records, site, storage, today, visit)
+               profile, records, site, storage, today, visit)
 from .answers import htmx
 from .forms import MAX_ID
 from .models import Practice
@@ -115,7 +115,7 @@ def make_instance_folder(path: Path) -> None:
 
 
 def _register_blueprints(app):
-    for module in (auth, site, agenda, today, records, admin, patient, visit, closing, payments):
+    for module in (auth, site, agenda, today, records, admin, patient, visit, closing, payments, profile):
         app.register_blueprint(module.bp)
 
     @app.before_request

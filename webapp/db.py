@@ -110,6 +110,45 @@ def _audit_address(database):
     add_missing_columns(database, AuditEvent, {"address": CharField(max_length=64, default="")})
 
 
+def _practitioner_profile(database):
+    """A practitioner's profession, specialty, RPPS and health-insurance numbers, practice address
+    and phone, and signature image (kept in the document store), for the prescriptions they sign."""
+    add_missing_columns(database, User, {
+        "profession": CharField(max_length=20, default=""),
+        "specialty": CharField(max_length=100, default=""),
+        "rpps": CharField(max_length=11, default=""),
+        "am_number": CharField(max_length=9, default=""),
+        "practice_address": TextField(default=""),
+        "practice_phone": CharField(max_length=20, default=""),
+        "signature_key": CharField(max_length=100, default=""),
+        "signature_type": CharField(max_length=20, default=""),
+    })
+    _correct_seeded_acts(database)
+
+
+# Seed rows as migration 4 wrote them -> as corrected in schema 12 (see Act.SEED).
+_SEED_CORRECTIONS = {
+    "TC": (("Téléconsultation", 2500), ("Téléconsultation du médecin spécialiste", 2500)),
+    "TCG": (("Téléconsultation du médecin généraliste", 3000),
+            ("Téléconsultation du médecin généraliste", 2500)),
+    "TLD": (("Télésoin infirmier : accompagnement d'une téléconsultation à domicile", 1500),
+            ("Accompagnement infirmier d'une téléconsultation, à domicile (déplacement dédié)", 1500)),
+    "TLS": (("Télésoin infirmier : accompagnement d'une téléconsultation lors d'un soin", 1000),
+            ("Accompagnement infirmier d'une téléconsultation, lors d'un soin prévu", 1000)),
+    "TLL": (("Télésoin infirmier : accompagnement d'une téléconsultation dans un lieu dédié", 1200),
+            ("Accompagnement infirmier d'une téléconsultation, dans un lieu dédié", 1200)),
+}
+
+
+def _correct_seeded_acts(database):
+    """The first seed priced TCG above the 25 € of a teleconsultation and called the nurses' acts
+    of accompanying a teleconsultation "télésoin": rows still exactly as seeded are corrected; an
+    act an administrator edited is theirs and stays as it is."""
+    for code, ((old_label, old_fee), (label, fee)) in _SEED_CORRECTIONS.items():
+        (Act.update(label=label, fee_cents=fee)
+         .where(Act.code == code, Act.label == old_label, Act.fee_cents == old_fee).execute())
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
@@ -120,6 +159,7 @@ MIGRATIONS = [
     (7, _share_records),
     (8, _sessions_and_second_factor),
     (9, _audit_address),
+    (12, _practitioner_profile),
 ]
 
 

@@ -20,6 +20,16 @@ STAFF = [
     ("secretary", "Sophie Petit", "accueil@cabinet.example.org", "fr"),
 ]
 
+# What the practitioners' prescriptions carry (made-up numbers that pass the RPPS check); no signature.
+PROFILES = {
+    "claire.martin@cabinet.example.org": {"profession": "doctor", "specialty": "Médecine générale",
+                                          "rpps": "10101234564", "am_number": "691234567",
+                                          "practice_address": "12 rue des Tilleuls\n69003 Lyon",
+                                          "practice_phone": "+33478123456"},
+    "julien.bernard@cabinet.example.org": {"profession": "nurse", "rpps": "10107654328",
+                                           "practice_address": "12 rue des Tilleuls\n69003 Lyon"},
+}
+
 PATIENTS = [
     ("Louise", "Durand", "1948-03-12", "fr"), ("Hugo", "Lefèvre", "1985-07-30", "fr"),
     ("Chloé", "Moreau", "1992-11-02", "fr"), ("Lucas", "Girard", "2015-05-19", "fr"),
@@ -43,7 +53,7 @@ def load_demo(seed: int = 7) -> list[User]:
         practice.save()
         Act.seed(practice)
         staff = [User.create(practice=practice, role=role, name=name, email=email, locale=locale,
-                             password_hash=hash_password(DEMO_PASSWORD))
+                             password_hash=hash_password(DEMO_PASSWORD), **PROFILES.get(email, {}))
                  for role, name, email, locale in STAFF]
         patients = [Patient.create(practice=practice, first_name=first, last_name=last,
                                    birth_date=dt.date.fromisoformat(born), locale=locale,

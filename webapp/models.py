@@ -94,6 +94,16 @@ class User(BaseModel):
     totp_secret = CharField(max_length=64, default="")
     totp_last_step = IntegerField(default=0)            # a code's time step is never accepted twice
     totp_enrolled_at = DateTimeField(null=True)
+    # A practitioner's professional identity, as their prescriptions carry it (schema 12).
+    profession = CharField(max_length=20, default="")      # webapp.profiles.PROFESSIONS, "" while unsaid
+    specialty = CharField(max_length=100, default="")
+    rpps = CharField(max_length=11, default="")            # 11 digits, Luhn-checked
+    am_number = CharField(max_length=9, default="")        # health-insurance (Assurance maladie) number
+    practice_address = TextField(default="")
+    practice_phone = CharField(max_length=20, default="")  # E.164
+    # The signature image, encrypted in the document store under this key ("" when none).
+    signature_key = CharField(max_length=100, default="")
+    signature_type = CharField(max_length=20, default="")  # image/png or image/jpeg
 
     ROLES_WITH_SECOND_FACTOR = ("practitioner", "admin")
 
@@ -682,13 +692,18 @@ class Act(BaseModel):
     class Meta:
         indexes = ((("practice", "code"), True),)
 
-    # The French teleconsultation codes (NGAP); fees are the practice's defaults, editable.
+    # The French teleconsultation codes (NGAP), as the health insurance (Assurance maladie) lists them:
+    # doctors bill TCG (general practitioner) or TC (other specialists; their usual majorations are
+    # added by hand); nurses bill accompanying the patient through a teleconsultation: during care
+    # already planned (TLS), in a place set up for teleconsultations (TLL) or at home on a visit made
+    # for it (TLD). Fees are the national tariffs as known when seeded (2025): defaults only, which
+    # the practice's administrator corrects on the catalogue page when the tariffs change.
     SEED = (
-        ("TC", "Téléconsultation", 2500, "doctor"),
-        ("TCG", "Téléconsultation du médecin généraliste", 3000, "doctor"),
-        ("TLD", "Télésoin infirmier : accompagnement d'une téléconsultation à domicile", 1500, "nurse"),
-        ("TLS", "Télésoin infirmier : accompagnement d'une téléconsultation lors d'un soin", 1000, "nurse"),
-        ("TLL", "Télésoin infirmier : accompagnement d'une téléconsultation dans un lieu dédié", 1200, "nurse"),
+        ("TC", "Téléconsultation du médecin spécialiste", 2500, "doctor"),
+        ("TCG", "Téléconsultation du médecin généraliste", 2500, "doctor"),
+        ("TLD", "Accompagnement infirmier d'une téléconsultation, à domicile (déplacement dédié)", 1500, "nurse"),
+        ("TLS", "Accompagnement infirmier d'une téléconsultation, lors d'un soin prévu", 1000, "nurse"),
+        ("TLL", "Accompagnement infirmier d'une téléconsultation, dans un lieu dédié", 1200, "nurse"),
     )
 
     @classmethod

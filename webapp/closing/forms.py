@@ -4,12 +4,13 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, RadioField, StringField, TextAreaField
+from wtforms import BooleanField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Regexp
 
 from ..forms import options, strip
 from ..money import MAX_CENTS
-from .inputs import MoneyField
+from ..profiles import profession_names
+from .inputs import MoneyField, WeightField
 
 REPORT_MAX = 20_000
 
@@ -40,6 +41,7 @@ class UploadForm(FlaskForm):
 
 class PrescriptionForm(FlaskForm):
     text = _text(_l("Write a prescription"), _l("Write the prescription."), maximum=5000)
+    weight = WeightField(_l("Patient's weight (kg, optional)"))
 
 
 class ActForm(FlaskForm):
@@ -67,5 +69,11 @@ class ActCatalogueForm(FlaskForm):
         Regexp(r"^[A-Z0-9][A-Z0-9+._-]*$", message=_l("Letters, digits and + . _ - only, like TCG."))])
     label = StringField(_l("Label"), filters=[strip], validators=[
         DataRequired(_l("Enter the label.")), Length(max=200, message=_l("At most %(max)s characters.", max=200))])
-    fee = MoneyField(_l("Default fee (€)"), minimum=0, maximum=MAX_CENTS)
+    fee = MoneyField(_l("Default fee (€)"), minimum=0, maximum=MAX_CENTS,
+                     description=_l("A default, shown when coding the act: update it when the tariffs change."))
+    profession = SelectField(_l("For"), default="")
     active = BooleanField(_l("Offered when closing a visit"), default=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.profession.choices = options([("", _l("Every profession"))] + list(profession_names().items()))

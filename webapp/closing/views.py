@@ -20,6 +20,8 @@ from .forms import ActForm, AddendumForm, IncidentForm, PaymentForm, Prescriptio
 from ..money import plain as euros
 from .pdf import _incident_label as incident_label, _role_label as role_label
 from .prescription import render_prescription
+from .acts import offered, preselected
+from ..profiles import missing_for_prescription
 from .service import AlreadyClosed, close_visit
 
 
@@ -72,8 +74,16 @@ def _page(appt, section: str | None = None, status: int = 200, error: str | None
                   forms=_forms(cl, given), titles=item_titles(), states=state_names(), partial=partial,
                   closed=closed, can_edit=not closed and appt.practitioner_id == g.user.id,
                   clinical=may_read_clinical(appt),
-                  acts=list(Act.catalogue(g.practice, active_only=True)), presets=_presets(),
+                  presets=_presets(), **_acts_and_profile(appt, given),
                   version=current_app.config["VERSION"], incident_label=incident_label, role_label=role_label, addenda=list(appt.addenda.order_by(Addendum.at)))
+
+
+def _acts_and_profile(appt, given: dict) -> dict:
+    """The practitioner's acts first, one chosen already when plain; what their prescriptions lack."""
+    own, others = offered(g.practice, appt.practitioner)
+    return {"acts": own, "other_acts": others,
+            "act_code": given["act"].code.data if "act" in given else preselected(appt.practitioner, own),
+            "profile_missing": missing_for_prescription(appt.practitioner)}
 
 
 def _presets() -> list[int]:
@@ -210,7 +220,7 @@ def write_prescription(appointment_id):
     if not form.validate():
         return _page(appt, "documents", status=422, prescription=form)
     locale = appt.effective_locale(g.practice.default_locale)
-    data = render_prescription(appt, g.user, form.text.data, locale)
+    data = render_prescription(appt, g.user, form.text.data, locale, weight_kg=form.weight.kg)
     today = utc_to_local(utcnow(), g.practice.timezone)       # the practice's date, not UTC's
     _store(appt, data, "prescription", f"prescription-{today:%Y-%m-%d}.pdf", "application/pdf", locale)
     return _saved(appt, "documents")
