@@ -185,6 +185,7 @@ def test_an_old_database_is_migrated_without_losing_rows(tmp_path):
         assert schema_version() == MIGRATIONS[-1][0]
         appt = Appointment.get_by_id(1)
         assert appt.contact_email == "a@example.org" and appt.notify_email is True and appt.identity_failures == 0
+        assert appt.locale_source == "" and appt.locale_origin == "default"      # migration 13
         from webapp.models import Practice
         assert Practice.get_by_id(1).share_records is False      # migration 7: records are not shared
         db.close()

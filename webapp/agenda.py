@@ -13,8 +13,8 @@ from . import events, notify
 from .access import appointment_or_404, patient_link_url, visible_practitioners
 from .answers import after_change, form_status, go_to, no_store, render
 from .auth import staff_required
-from .forms import (LocalDateField, LocalTimeField, PhoneField, can_receive_sms, clamp_day, options, parse_day, row_id,
-                    strip, valid_email, valid_mobile, valid_phone)
+from .forms import (LocalDateField, LocalTimeField, PhoneField, can_receive_sms, clamp_day, known_locale,
+                    locale_options, options, parse_day, row_id, strip, valid_email, valid_mobile, valid_phone)
 from .i18n import local_to_utc, utc_to_local
 from .models import Appointment, AuditEvent, Patient, User, db, utcnow
 
@@ -42,6 +42,7 @@ class AppointmentForm(FlaskForm):
     mode = RadioField(_l("Mode"), choices=_mode_choices(), default="video")
     send_by = RadioField(_l("Send the link by"), default="both", choices=options([
         ("both", _l("E-mail and SMS")), ("email", _l("E-mail only")), ("sms", _l("SMS only"))]))
+    language = SelectField(_l("Language"), default="", validate_choice=False, validators=[known_locale])
     confirm_overlap = BooleanField(_l("Book anyway, despite the overlap"))
 
 
@@ -50,6 +51,7 @@ class InstantForm(FlaskForm):
     phone = PhoneField(_l("Mobile phone"), validators=[valid_phone, valid_mobile])
     practitioner = SelectField(_l("Practitioner"), coerce=int)
     mode = RadioField(_l("Mode"), choices=_mode_choices(), default="video")
+    language = SelectField(_l("Language"), default="", validate_choice=False, validators=[known_locale])
 
     def validate(self, extra_validators=None):
         ok = super().validate(extra_validators)
@@ -127,6 +129,18 @@ def _practitioner_choices(form):
     form.practitioner.choices = options((p.id, p.name) for p in visible_practitioners())
     if not form.practitioner.choices:
         abort(403)
+    if "language" in form:
+        form.language.choices = locale_options(default_label=_l("Automatic"))
+
+
+def _chosen_language(appt) -> str:
+    """The language staff or the patient chose for the appointment, as the form shows it ("" when
+    none was: the one a browser asked for is not a choice)."""
+    return appt.locale if appt.locale_source != "browser" else ""
+
+
+def _language(form) -> dict:
+    return {"locale": form.language.data, "locale_source": "staff" if form.language.data else ""}
 
 
 def _patient_choices(form) -> list[Patient]:
@@ -219,7 +233,7 @@ def new():
             practice=g.practice, practitioner=form.practitioner.data, patient=patient,
             contact_email=patient.email, contact_phone=patient.phone, starts_at=starts_at,
             duration_minutes=form.duration.data, motive=form.motive.data, mode=form.mode.data,
-            locale=patient.locale, **_channels(form))
+            **_language(form), **_channels(form))
         AuditEvent.record(g.user, "appointment.created", appt)
         notify.queue(appt, "invitation")
     return _saved(appt)
@@ -236,7 +250,7 @@ def edit(appointment_id):
     form = AppointmentForm(obj=None, data=None if request.method == "POST" else {
         "patient_id": str(appt.patient_id or ""), "practitioner": appt.practitioner_id,
         "date": local.date(), "time": local.time(), "duration": appt.duration_minutes,
-        "motive": appt.motive, "mode": appt.mode,
+        "motive": appt.motive, "mode": appt.mode, "language": _chosen_language(appt),
         "send_by": "both" if appt.notify_email and appt.notify_sms else "sms" if appt.notify_sms else "email"})
     _practitioner_choices(form)
     checked = _validated_booking(form, appt)
@@ -249,12 +263,15 @@ def edit(appointment_id):
         return _render_form(form, appt, status=422)
     if overlaps and not form.confirm_overlap.data:
         return _render_form(form, appt, overlaps=overlaps, status=409)
-    moved = appt.reschedule(g.user, starts_at, form.duration.data, patient=patient,
-                            practitioner=form.practitioner.data, contact_email=patient.email,
-                            contact_phone=patient.phone, motive=form.motive.data, mode=form.mode.data,
-                            **_channels(form))
-    if moved:
-        notify.queue(appt, "moved")
+    with db.atomic():
+        if form.language.data != _chosen_language(appt):
+            appt.set_locale(g.user, form.language.data)     # before "moved", which then speaks it
+        moved = appt.reschedule(g.user, starts_at, form.duration.data, patient=patient,
+                                practitioner=form.practitioner.data, contact_email=patient.email,
+                                contact_phone=patient.phone, motive=form.motive.data, mode=form.mode.data,
+                                **_channels(form))
+        if moved:
+            notify.queue(appt, "moved")
     return _saved(appt)
 
 
@@ -286,7 +303,8 @@ def instant():
         appt = Appointment.create(
             practice=g.practice, practitioner=form.practitioner.data, kind="instant",
             contact_email=form.email.data, contact_phone=form.phone.data,
-            starts_at=utcnow().replace(second=0, microsecond=0), duration_minutes=15, mode=form.mode.data)
+            starts_at=utcnow().replace(second=0, microsecond=0), duration_minutes=15, mode=form.mode.data,
+            **_language(form))
         AuditEvent.record(g.user, "appointment.created", appt, detail="instant")
         notify.queue(appt, "invitation")
     return _saved(appt)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
+from peewee import SQL, BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
 from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate as apply
 
@@ -149,6 +149,17 @@ def _correct_seeded_acts(database):
          .where(Act.code == code, Act.label == old_label, Act.fee_cents == old_fee).execute())
 
 
+def _appointment_language(database):
+    """Who chose the appointment's language: the patient, staff, or the patient's browser."""
+    if "locale_source" in {column.name for column in database.get_columns("appointment")}:
+        return
+    # NOT NULL with a DEFAULT in one ALTER: SQLite adds it in place. add_missing_columns would
+    # rebuild the table, which fails where a table made by a later step points to a missing one.
+    field = CharField(max_length=10, default="", constraints=[SQL("DEFAULT ''")])
+    apply(SchemaMigrator.from_database(database).add_column("appointment", "locale_source", field,
+                                                            allow_not_null=True))
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
@@ -160,6 +171,7 @@ MIGRATIONS = [
     (8, _sessions_and_second_factor),
     (9, _audit_address),
     (12, _practitioner_profile),
+    (13, _appointment_language),
 ]
 
 

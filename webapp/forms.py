@@ -164,7 +164,14 @@ def options(pairs) -> list[SelectChoice]:
     return [SelectChoice(value, label) for value, label in pairs]
 
 
-def locale_options(with_default: bool = True) -> list[SelectChoice]:
-    """The languages Cabinet speaks, each in its own name; optionally "practice default" first."""
+def locale_options(with_default: bool = True, default_label=None) -> list[SelectChoice]:
+    """The languages Cabinet speaks, each in its own name; optionally "practice default" (or
+    ``default_label``) first, with the value ""."""
     pairs = [(code, locale_name(code)) for code in available_locales()]
-    return options(([("", _l("Practice default"))] if with_default else []) + pairs)
+    return options(([("", default_label or _l("Practice default"))] if with_default else []) + pairs)
+
+
+def known_locale(form, field):
+    """A language Cabinet speaks, or "" (none chosen); for a SelectField with ``validate_choice=False``."""
+    if field.data and field.data not in available_locales():
+        raise StopValidation(_l("Choose a language from the list."))

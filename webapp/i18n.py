@@ -1,8 +1,8 @@
 """Languages: flask-babel, the locale and time zone of each request.
 
-Patient pages set ``g.locale`` (the appointment's language); staff pages use
-the user's choice, then the practice's default; public pages follow the
-browser. Times are stored in UTC and shown in the practice's time zone.
+Patient pages set ``g.locale`` (the appointment's language, see
+``Appointment.effective_locale`` for who decides it); staff pages use the
+user's choice, then the practice's default; public pages follow the browser. Times are stored in UTC and shown in the practice's time zone.
 """
 from __future__ import annotations
 
@@ -34,9 +34,13 @@ def locale_name(code: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+def browser_locale() -> str | None:
+    """The available locale the browser's Accept-Language prefers, or None when it asks for none of them."""
+    return request.accept_languages.best_match(available_locales())
+
+
 def best_browser_locale(default: str | None = None) -> str:
-    return request.accept_languages.best_match(available_locales()) or default or \
-        current_app.config["DEFAULT_LOCALE"]
+    return browser_locale() or default or current_app.config["DEFAULT_LOCALE"]
 
 
 def select_locale() -> str:

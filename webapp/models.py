@@ -223,7 +223,9 @@ class Appointment(BaseModel):
     kind = CharField(max_length=10, default="scheduled")      # or "instant"
     status = CharField(max_length=12, default="scheduled")
     link_version = IntegerField(default=1)
+    # The appointment's language and who chose it: see ``effective_locale``.
     locale = CharField(max_length=16, default="")
+    locale_source = CharField(max_length=10, default="")   # "patient", "staff", "browser"; "" before it was kept
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     # Channels chosen at booking for invitations and reminders.
@@ -287,8 +289,31 @@ class Appointment(BaseModel):
             query = query.where(cls.id != exclude_id)
         return [a for a in query.order_by(cls.starts_at) if a.ends_at > start]
 
+    LOCALE_SOURCES = ("patient", "staff", "browser")
+
     def effective_locale(self, default: str) -> str:
-        return self.locale or (self.patient.locale if self.patient_id else "") or default
+        """The language of the patient's pages, messages and copy of the report.
+
+        First the one chosen for this appointment, by the patient on their pages or by staff
+        (whoever chose last: a patient's switch replaces the practice's choice, and staff change
+        it only deliberately, on the appointment's form); then the patient record's; then the
+        one the patient's browser asked for on their first visit (kept only when the appointment
+        and the record had none); then ``default`` (the browser's now, or the practice's).
+        """
+        origin = self.locale_origin
+        if origin == "default":
+            return default
+        return self.patient.locale if origin == "record" else self.locale
+
+    @property
+    def locale_origin(self) -> str:
+        """Where ``effective_locale`` takes the language from: "patient", "staff", "appointment"
+        (chosen before the source was kept), "record", "browser" or "default"."""
+        if self.locale and self.locale_source != "browser":
+            return self.locale_source or "appointment"
+        if self.patient_id and self.patient.locale:
+            return "record"
+        return "browser" if self.locale else "default"
 
     # State changes: one method each, each writes its audit event.
 
@@ -411,8 +436,34 @@ class Appointment(BaseModel):
         return self._patient_step("patient.device_checked", {"device_check": summary})
 
     def choose_locale(self, locale: str) -> bool:
-        # Not frozen: the language of pages and messages, never part of the visit's record.
-        return self._patient_step("patient.locale_chosen", {"locale": locale}, frozen=False)
+        """The patient's explicit choice, on their pages: this appointment's language, and their
+        record's, so that their next appointment starts in it."""
+        with db.atomic():
+            # Not frozen: the language of pages and messages, never part of the visit's record.
+            done = self._patient_step("patient.locale_chosen", {"locale": locale, "locale_source": "patient"},
+                                      frozen=False)
+            if done and self.patient_id:
+                Patient.update(locale=locale).where(Patient.id == self.patient_id).execute()
+                self.__rel__.pop("patient", None)       # read the record again when asked
+        return done
+
+    def learn_browser_locale(self, locale: str) -> bool:
+        """On the patient's first visit, the language their browser asks for becomes the
+        appointment's, but only when neither the appointment nor the patient's record has one."""
+        if self.locale or (self.patient_id and self.patient.locale):
+            return False
+        return self._patient_step("patient.locale_detected", {"locale": locale, "locale_source": "browser"},
+                                  Appointment.locale == "", frozen=False)
+
+    def set_locale(self, actor, locale: str) -> bool:
+        """Staff set (or, with "", clear) the appointment's language; False when it was already that."""
+        if locale == self.locale and (not locale or self.locale_source == "staff"):
+            return False
+        with db.atomic():
+            self.locale, self.locale_source, self.updated_at = locale, "staff" if locale else "", utcnow()
+            self.save()
+            AuditEvent.record(actor, "appointment.language_changed", self)
+        return True
 
     def enter_waiting_room(self):
         """scheduled → waiting; entering again keeps the first arrival time."""

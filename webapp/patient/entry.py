@@ -1,6 +1,8 @@
 """The patient's link: exchanged for a cookie scoped to one appointment, then the way to the right page.
 
-A valid link sets the cookie and redirects to a URL without the token. Every
+A valid link sets the cookie and redirects to a URL without the token; the
+language the browser asks for becomes the appointment's when neither it nor
+the patient's record has one (``Appointment.effective_locale``). Every
 failure has its own page, but none says whether an appointment exists unless
 the visitor holds a valid signed token for it.
 """
@@ -14,6 +16,7 @@ from ..access import (
     current_appointment, identity_confirmed_here, link_problem, link_state, set_patient_cookie, window,
 )
 from ..auth import limiter
+from ..i18n import browser_locale
 from ..models import Appointment, AuditEvent
 from ..tokens import TokenProblem, read_patient_token
 from . import bp
@@ -35,6 +38,9 @@ def open_link(token):
     if problem:
         return link_problem(problem, appt)
     AuditEvent.record("patient", "patient.link_opened", appt)
+    asked = browser_locale()
+    if asked:
+        appt.learn_browser_locale(asked)      # only when neither the appointment nor the record has one
     return set_patient_cookie(redirect(url_for("patient.visit", ref=appt.ref)), appt)
 
 

@@ -58,10 +58,13 @@ def language(ref):
     """Keep the patient's language on the appointment, for every page and message after."""
     appt = current_appointment(ref, closed_ok=True)   # the space speaks the patient's language too
     chosen = request.form.get("locale", "")
-    if chosen in available_locales() and chosen != appt.locale:
-        appt.choose_locale(chosen)
     back = same_site_path(request.form.get("next")) or ""
-    return redirect(back if back.startswith(f"/v/{ref}/") else url_for("patient.visit", ref=ref))
+    back = back if back.startswith(f"/v/{ref}/") else url_for("patient.visit", ref=ref)
+    if chosen and chosen not in available_locales():
+        return render_template("patient/language_refused.html", appt=appt, language_next=back), 422
+    if chosen and (chosen, "patient") != (appt.locale, appt.locale_source):
+        appt.choose_locale(chosen)
+    return redirect(back)
 
 
 class IdentityForm(FlaskForm):
