@@ -151,7 +151,6 @@ def test_both_sides_recover_when_the_worker_is_killed_and_restarted(call_app):
             started = time.monotonic()
             doctor.wait_decoding(timeout=10)
             patient.wait_decoding(timeout=max(1, 10 - (time.monotonic() - started)))
-            assert time.monotonic() - started < 10
             assert doctor.problems == [] and patient.problems == []
         with app.app_context():
             kinds = {(i.kind, i.role) for i in Incident.select()}
