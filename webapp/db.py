@@ -110,6 +110,15 @@ def _audit_address(database):
     add_missing_columns(database, AuditEvent, {"address": CharField(max_length=64, default="")})
 
 
+def _patient_record(database):
+    """The patient record: the social-security number (NIR), and records merged into another."""
+    add_missing_columns(database, Patient, {
+        "nir": CharField(max_length=15, default=""),
+        "merged_into_id": ForeignKeyField(Patient, null=True, on_delete="SET NULL", field=Patient.id),
+        "merged_at": DateTimeField(null=True),
+    })
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
@@ -120,6 +129,7 @@ MIGRATIONS = [
     (7, _share_records),
     (8, _sessions_and_second_factor),
     (9, _audit_address),
+    (11, _patient_record),
 ]
 
 
