@@ -178,15 +178,14 @@ class Patient(BaseModel):
         return f"{self.first_name} {self.last_name}".strip()
 
     @classmethod
-    def duplicates(cls, practice, first_name: str, last_name: str, birth_date, exclude_id=None):
+    def duplicates(cls, practice, first_name: str, last_name: str, birth_date, exclude_id=None) -> list:
         """Records of the practice with the same names (whatever the case) and birth date."""
-        query = cls.select().where(cls.practice == practice, cls.merged_into.is_null(),
-                                   fn.lower(cls.first_name) == first_name.strip().lower(),
-                                   fn.lower(cls.last_name) == last_name.strip().lower(),
-                                   cls.birth_date == birth_date)
-        if exclude_id is not None:
-            query = query.where(cls.id != exclude_id)
-        return query.order_by(cls.id)
+        query = cls.select().where(cls.practice == practice, cls.merged_into.is_null(), cls.birth_date == birth_date,
+                                   cls.id != (exclude_id or 0))
+        # Compared here, not in SQL: SQLite's lower() folds only ASCII letters ("É" stays "É").
+        names = (first_name.strip().casefold(), last_name.strip().casefold())
+        return [p for p in query.order_by(cls.id) if (p.first_name.strip().casefold(),
+                                                      p.last_name.strip().casefold()) == names]
 
     def merge(self, other: "Patient", actor) -> dict[str, int]:
         """Merge ``other`` into this record, in one transaction: every row that points at it (its
