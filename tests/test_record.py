@@ -436,3 +436,12 @@ def test_a_record_without_visits_says_so(client):
     login_as(client, "secretary")
     html = client.get(f"/patients/{patient.id}").get_data(as_text=True)
     assert "No visit." in html and "No payment." in html and "No message." in html
+
+
+def test_a_merged_record_goes_with_the_record_it_was_merged_into(app):
+    """Retention deletes a patient with their rows: the records merged into them go too, never left behind
+    to come back in searches as patients of their own."""
+    keep, other = make_patient(last_name="Garde"), make_patient(last_name="Fusion")
+    keep.merge(other, make_user("secretary"))
+    Patient.delete().where(Patient.id == keep.id).execute()
+    assert not Patient.select().where(Patient.id.in_([keep.id, other.id])).exists()

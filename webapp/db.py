@@ -112,9 +112,11 @@ def _audit_address(database):
 
 def _patient_record(database):
     """The patient record: the social-security number (NIR), and records merged into another."""
+    if not database.table_exists(Patient._meta.table_name):      # an old database may lack it
+        database.create_tables([Patient])
     add_missing_columns(database, Patient, {
         "nir": CharField(max_length=15, default=""),
-        "merged_into_id": ForeignKeyField(Patient, null=True, on_delete="SET NULL", field=Patient.id),
+        "merged_into_id": ForeignKeyField(Patient, null=True, on_delete="CASCADE", field=Patient.id),
         "merged_at": DateTimeField(null=True),
     })
 

@@ -163,8 +163,9 @@ class Patient(BaseModel):
     locale = CharField(max_length=16, default="")
     created_at = DateTimeField(default=utcnow)
     nir = CharField(max_length=15, default="")          # French social-security number, 15 characters, or ""
-    # A record merged into another keeps its row (nothing typed is lost) but leaves every list.
-    merged_into = ForeignKeyField("self", null=True, on_delete="SET NULL", column_name="merged_into_id")
+    # A record merged into another keeps its row (nothing typed is lost) but leaves every list; it goes
+    # with the record it was merged into (a purge never brings it back as a patient of its own).
+    merged_into = ForeignKeyField("self", null=True, on_delete="CASCADE", column_name="merged_into_id")
     merged_at = DateTimeField(null=True)
 
     # Details a merge copies from the merged-away record where the kept one has none.
@@ -535,7 +536,9 @@ class AuditEvent(BaseModel):
     ``AuditTrailIsAppendOnly``. The one documented exception is retention: ``purge`` removes
     events older than the retention period with a query-level ``AuditEvent.delete().where(...)``,
     which is deliberately left open. (Deleting an appointment or a patient row also removes its
-    events, by the foreign keys' ON DELETE CASCADE: only ``purge`` deletes those rows.)
+    events, by the foreign keys' ON DELETE CASCADE: only ``purge`` deletes those rows.) Merging two
+    patient records (``Patient.merge``) re-points the merged record's events at the kept one, also by
+    query: who did what and when stays as written.
     """
     at = DateTimeField(default=utcnow, index=True)
     user = ForeignKeyField(User, null=True, on_delete="SET NULL")
