@@ -249,7 +249,8 @@ def test_documents_download_from_the_record_for_who_reads_them(client, history):
     others = Document.get(Document.filename == "autre.pdf")
     login_as(client, history["alice"])
     response = client.get(f"/patients/{pid}/documents/{alices.id}")
-    assert response.status_code == 200 and response.data == PDF and "attachment" in response.headers["Content-Disposition"]
+    assert response.status_code == 200 and response.data == PDF
+    assert "attachment" in response.headers["Content-Disposition"]
     event = AuditEvent.select().where(AuditEvent.action == "document.downloaded").get()
     assert event.user_id == history["alice"].id and event.detail == f"document {alices.id}"
     assert event.appointment_id == history["first"].id

@@ -203,24 +203,34 @@ class History:
 
     def _load(self, by_id: dict) -> None:
         ids, clinical = list(by_id), list(self.clinical_ids)
-        attach = lambda rows: [setattr(r, "appointment", by_id[r.appointment_id]) or r for r in rows]  # noqa: E731
         if clinical:
-            self.reports = attach(Report.select().where(Report.appointment.in_(clinical), Report.frozen_at.is_null(False))
-                                  .order_by(Report.frozen_at.desc()))
-            for addendum in (Addendum.select(Addendum, User).join(User, on=(Addendum.user == User.id), join_type=JOIN.LEFT_OUTER)
-                             .where(Addendum.appointment.in_(clinical)).order_by(Addendum.at, Addendum.id)):
+            self.reports = _with_visits(Report.select().where(Report.appointment.in_(clinical),
+                                                              Report.frozen_at.is_null(False))
+                                        .order_by(Report.frozen_at.desc()), by_id)
+            addenda = (Addendum.select(Addendum, User)
+                       .join(User, JOIN.LEFT_OUTER, on=(Addendum.user == User.id))
+                       .where(Addendum.appointment.in_(clinical)).order_by(Addendum.at, Addendum.id))
+            for addendum in addenda:
                 self.addenda.setdefault(addendum.appointment_id, []).append(addendum)
-            self.documents = attach(Document.select().where(Document.appointment.in_(clinical))
-                                    .order_by(Document.created_at.desc(), Document.id.desc()))
+            self.documents = _with_visits(Document.select().where(Document.appointment.in_(clinical))
+                                          .order_by(Document.created_at.desc(), Document.id.desc()), by_id)
         if ids:
-            self.payments = attach(Payment.select().where(Payment.appointment.in_(ids))
-                                   .order_by(Payment.requested_at.desc(), Payment.id.desc()))
-            self.messages = attach(Message.select().where(Message.appointment.in_(ids))
-                                   .order_by(Message.created_at.desc(), Message.id.desc()))
+            self.payments = _with_visits(Payment.select().where(Payment.appointment.in_(ids))
+                                         .order_by(Payment.requested_at.desc(), Payment.id.desc()), by_id)
+            self.messages = _with_visits(Message.select().where(Message.appointment.in_(ids))
+                                         .order_by(Message.created_at.desc(), Message.id.desc()), by_id)
 
     @property
     def consents(self) -> list:
         return [v for v in self.visits if v.consent_at is not None]
+
+
+def _with_visits(rows, by_id: dict) -> list:
+    """The rows, each given its visit already loaded (one query for the lot, not one per row)."""
+    rows = list(rows)
+    for row in rows:
+        row.appointment = by_id[row.appointment_id]
+    return rows
 
 
 def _history_filters() -> tuple[dict, dict]:
