@@ -132,7 +132,11 @@ TABLE: dict[str, Rule] = {
     "records.index": Rule("/patients/", GET=ANY_STAFF),
     "records.choices": Rule("/patients/choices", GET=ANY_STAFF),
     "records.new": Rule("/patients/new", GET=ANY_STAFF, POST=any_staff("422")),
-    "records.edit": Rule("/patients/{patient}", GET=ANY_STAFF, POST=any_staff("422")),
+    "records.record": Rule("/patients/{patient}", GET=ANY_STAFF),
+    "records.edit": Rule("/patients/{patient}/edit", GET=ANY_STAFF, POST=any_staff("422")),
+    "records.merge": Rule("/patients/{patient}/merge", GET=ANY_STAFF, POST=any_staff("422")),
+    # The record lists the visit's documents to whoever reads its clinical content: the same door as the checklist's.
+    "records.document": Rule("/patients/{patient}/documents/{closed_doc}", GET=clinical("200")),
     "payments.index": Rule("/payments/", GET=ANY_STAFF),
     "payments.acts_csv": Rule("/payments/acts.csv", GET=ANY_STAFF),
     "payments.mark_paid": Rule("/payments/{payment}/paid", POST=staff(">/payments/")),

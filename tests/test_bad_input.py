@@ -80,7 +80,7 @@ FORMS = [
                                   "mode": "video"}),
     ("staff", "/patients/new", {"first_name": "Anne", "last_name": "Durand", "birth_date": "1980-01-01",
                                 "email": "anne@example.org", "phone": "0612345678", "locale": "fr"}),
-    ("staff", "/patients/{patient}", {"first_name": "Anne", "last_name": "Durand", "birth_date": "1980-01-01",
+    ("staff", "/patients/{patient}/edit", {"first_name": "Anne", "last_name": "Durand", "birth_date": "1980-01-01",
                                       "email": "anne@example.org", "phone": "0612345678", "locale": "fr"}),
     ("admin", "/admin/staff/new", {"name": "Nina", "email": "nina@example.org", "role": "secretary", "locale": "fr",
                                    "password": "a long enough password", "active": "y"}),
@@ -325,7 +325,7 @@ def test_a_50_kb_patient_search_is_cut_short(world):
     ("patient", "GET", "/v/%00/", None),
     ("anon", "POST", "/login", {"email": "a\x00@example.org", "password": PASSWORD}),
     ("staff", "POST", "/today/{appt}/note", {"text": "late\x00"}),
-    ("staff", "POST", "/patients/{patient}", {"first_name": "\x00", "last_name": "Durand",
+    ("staff", "POST", "/patients/{patient}/edit", {"first_name": "\x00", "last_name": "Durand",
                                               "birth_date": "1980-01-01"}),
 ])
 def test_nul_bytes_are_refused_with_a_message(world, who, method, path, data):

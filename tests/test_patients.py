@@ -62,9 +62,9 @@ def test_search_by_name_birth_date_and_phone(client):
 def test_edit_patient(client):
     login_as(client, "practitioner")
     patient = make_patient(last_name="Avant")
-    page = client.get(f"/patients/{patient.id}")
+    page = client.get(f"/patients/{patient.id}/edit")
     assert "Avant" in page.get_data(as_text=True)
-    response = client.post(f"/patients/{patient.id}", data={**VALID, "last_name": "Après"})
+    response = client.post(f"/patients/{patient.id}/edit", data={**VALID, "last_name": "Après"})
     assert response.status_code == 302
     assert Patient.get_by_id(patient.id).last_name == "Après"
     assert Patient.select().count() == 1
@@ -73,7 +73,7 @@ def test_edit_patient(client):
 def test_failed_edit_changes_nothing(client):
     login_as(client, "practitioner")
     patient = make_patient(last_name="Intact")
-    response = client.post(f"/patients/{patient.id}", data={**VALID, "last_name": "Changé", "phone": "12"})
+    response = client.post(f"/patients/{patient.id}/edit", data={**VALID, "last_name": "Changé", "phone": "12"})
     assert response.status_code == 422
     assert Patient.get_by_id(patient.id).last_name == "Intact"
 

@@ -133,7 +133,7 @@ def test_csv_rows_exact(client, app):
     bruno = make_user("practitioner", name="Dr Bruno Petit")
     # 09:00 UTC is 10:00 in Paris; 23:30 UTC on 11 March is already 12 March in Paris.
     closed_visit(alice, dt.datetime(2026, 3, 10, 9, 0), acts=(("TC", 2500), ("MCX", 500)), amount=3000,
-                 status="paid", first_name="Zoë", last_name="Ærø", birth_date=dt.date(1985, 2, 3))
+                 status="paid", first_name="Zoë", last_name="Ærø", birth_date=dt.date(1985, 2, 3), nir="285022A12345632")
     second, _ = closed_visit(bruno, dt.datetime(2026, 3, 11, 23, 30), acts=(("TLS", 1000),), amount=0,
                              first_name="Jean", last_name="Dupont", birth_date=dt.date(1950, 12, 31))
     Waiver.create(appointment=second, item="payment", reason="third-party payment")
@@ -149,9 +149,11 @@ def test_csv_rows_exact(client, app):
     assert body.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""), delimiter=";"))
     assert rows == [
-        ["Date", "Practitioner", "Patient", "Birth date", "Act codes", "Fees", "Payment status"],
-        ["2026-03-10", "Dr Alice Martin", "Zoë Ærø", "1985-02-03", "TC+MCX", "30,00", "Paid"],
-        ["2026-03-12", "Dr Bruno Petit", "Jean Dupont", "1950-12-31", "TLS", "10,00", "Waived"],
+        ["Date", "Practitioner", "Patient", "Birth date", "Social security number", "Act codes", "Fees",
+         "Payment status"],
+        # The NIR whole, as stored (Corsica's 2A kept): billing software builds the care sheet from it.
+        ["2026-03-10", "Dr Alice Martin", "Zoë Ærø", "1985-02-03", "285022A12345632", "TC+MCX", "30,00", "Paid"],
+        ["2026-03-12", "Dr Bruno Petit", "Jean Dupont", "1950-12-31", "", "TLS", "10,00", "Waived"],
     ]
     event = AuditEvent.select().where(AuditEvent.action == "payments.acts_exported").get()
     assert event.user_id == user.id and event.detail == "2026-03-01..2026-03-15 2 rows"
@@ -185,7 +187,7 @@ def test_csv_cells_are_never_formulas(client, app, practitioner, first, last, ex
     response = client.get("/payments/acts.csv", query_string={"start": "2026-03-01", "end": "2026-03-15"})
     assert response.status_code == 200
     rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"), newline=""), delimiter=";"))
-    assert rows[1] == ["2026-03-10", *expected, "1985-02-03", "TC", "25,00", "Requested"]
+    assert rows[1] == ["2026-03-10", *expected, "1985-02-03", "", "TC", "25,00", "Requested"]
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
     after = db_snapshot()
     assert {k: v for k, v in after.items() if k != "AuditEvent"} == \
@@ -202,7 +204,7 @@ def test_csv_instant_visit_number_is_text_not_a_sum(client, app):
     login_as(client, "secretary")
     response = client.get("/payments/acts.csv", query_string={"start": "2026-03-01", "end": "2026-03-15"})
     rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"), newline=""), delimiter=";"))
-    assert rows[1] == ["2026-03-10", "Dr Alice Martin", "'+33612345678", "", "TC", "25,00", "Not requested"]
+    assert rows[1] == ["2026-03-10", "Dr Alice Martin", "'+33612345678", "", "", "TC", "25,00", "Not requested"]
 
 
 def test_csv_of_a_practitioner_holds_only_their_visits(client, app):

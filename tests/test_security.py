@@ -83,7 +83,8 @@ def test_the_sites_own_pages_and_its_public_address_open_sockets(served, origin)
 CLINICAL = ["closing.checklist", "closing.document", "closing.save_report", "closing.close", "closing.unclosed",
             "visit.patient_file", "visit.staff_file", "visit.patient_call", "visit.staff_call",
             "patient.space", "patient.space_document", "patient.waiting",
-            "records.index", "records.edit", "records.new", "records.choices", "agenda.detail"]
+            "records.index", "records.edit", "records.new", "records.choices", "agenda.detail",
+            "records.record", "records.document", "records.merge"]
 
 
 @pytest.mark.parametrize("endpoint", CLINICAL)

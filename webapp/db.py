@@ -110,6 +110,17 @@ def _audit_address(database):
     add_missing_columns(database, AuditEvent, {"address": CharField(max_length=64, default="")})
 
 
+def _patient_record(database):
+    """The patient record: the social-security number (NIR), and records merged into another."""
+    if not database.table_exists(Patient._meta.table_name):      # an old database may lack it
+        database.create_tables([Patient])
+    add_missing_columns(database, Patient, {
+        "nir": CharField(max_length=15, default=""),
+        "merged_into_id": ForeignKeyField(Patient, null=True, on_delete="CASCADE", field=Patient.id),
+        "merged_at": DateTimeField(null=True),
+    })
+
+
 def _practitioner_profile(database):
     """A practitioner's profession, specialty, RPPS and health-insurance numbers, practice address
     and phone, and signature image (kept in the document store), for the prescriptions they sign."""
@@ -170,6 +181,7 @@ MIGRATIONS = [
     (7, _share_records),
     (8, _sessions_and_second_factor),
     (9, _audit_address),
+    (11, _patient_record),
     (12, _practitioner_profile),
     (13, _appointment_language),
 ]

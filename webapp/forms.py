@@ -175,3 +175,62 @@ def known_locale(form, field):
     """A language Cabinet speaks, or "" (none chosen); for a SelectField with ``validate_choice=False``."""
     if field.data and field.data not in available_locales():
         raise StopValidation(_l("Choose a language from the list."))
+
+
+# The French social-security number (NIR): sex, year and month of birth, place of birth (two
+# characters: a département, "2A"/"2B" for Corsica, 99 abroad), commune, order, then a two-digit
+# key. The key is 97 - (the 13-character number mod 97), Corsica's 2A and 2B counted as 19 and 18.
+NIR_GROUPS = (1, 2, 2, 2, 3, 3, 2)
+NIR_FIRST_DIGITS = "123478"      # 1/2 men/women; 3/4 and 7/8 the temporary numbers of people born abroad
+
+
+def nir_key(number: str) -> int:
+    """The key of the first 13 characters of a NIR (already checked as digits, or 2A/2B at 6-7)."""
+    numeric = number[:5] + {"2A": "19", "2B": "18"}.get(number[5:7], number[5:7]) + number[7:13]
+    return 97 - int(numeric) % 97
+
+
+def normalize_nir(raw: str) -> str | None:
+    """A NIR as typed (spaces allowed, 2a/2b in any case) in its stored form of 15 characters, or None
+    when it is not one: wrong length, letters other than Corsica's, a wrong first digit or key."""
+    nir = "".join(raw.split()).upper()
+    if len(nir) != 15 or not nir.isascii() or nir[0] not in NIR_FIRST_DIGITS:
+        return None
+    corsica = nir[5:7] in ("2A", "2B")
+    if not (nir[:5] + ("00" if corsica else nir[5:7]) + nir[7:]).isdigit():
+        return None
+    return nir if nir_key(nir) == int(nir[13:]) else None
+
+
+def _groups(nir: str) -> list[str]:
+    groups, at = [], 0
+    for size in NIR_GROUPS:
+        groups.append(nir[at:at + size])
+        at += size
+    return groups
+
+
+def format_nir(nir: str) -> str:
+    """A stored NIR as people read it: "2 84 05 2A 123 456 42"."""
+    return " ".join(_groups(nir)) if nir else ""
+
+
+def mask_nir(nir: str) -> str:
+    """A stored NIR for staff who do not need it whole: sex, year of birth and key only,
+    "2 84 ** ** *** *** 42", enough to tell two records apart at the desk."""
+    if not nir:
+        return ""
+    groups = _groups(nir)
+    return " ".join(groups[:2] + ["*" * len(g) for g in groups[2:-1]] + groups[-1:])
+
+
+def valid_nir(form, field):
+    """Replace the typed NIR by its stored form, or say what is wrong with it."""
+    if not field.data or not field.data.strip():
+        field.data = ""
+        return
+    normalized = normalize_nir(field.data)
+    if normalized is None:
+        raise StopValidation(_l("Enter a valid social security number: 13 digits and a 2-digit key, "
+                                "like 2 84 05 75 123 456 72."))
+    field.data = normalized

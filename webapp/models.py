@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from flask import has_request_context, request
 from peewee import (
     BooleanField, CharField, DatabaseProxy, DateField, DateTimeField, ForeignKeyField,
-    JOIN, IntegerField, Model, TextField, Value, fn,
+    JOIN, IntegerField, Model, ModelUpdate, TextField, Value, fn,
 )
 
 db = DatabaseProxy()
@@ -172,6 +172,14 @@ class Patient(BaseModel):
     phone = CharField(max_length=20, default="")
     locale = CharField(max_length=16, default="")
     created_at = DateTimeField(default=utcnow)
+    nir = CharField(max_length=15, default="")          # French social-security number, 15 characters, or ""
+    # A record merged into another keeps its row (nothing typed is lost) but leaves every list; it goes
+    # with the record it was merged into (a purge never brings it back as a patient of its own).
+    merged_into = ForeignKeyField("self", null=True, on_delete="CASCADE", column_name="merged_into_id")
+    merged_at = DateTimeField(null=True)
+
+    # Details a merge copies from the merged-away record where the kept one has none.
+    MERGE_FILLS = ("birth_date", "email", "phone", "locale", "nir")
 
     class Meta:
         indexes = ((("practice", "last_name", "first_name"), False), (("practice", "phone"), False))
@@ -181,9 +189,39 @@ class Patient(BaseModel):
         return f"{self.first_name} {self.last_name}".strip()
 
     @classmethod
+    def duplicates(cls, practice, first_name: str, last_name: str, birth_date, exclude_id=None) -> list:
+        """Records of the practice with the same names (whatever the case) and birth date."""
+        query = cls.select().where(cls.practice == practice, cls.merged_into.is_null(), cls.birth_date == birth_date,
+                                   cls.id != (exclude_id or 0))
+        # Compared here, not in SQL: SQLite's lower() folds only ASCII letters ("É" stays "É").
+        names = (first_name.strip().casefold(), last_name.strip().casefold())
+        return [p for p in query.order_by(cls.id) if (p.first_name.strip().casefold(),
+                                                      p.last_name.strip().casefold()) == names]
+
+    def merge(self, other: "Patient", actor) -> dict[str, int]:
+        """Merge ``other`` into this record, in one transaction: every row that points at it (its
+        visits, and through them their documents, payments, messages and consents; its audit events;
+        records merged into it earlier) points here instead; details this record lacks are taken from
+        it; it stays, marked merged. Returns how many rows of each table moved."""
+        with db.atomic():
+            moved = {}
+            for field, model in Patient._meta.backrefs.items():
+                # A query-level update: AuditEvent.update refuses, and re-pointing an event at the
+                # record it now belongs to changes nothing of what it says happened.
+                count = ModelUpdate(model, {field: self.id}).where(field == other.id).execute()
+                moved[model.__name__] = moved.get(model.__name__, 0) + count
+            for name in self.MERGE_FILLS:
+                if not getattr(self, name) and getattr(other, name):
+                    setattr(self, name, getattr(other, name))
+            self.save()
+            Patient.update(merged_into=self.id, merged_at=utcnow()).where(Patient.id == other.id).execute()
+            AuditEvent.record(actor, "patient.merged", patient=self, detail=f"patient {other.id} into {self.id}")
+        return moved
+
+    @classmethod
     def search(cls, practice, text: str = "", birth_date=None, phone: str = "", limit: int = 50):
-        """Patients of the practice matching every given criterion, by name."""
-        query = cls.select().where(cls.practice == practice)
+        """Patients of the practice matching every given criterion, by name (merged-away records left out)."""
+        query = cls.select().where(cls.practice == practice, cls.merged_into.is_null())
         for word in text.lower().split():
             query = query.where(fn.lower(cls.first_name).contains(word)
                                 | fn.lower(cls.last_name).contains(word)
@@ -559,7 +597,9 @@ class AuditEvent(BaseModel):
     ``AuditTrailIsAppendOnly``. The one documented exception is retention: ``purge`` removes
     events older than the retention period with a query-level ``AuditEvent.delete().where(...)``,
     which is deliberately left open. (Deleting an appointment or a patient row also removes its
-    events, by the foreign keys' ON DELETE CASCADE: only ``purge`` deletes those rows.)
+    events, by the foreign keys' ON DELETE CASCADE: only ``purge`` deletes those rows.) Merging two
+    patient records (``Patient.merge``) re-points the merged record's events at the kept one, also by
+    query: who did what and when stays as written.
     """
     at = DateTimeField(default=utcnow, index=True)
     user = ForeignKeyField(User, null=True, on_delete="SET NULL")

@@ -174,6 +174,7 @@ def export_rows(start: dt.date, end: dt.date, practitioner=None) -> list[list[st
         patient = visit.patient if visit.patient_id else None
         rows.append([utc_to_local(visit.starts_at, g.practice.timezone).date().isoformat(), visit.practitioner.name,
                      visit.patient_name, patient.birth_date.isoformat() if patient and patient.birth_date else "",
+                     patient.nir if patient else "",
                      "+".join(a.code for a in acts[visit.id]), with_comma(sum(a.fee_cents for a in acts[visit.id])),
                      status])
     return rows
@@ -193,8 +194,8 @@ def acts_csv():
     rows = export_rows(start, end, filters["practitioner"])
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-    writer.writerow([_("Date"), _("Practitioner"), _("Patient"), _("Birth date"), _("Act codes"), _("Fees"),
-                     _("Payment status")])
+    writer.writerow([_("Date"), _("Practitioner"), _("Patient"), _("Birth date"), _("Social security number"),
+                     _("Act codes"), _("Fees"), _("Payment status")])
     writer.writerows([spreadsheet_text(cell) for cell in row] for row in rows)
     AuditEvent.record(g.user, "payments.acts_exported", detail=f"{start.isoformat()}..{end.isoformat()} "
                                                                 f"{len(rows)} rows")
