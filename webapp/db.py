@@ -23,13 +23,43 @@ SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "b
 
 def add_missing_columns(database, model, fields: dict):
     """Add the columns a table lacks. A new database already has them (its tables are
-    created from the current models), so such a migration only fills in older ones."""
+    created from the current models), so such a migration only fills in older ones; a table an
+    old database lacks altogether is created whole.
+
+    A NOT NULL column with a constant default is added by one ALTER carrying the default in SQL:
+    without it, SQLite adds the column nullable and then rebuilds the table to make it NOT NULL,
+    which renames the table and fails when another table's foreign key names one the database lacks."""
     table = model._meta.table_name
+    if not database.table_exists(table):
+        database.create_tables([model])
+        return
     present = {column.name for column in database.get_columns(table)}
     migrator = SchemaMigrator.from_database(database)
-    steps = [migrator.add_column(table, name, field) for name, field in fields.items() if name not in present]
+    steps = []
+    for name, field in fields.items():
+        if name in present:
+            continue
+        default = _sql_default(field)
+        if default is not None:
+            field = field.clone()
+            field.constraints = [*(field.constraints or ()), SQL(f"DEFAULT {default}")]
+        steps.append(migrator.add_column(table, name, field, allow_not_null=default is not None))
     if steps:
         apply(*steps)
+
+
+def _sql_default(field) -> str | None:
+    """The SQL literal of a NOT NULL field's constant default, or None (nullable, none, or computed)."""
+    value = field.default
+    if field.null or value is None or callable(value):
+        return None
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return None
 
 
 def _initial(database):
@@ -155,6 +185,8 @@ def _correct_seeded_acts(database):
     """The first seed priced TCG above the 25 € of a teleconsultation and called the nurses' acts
     of accompanying a teleconsultation "télésoin": rows still exactly as seeded are corrected; an
     act an administrator edited is theirs and stays as it is."""
+    if not database.table_exists(Act._meta.table_name):      # a partial old schema may lack it
+        return
     for code, ((old_label, old_fee), (label, fee)) in _SEED_CORRECTIONS.items():
         (Act.update(label=label, fee_cents=fee)
          .where(Act.code == code, Act.label == old_label, Act.fee_cents == old_fee).execute())
@@ -162,13 +194,7 @@ def _correct_seeded_acts(database):
 
 def _appointment_language(database):
     """Who chose the appointment's language: the patient, staff, or the patient's browser."""
-    if "locale_source" in {column.name for column in database.get_columns("appointment")}:
-        return
-    # NOT NULL with a DEFAULT in one ALTER: SQLite adds it in place. add_missing_columns would
-    # rebuild the table, which fails where a table made by a later step points to a missing one.
-    field = CharField(max_length=10, default="", constraints=[SQL("DEFAULT ''")])
-    apply(SchemaMigrator.from_database(database).add_column("appointment", "locale_source", field,
-                                                            allow_not_null=True))
+    add_missing_columns(database, Appointment, {"locale_source": CharField(max_length=10, default="")})
 
 
 MIGRATIONS = [
