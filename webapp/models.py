@@ -663,7 +663,8 @@ class Message(BaseModel):
     """One e-mail or SMS in the outbox. Never deleted on failure: retried, then shown to staff."""
     appointment = ForeignKeyField(Appointment, backref="messages", null=True, on_delete="CASCADE")
     channel = CharField(max_length=8)                   # "email" or "sms"
-    kind = CharField(max_length=20)                     # invitation, reminder, link_resent, moved, cancelled, closed
+    kind = CharField(max_length=20)                     # invitation, reminder, link_resent, moved, cancelled, closed,
+    #                                                     missed (a no-show, only when staff choose to tell)
     recipient = CharField(max_length=254)
     locale = CharField(max_length=16, default="fr")
     subject = CharField(max_length=200, default="")
