@@ -8,10 +8,12 @@ import io
 import re
 
 import pytest
+from flask_babel import force_locale
 from pypdf import PdfReader
 
 from webapp import events
 from webapp.models import Appointment, AuditEvent, ChatLine, Document, Message, Payment, Practice, Waiver, utcnow
+from webapp.patient.waiting import status_fragment
 from webapp.storage import documents
 
 from conftest import HX, db_snapshot, holding_link, login_as, make_appointment, make_user, text_of
@@ -299,8 +301,7 @@ def test_resume_then_end_again(client, doctor, app):
     assert appt.call_ended_at is None and appt.resumed_at is not None
     assert AuditEvent.get(AuditEvent.action == "call.resumed").user_id == doctor.id
     # The patient's ended page, pushed again live, offers to rejoin; on reload they are in the call.
-    with app.test_request_context():
-        from webapp.patient.waiting import status_fragment
+    with app.test_request_context(), force_locale("en"):
         fragment = status_fragment(appt, oob=True)
     assert "Rejoin the call" in fragment and "data-redirect" not in fragment
     assert 'id="call"' in patient.get(f"/v/{appt.ref}/call").get_data(as_text=True)
