@@ -187,4 +187,5 @@ def test_an_old_database_is_migrated_without_losing_rows(tmp_path):
         assert appt.contact_email == "a@example.org" and appt.notify_email is True and appt.identity_failures == 0
         from webapp.models import Practice
         assert Practice.get_by_id(1).share_records is False      # migration 7: records are not shared
+        assert (appt.outcome, appt.outcome_reason, appt.call_end_source) == ("", "", "")   # 10: none recorded
         db.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
+from peewee import SQL, BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
 from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate as apply
 
@@ -21,13 +21,18 @@ from .private_files import create_once
 SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 10000}
 
 
-def add_missing_columns(database, model, fields: dict):
+def add_missing_columns(database, model, fields: dict, in_place: bool = False):
     """Add the columns a table lacks. A new database already has them (its tables are
-    created from the current models), so such a migration only fills in older ones."""
+    created from the current models), so such a migration only fills in older ones.
+
+    ``in_place``: NOT NULL columns carry their DEFAULT in SQL and are added by one ALTER each,
+    without SQLite's rebuild of the table (which renames it, and fails when any other table's
+    foreign key names a table the database lacks)."""
     table = model._meta.table_name
     present = {column.name for column in database.get_columns(table)}
     migrator = SchemaMigrator.from_database(database)
-    steps = [migrator.add_column(table, name, field) for name, field in fields.items() if name not in present]
+    steps = [migrator.add_column(table, name, field, allow_not_null=in_place and not field.null)
+             for name, field in fields.items() if name not in present]
     if steps:
         apply(*steps)
 
@@ -112,14 +117,15 @@ def _audit_address(database):
 
 def _visit_outcomes(database):
     """Every visit ends with an outcome: how it ended, when the relay last saw media, and resumes."""
+    empty = [SQL("DEFAULT ''")]
     add_missing_columns(database, Appointment, {
-        "call_end_source": CharField(max_length=12, default=""),
+        "call_end_source": CharField(max_length=12, default="", constraints=empty),
         "media_seen_at": DateTimeField(null=True),
         "resumed_at": DateTimeField(null=True),
-        "outcome": CharField(max_length=12, default=""),
+        "outcome": CharField(max_length=12, default="", constraints=empty),
         "outcome_at": DateTimeField(null=True),
-        "outcome_reason": CharField(max_length=300, default=""),
-    })
+        "outcome_reason": CharField(max_length=300, default="", constraints=empty),
+    }, in_place=True)
 
 
 MIGRATIONS = [
