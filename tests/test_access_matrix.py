@@ -147,6 +147,7 @@ TABLE: dict[str, Rule] = {
     "today.note": Rule("/today/{other}/note", POST=staff(">/today/")),
     "today.send_back": Rule("/today/{other}/send-back", POST=staff("422")),
     "visit.staff_call": Rule("/today/{call}/call", GET=clinical("200")),
+    "visit.resume_call": Rule("/today/{call}/resume", POST=clinical("409")),    # its call has not ended
     "visit.staff_upload": Rule("/today/{call}/files", POST=clinical("422")),
     "visit.staff_file": Rule("/today/{call}/files/{call_file}", GET=clinical("200")),
     "visit.practitioner_signal": Rule("/today/{call}/signal", WS=SOCKET_OF_ITS_PRACTITIONER),
@@ -159,7 +160,9 @@ TABLE: dict[str, Rule] = {
     "closing.edit_act": Rule("/visits/acts/{act}", GET=ADMIN, POST=admin("422")),
     # The checklist page itself opens for the agenda's staff, without its clinical sections (see below).
     "closing.checklist": Rule("/visits/{call}/close", GET=STAFF),
-    "closing.close": Rule("/visits/{call}/close", POST=clinical("422")),
+    "closing.close": Rule("/visits/{call}/close", POST=clinical("409")),   # its call is still going on
+    "closing.record_outcome": Rule("/visits/{call}/outcome", POST=clinical("422")),
+    "closing.close_no_show": Rule("/visits/{call}/no-show", POST=clinical("422")),   # the patient came
     "closing.save_report": Rule("/visits/{call}/report", POST=clinical(">/visits/{call}/close")),
     "closing.add_incident": Rule("/visits/{call}/incidents", POST=clinical("422")),
     "closing.upload": Rule("/visits/{call}/documents", POST=clinical("422")),

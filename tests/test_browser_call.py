@@ -182,3 +182,33 @@ def test_the_controls_reach_the_other_side(call_app):
         patient.page.wait_for_selector("#call-status[data-state=youLeft]")
         doctor.page.wait_for_selector("#call-peer-note >> text=The patient left the call.")
         assert doctor.problems == [] and patient.problems == []
+
+
+def test_ending_asks_first_and_a_call_ended_by_mistake_is_resumed(call_app):
+    app, made = call_app()
+    with live_server(app) as url, chromium() as browser:
+        doctor, patient = open_both(browser, url, made)
+        doctor.wait_decoding()
+        patient.wait_decoding()
+
+        doctor.page.click("#btn-hangup")
+        dialog = doctor.page.locator("#end-dialog")
+        assert dialog.is_visible() and "End the visit?" in dialog.inner_text()
+        doctor.page.keyboard.press("Escape")           # a modal dialog: Escape keeps the call going
+        assert not dialog.is_visible()
+        patient.wait_decoding()
+
+        doctor.page.click("#btn-hangup")
+        doctor.page.click("#btn-end-confirm")
+        doctor.page.wait_for_url(f"**/visits/{made['appt'].id}/close")
+        # How the end reaches the patient's call page is tested elsewhere; here their ended page is opened.
+        patient.page.goto(f"{url}/v/{made['appt'].ref}/call")
+        patient.page.wait_for_selector("h1 >> text=The visit has ended")
+
+        doctor.page.click("form.resume button")
+        doctor.page.wait_for_url(f"**/today/{made['appt'].id}/call")
+        patient.page.click("text=Rejoin the call")      # offered live, without a reload
+        patient.page.wait_for_url(f"**/v/{made['appt'].ref}/call")
+        doctor.wait_decoding()
+        patient.wait_decoding()
+        assert doctor.problems == [] and patient.problems == []

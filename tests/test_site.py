@@ -188,4 +188,5 @@ def test_an_old_database_is_migrated_without_losing_rows(tmp_path):
         assert appt.locale_source == "" and appt.locale_origin == "default"      # migration 13
         from webapp.models import Practice
         assert Practice.get_by_id(1).share_records is False      # migration 7: records are not shared
+        assert (appt.outcome, appt.outcome_reason, appt.call_end_source) == ("", "", "")   # 10: none recorded
         db.close()

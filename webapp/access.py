@@ -133,6 +133,13 @@ def window(appt: Appointment, now: dt.datetime | None = None) -> str:
     return "open"
 
 
+def may_resume(appt: Appointment) -> bool:
+    """Whether the practitioner may resume a call they ended (by mistake): it ended in Cabinet, its
+    outcome says nothing else, the visit is not closed and the patient's link window is still open."""
+    return (appt.status == "in_call" and appt.call_ended_at is not None and not appt.call_end_source
+            and appt.outcome in ("", "held") and appt.closed_at is None and window(appt) == "open")
+
+
 def link_problem(kind: str, appt: Appointment | None = None, status: int = 410):
     """The page for a link or cookie that does not open the appointment (in the patient's language)."""
     if appt is not None:

@@ -140,6 +140,18 @@ def _audit_address(database):
     add_missing_columns(database, AuditEvent, {"address": CharField(max_length=64, default="")})
 
 
+def _visit_outcomes(database):
+    """Every visit ends with an outcome: how it ended, when the relay last saw media, and resumes."""
+    add_missing_columns(database, Appointment, {
+        "call_end_source": CharField(max_length=12, default=""),
+        "media_seen_at": DateTimeField(null=True),
+        "resumed_at": DateTimeField(null=True),
+        "outcome": CharField(max_length=12, default=""),
+        "outcome_at": DateTimeField(null=True),
+        "outcome_reason": CharField(max_length=300, default=""),
+    })
+
+
 def _patient_record(database):
     """The patient record: the social-security number (NIR), and records merged into another."""
     if not database.table_exists(Patient._meta.table_name):      # an old database may lack it
@@ -207,6 +219,7 @@ MIGRATIONS = [
     (7, _share_records),
     (8, _sessions_and_second_factor),
     (9, _audit_address),
+    (10, _visit_outcomes),
     (11, _patient_record),
     (12, _practitioner_profile),
     (13, _appointment_language),

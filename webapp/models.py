@@ -237,13 +237,24 @@ class Appointment(BaseModel):
     """One teleconsultation. Its ``status`` moves only through the methods below, each audited:
 
         scheduled --enter_waiting_room--> waiting --admit--> in_call --end_call--> (call ended)
+        (call ended) --resume_call--> in_call again (while the link's window is open, before closing)
         waiting --send_back--> scheduled (a new time today)
         scheduled | waiting | in_call --cancel--> cancelled (its links stop working)
+        any live visit --record_outcome--> (outcome recorded; may end a call that ended outside Cabinet)
         in_call, or a past visit --close--> closed (the closing checklist is done)
 
     "The call has ended" is a state derived from the fields, not a status of its own:
     ``call_ended`` (in_call with ``call_ended_at`` set): the practitioner hung up and the
     visit waits for its closing checklist; the patient's page shows that the visit is over.
+    ``call_end_source`` says where that time comes from: "" when the practitioner hung up in
+    Cabinet, else the best truthful time known when the call ended outside Cabinet ("media": the
+    last media the relay saw, kept in ``media_seen_at``; "activity": the last chat line, file or
+    incident; "start": nothing after the admission).
+
+    Every visit ends with an outcome (``OUTCOMES``): "held" goes without saying once consent,
+    admission and an end in Cabinet exist (``outcome_shown``); the others are recorded by the
+    practitioner with ``record_outcome``: the time they refer to (``outcome_at``: the telephone
+    call, the patient's leaving) and a reason (``outcome_reason``).
     """
 
     STATUSES = ("scheduled", "waiting", "in_call", "closed", "cancelled")
@@ -283,6 +294,17 @@ class Appointment(BaseModel):
     call_ended_at = DateTimeField(null=True)          # the practitioner hung up (actual end)
     closed_at = DateTimeField(null=True)
     closed_by = ForeignKeyField(User, null=True, on_delete="SET NULL", column_name="closed_by_id")
+    # How the visit ended (schema 10).
+    call_end_source = CharField(max_length=12, default="")     # "" (hung up in Cabinet), media, activity, start
+    media_seen_at = DateTimeField(null=True)          # the relay last saw media flow (every MEDIA_SEEN_EVERY)
+    resumed_at = DateTimeField(null=True)             # the practitioner last resumed a call ended by mistake
+    outcome = CharField(max_length=12, default="")    # "" until recorded: see OUTCOMES
+    outcome_at = DateTimeField(null=True)             # the telephone call, the patient's leaving
+    outcome_reason = CharField(max_length=300, default="")
+
+    OUTCOMES = ("held", "phone", "no_show", "outside", "left_early")
+    # Media seen is written at most this often: the end of a call lost outside Cabinet is known to this.
+    MEDIA_SEEN_EVERY = timedelta(seconds=30)
 
     class Meta:
         indexes = ((("practitioner", "starts_at"), False),)
@@ -301,6 +323,15 @@ class Appointment(BaseModel):
     def call_ended(self) -> bool:
         """The practitioner ended the call (the visit may not be closed yet)."""
         return self.call_ended_at is not None
+
+    @property
+    def outcome_shown(self) -> str:
+        """The recorded outcome, else "held" when the call ran in Cabinet from consent to hang-up."""
+        if self.outcome:
+            return self.outcome
+        if self.consented and self.admitted_at and self.call_ended_at and not self.call_end_source:
+            return "held"
+        return ""
 
     @property
     def is_active(self) -> bool:
@@ -542,6 +573,65 @@ class Appointment(BaseModel):
             AuditEvent.record(actor, "call.ended", self)
         return True
 
+    def resume_call(self, actor) -> bool:
+        """(call ended) → in_call again: a call ended by mistake. False when it had not ended, was
+        closed, or its outcome says it did not end in Cabinet. The caller checks the link's window."""
+        now = utcnow()
+        with db.atomic():
+            done = (Appointment.update(call_ended_at=None, call_end_source="", outcome="", outcome_at=None,
+                                       outcome_reason="", resumed_at=now, updated_at=now)
+                    .where(Appointment.id == self.id, Appointment.status == "in_call",
+                           Appointment.call_ended_at.is_null(False), Appointment.closed_at.is_null(),
+                           Appointment.outcome.in_(("", "held"))).execute())
+            if done:
+                AuditEvent.record(actor, "call.resumed", self)
+            self.__data__.update(Appointment.get_by_id(self.id).__data__)
+            self._dirty.clear()
+        return bool(done)
+
+    def saw_media(self, now: datetime | None = None) -> bool:
+        """The relay reports media flowing: kept at most every MEDIA_SEEN_EVERY (technical, not audited)."""
+        now = now or utcnow()
+        return bool(Appointment.update(media_seen_at=now).where(
+            Appointment.id == self.id,
+            Appointment.media_seen_at.is_null() | (Appointment.media_seen_at <= now - self.MEDIA_SEEN_EVERY)).execute())
+
+    def last_sign_of_call(self) -> tuple[datetime | None, str]:
+        """The best truthful time for the end of a call that ended outside Cabinet, and what it is:
+        ("media", the relay last saw media), ("activity", the last chat line, file or incident),
+        ("start", only the admission is known), or (None, "") when the patient was never admitted."""
+        if self.admitted_at is None:
+            return None, ""
+        after = self.admitted_at
+        activity = [t for t in (
+            ChatLine.select(fn.MAX(ChatLine.at)).where(ChatLine.appointment == self).scalar(),
+            Document.select(fn.MAX(Document.created_at)).where(Document.appointment == self,
+                                                               Document.source == "call").scalar(),
+            Incident.select(fn.MAX(Incident.at)).where(Incident.appointment == self, Incident.user.is_null()).scalar(),
+        ) if t is not None and t >= after]
+        media = self.media_seen_at if self.media_seen_at and self.media_seen_at >= after else None
+        latest = max(activity, default=None)
+        if media and (latest is None or media >= latest):
+            return media, "media"
+        if latest:
+            return latest, "activity"
+        return after, "start"
+
+    def record_outcome(self, actor, outcome: str, at: datetime | None = None, reason: str = "") -> None:
+        """Say how the visit ended (audited: recorded or changed). A call still open in the record
+        (it ended outside Cabinet) ends at the last sign of it, and says which sign that is."""
+        if outcome not in self.OUTCOMES:
+            raise ValueError(outcome)
+        changed = bool(self.outcome)
+        with db.atomic():
+            if self.admitted_at is not None and self.call_ended_at is None and outcome != "held":
+                self.call_ended_at, self.call_end_source = self.last_sign_of_call()
+            self.outcome, self.outcome_at, self.outcome_reason = outcome, at, reason[:300]
+            self.updated_at = utcnow()
+            self.save()
+            AuditEvent.record(actor, "visit.outcome_changed" if changed else "visit.outcome_recorded", self,
+                              detail=outcome)
+
     def leave_note(self, actor, text: str):
         """The practitioner's message to the waiting room (replaces the previous one)."""
         with db.atomic():
@@ -674,7 +764,8 @@ class Message(BaseModel):
     """One e-mail or SMS in the outbox. Never deleted on failure: retried, then shown to staff."""
     appointment = ForeignKeyField(Appointment, backref="messages", null=True, on_delete="CASCADE")
     channel = CharField(max_length=8)                   # "email" or "sms"
-    kind = CharField(max_length=20)                     # invitation, reminder, link_resent, moved, cancelled, closed
+    kind = CharField(max_length=20)                     # invitation, reminder, link_resent, moved, cancelled, closed,
+    #                                                     missed (a no-show, only when staff choose to tell)
     recipient = CharField(max_length=254)
     locale = CharField(max_length=16, default="fr")
     subject = CharField(max_length=200, default="")

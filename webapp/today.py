@@ -14,7 +14,7 @@ from markupsafe import Markup
 from simple_websocket import ConnectionClosed
 
 from . import events, notify
-from .access import appointment_or_404, visible_practitioners
+from .access import appointment_or_404, may_resume, visible_practitioners
 from .answers import after_change, full_page_load, render
 from .auth import staff_required
 from .events import announce, today_channel
@@ -119,7 +119,7 @@ def day_context(practitioner_ids, changed_at: float | None = None):
             else shared_day(practitioner_ids, tz, today, changed_at))
     waiting, now, words = [a for a in rows if a.status == "waiting"], utcnow(), device_words()
     return {"rows": rows, "waiting": waiting, "waiting_rows": waiting_rows(waiting, now, words), "now": now,
-            "presets": note_presets(), "today": today}
+            "presets": note_presets(), "today": today, "resumable": may_resume}
 
 
 def _ids():

@@ -11,6 +11,29 @@ ITEMS = ("traceability", "report", "documents", "acts", "payment")
 # Traceability is Cabinet's own record of the call: nobody may waive it.
 WAIVABLE = ITEMS[1:]
 
+# The items each outcome closes with. A visit held, by video or by telephone, or cut short, is a
+# consultation: report, documents, act and payment apply (each may be waived with a reason). A
+# patient who did not come had no consultation: no report, document or act, and nothing to bill
+# the health insurance. Their payment item stays: French practices usually ask nothing (waived,
+# "no fee"), and some ask a no-show fee they announced beforehand (a payment request, not an act).
+APPLIES = {
+    "held": ITEMS, "phone": ITEMS, "outside": ITEMS, "left_early": ITEMS,
+    "no_show": ("traceability", "payment"),
+}
+
+
+def outcome_titles() -> dict:
+    return {"held": _l("Held"), "phone": _l("Held by telephone"), "no_show": _l("Patient did not come"),
+            "outside": _l("Ended outside Cabinet"), "left_early": _l("Patient left early")}
+
+
+def end_sources() -> dict:
+    """Where the time a call ended comes from (Appointment.call_end_source)."""
+    return {"": _l("ended in Cabinet by the practitioner"),
+            "media": _l("the last media Cabinet's relay saw (noted every 30 seconds)"),
+            "activity": _l("the last chat message, file or incident (no later media was recorded)"),
+            "start": _l("only the start is known: nothing was recorded after the admission")}
+
 
 def item_titles() -> dict:
     return {"traceability": _l("Traceability"), "report": _l("Report"), "documents": _l("Documents sent"),
@@ -18,13 +41,13 @@ def item_titles() -> dict:
 
 
 def state_names() -> dict:
-    return {"done": _l("Done"), "missing": _l("Missing"), "waived": _l("Waived")}
+    return {"done": _l("Done"), "missing": _l("Missing"), "waived": _l("Waived"), "not_needed": _l("Not needed")}
 
 
 @dataclass
 class Item:
     key: str
-    state: str                  # done, missing or waived
+    state: str                  # done, missing, waived or not_needed (the outcome does not need it)
     waiver: Waiver | None = None
 
     @property
@@ -60,9 +83,24 @@ class Checklist:
         return [d for d in self.documents if d.source == "report"]
 
     @property
+    def outcome(self) -> str:
+        return self.appt.outcome_shown
+
+    @property
+    def applies(self) -> tuple:
+        return APPLIES.get(self.outcome, ITEMS)
+
+    @property
     def traced(self) -> bool:
-        appt = self.appt
-        return appt.consented and appt.admitted_at is not None and appt.call_ended_at is not None
+        """Traceability says what happened: an outcome, with the facts it rests on."""
+        appt, outcome = self.appt, self.outcome
+        if outcome == "held":
+            return appt.consented and appt.admitted_at is not None and appt.call_ended_at is not None
+        if outcome == "phone":
+            return appt.outcome_at is not None and bool(appt.outcome_reason.strip())
+        if outcome in ("outside", "left_early"):
+            return appt.admitted_at is None or appt.call_ended_at is not None
+        return outcome == "no_show"
 
     def done(self, key: str) -> bool:
         report = self.report
@@ -75,6 +113,8 @@ class Checklist:
         }[key]
 
     def item(self, key: str) -> Item:
+        if key not in self.applies:
+            return Item(key, "not_needed")
         if self.done(key):
             return Item(key, "done")
         waiver = self.waivers.get(key) if key in WAIVABLE else None
@@ -91,3 +131,27 @@ class Checklist:
     @property
     def total_cents(self) -> int:
         return sum(a.fee_cents for a in self.acts)
+
+
+def outcome_sentence(appt, time) -> str:
+    """What traceability says happened, in one sentence; ``time`` formats a UTC time as HH:MM."""
+    outcome, reason = appt.outcome_shown, appt.outcome_reason.strip()
+    if outcome == "held":
+        return str(_l("Held in Cabinet by audio.") if appt.mode == "audio" else _l("Held in Cabinet by video."))
+    if outcome == "phone":
+        return str(_l("Held by telephone at %(time)s. Why: %(reason)s", time=time(appt.outcome_at), reason=reason))
+    if outcome == "no_show":
+        return str(_l("The patient did not come: they never entered the waiting room, so no consent was given "
+                      "and no call took place."))
+    if outcome == "outside":
+        text = _l("The call ended outside Cabinet at %(time)s (%(source)s).", time=time(appt.call_ended_at),
+                  source=end_sources()[appt.call_end_source])
+    elif outcome == "left_early":
+        if appt.admitted_at is None:
+            text = _l("The patient left the waiting room before being admitted.")
+        else:
+            text = _l("The patient left early; the call ended at %(time)s (%(source)s).",
+                      time=time(appt.call_ended_at), source=end_sources()[appt.call_end_source])
+    else:
+        return str(_l("Not recorded yet: say how the visit ended."))
+    return f"{text} {_l('Why: %(reason)s', reason=reason)}" if reason else str(text)

@@ -77,3 +77,21 @@ class ActCatalogueForm(FlaskForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.profession.choices = options([("", _l("Every profession"))] + list(profession_names().items()))
+
+class OutcomeForm(FlaskForm):
+    """How the visit ended; what each outcome needs is checked against the visit in the view."""
+    outcome = RadioField(_l("How did the visit end?"), choices=options([
+        ("held", _l("Held: the call ran in Cabinet until the end")),
+        ("phone", _l("Held by telephone: the call failed or the patient had no video, and I phoned them")),
+        ("no_show", _l("Patient did not come")),
+        ("outside", _l("Ended outside Cabinet: the patient's page closed or their device stopped")),
+        ("left_early", _l("Patient left early")),
+    ]), validators=[DataRequired(_l("Choose how the visit ended."))])
+    phone_time = StringField(_l("Time of the telephone call (HH:MM)"), filters=[strip])
+    reason = StringField(_l("Why, or what happened"), filters=[strip], validators=[
+        Length(max=300, message=_l("At most %(max)s characters.", max=300))])
+
+
+class CloseForm(FlaskForm):
+    tell_patient = BooleanField(_l("Send the patient a message that they missed the visit (e-mail/SMS)"),
+                                default=False)

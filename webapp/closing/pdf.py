@@ -26,6 +26,7 @@ from ..i18n import locale_name
 from ..money import money
 from ..models import Addendum, Document, Incident, Report, VisitAct, Waiver, utcnow
 from ..payments_providers import STATUS_LABELS, current_payment, provider_for
+from .checklist import end_sources, outcome_sentence, outcome_titles
 
 FONTS = Path(__file__).resolve().parent.parent / "fonts"
 FONT = "DejaVu"
@@ -173,15 +174,28 @@ def _traceability(w: _Writer, appt):
     w.heading(_("Traceability"))
     w.field(_("Tool"), f"Cabinet {current_app.config.get('VERSION', '')}".strip())
     w.field(_("Mode"), _("Audio only") if appt.mode == "audio" else _("Video"))
-    if appt.consented:
+    outcome = appt.outcome_shown
+    if outcome:
+        w.field(_("Outcome"), f"{outcome_titles()[outcome]}. {outcome_sentence(appt, w.time)}")
+    if outcome == "no_show":
+        consent = _("none: the patient did not come")
+    elif appt.consented:
         consent = _("Given on %(when)s (text version %(version)s, in %(language)s)", when=w.when(appt.consent_at),
                     version=appt.consent_version, language=locale_name(appt.consent_locale or w.locale))
     else:
         consent = _("not recorded")
     w.field(_("Consent"), consent)
     w.field(_("Scheduled"), _("%(start)s to %(end)s", start=w.when(appt.starts_at), end=w.time(appt.ends_at)))
-    w.field(_("Actual start"), w.when(appt.admitted_at))
-    w.field(_("Actual end"), w.when(appt.call_ended_at))
+    if outcome == "no_show" or (appt.admitted_at is None and outcome):
+        w.field(_("Actual start"), _("no call took place"))
+    else:
+        w.field(_("Actual start"), w.when(appt.admitted_at))
+        end = w.when(appt.call_ended_at)
+        if appt.call_ended_at:
+            end += f" ({end_sources()[appt.call_end_source]})"
+        w.field(_("Actual end"), end)
+    if appt.resumed_at:
+        w.field(_("Resumed"), w.when(appt.resumed_at))
     incidents = list(Incident.of(appt))
     if not incidents:
         w.field(_("Incidents"), _("None"))

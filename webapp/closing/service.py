@@ -13,8 +13,9 @@ class AlreadyClosed(Exception):
     """Another request (a second tab, a double submit) closed this visit first."""
 
 
-def close_visit(appt, actor) -> None:
-    """Close, freeze the report, store both PDF copies and queue the patient's message.
+def close_visit(appt, actor, message: str | None = "closed") -> None:
+    """Close, freeze the report, store both PDF copies and queue the patient's message of kind
+    ``message`` (none when None: a patient who did not come is told only if staff chose to).
 
     The conditional UPDATE in ``Appointment.close`` comes first, so a second request waits on
     the first one's lock and then finds the visit closed. If anything fails (a PDF, the store,
@@ -35,7 +36,8 @@ def close_visit(appt, actor) -> None:
                                      user=actor, locale=locale, content_type="application/pdf",
                                      filename=f"{kind.replace('_', '-')}-{day:%Y-%m-%d}-{locale}.pdf")
                 stored.append(doc.storage_key)   # the outer transaction may still roll back
-            notify.queue(appt, "closed")
+            if message:
+                notify.queue(appt, message)
     except BaseException:
         for key in stored:
             documents().delete(key)

@@ -1,22 +1,27 @@
 """The checklist page, its items' forms, the close, the addenda, and the visits still to close."""
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import abort, current_app, g, redirect, request, url_for
 from flask_babel import gettext as _
 
-from ..access import appointment_or_404, may_read_clinical, readable_visit_or_404, visible_practitioners
+from ..access import appointment_or_404, may_read_clinical, may_resume, readable_visit_or_404, \
+    visible_practitioners
 from ..answers import no_store, render, wants_fragment
 from ..auth import staff_required
-from ..i18n import utc_to_local
+from ..events import announce
+from ..i18n import local_to_utc, utc_to_local
 from ..models import Act, Addendum, Appointment, AuditEvent, Document, Incident, Payment, Report, VisitAct, \
     Waiver, db, utcnow
 from ..payments_providers import DEFAULT_PROVIDER, provider_for
 from ..storage import DocumentMissing
 from ..uploads import clean_filename, document_download, sniff, store_document
 from . import bp
-from .checklist import ITEMS, WAIVABLE, Checklist, item_titles, state_names
-from .forms import ActForm, AddendumForm, IncidentForm, PaymentForm, PrescriptionForm, ReportForm, UploadForm, \
-    WaiverForm
+from .checklist import ITEMS, WAIVABLE, Checklist, end_sources, item_titles, outcome_sentence, outcome_titles, \
+    state_names
+from .forms import ActForm, AddendumForm, CloseForm, IncidentForm, OutcomeForm, PaymentForm, PrescriptionForm, \
+    ReportForm, UploadForm, WaiverForm
 from ..money import plain as euros
 from .pdf import _incident_label as incident_label, _role_label as role_label
 from .prescription import render_prescription
@@ -54,6 +59,11 @@ def _forms(cl: Checklist, given: dict) -> dict:
         "act": ActForm(formdata=None),
         "payment": PaymentForm(formdata=None, data={"amount": euros(payment.amount_cents) if payment else ""}),
         "addendum": AddendumForm(formdata=None),
+        "outcome": OutcomeForm(formdata=None, data={"outcome": cl.appt.outcome_shown or None,
+                                                    "reason": cl.appt.outcome_reason,
+                                                    "phone_time": _hhmm(cl.appt.outcome_at)
+                                                    if cl.appt.outcome == "phone" else ""}),
+        "close": CloseForm(formdata=None),
         "waivers": {item: WaiverForm(formdata=None, prefix=item) for item in WAIVABLE},
     }
     waiver = given.pop("waiver", None)
@@ -75,7 +85,29 @@ def _page(appt, section: str | None = None, status: int = 200, error: str | None
                   closed=closed, can_edit=not closed and appt.practitioner_id == g.user.id,
                   clinical=may_read_clinical(appt),
                   presets=_presets(), **_acts_and_profile(appt, given),
-                  version=current_app.config["VERSION"], incident_label=incident_label, role_label=role_label, addenda=list(appt.addenda.order_by(Addendum.at)))
+                  version=current_app.config["VERSION"], incident_label=incident_label, role_label=role_label,
+                  addenda=list(appt.addenda.order_by(Addendum.at)), outcome_titles=outcome_titles(),
+                  end_sources=end_sources(), outcome_text=outcome_sentence(appt, _hhmm),
+                  call_running=_call_running(appt), patient_phone=_phone(appt), resumable=may_resume(appt))
+
+
+def _hhmm(value) -> str:
+    """A UTC time as the practice reads it on a clock: HH:MM."""
+    return utc_to_local(value, g.practice.timezone).strftime("%H:%M") if value else ""
+
+
+def _phone(appt) -> str:
+    return appt.contact_phone or (appt.patient.phone if appt.patient_id else "")
+
+
+# A call whose media the relay saw this recently is still going on (it notes media every 30 s).
+RUNNING_WITHIN = dt.timedelta(seconds=90)
+
+
+def _call_running(appt) -> bool:
+    """In call, not ended, with media seen just now: a call in progress (or resumed) is not closed."""
+    return (appt.status == "in_call" and appt.admitted_at is not None and appt.call_ended_at is None
+            and appt.media_seen_at is not None and utcnow() - appt.media_seen_at < RUNNING_WITHIN)
 
 
 def _acts_and_profile(appt, given: dict) -> dict:
@@ -360,6 +392,85 @@ def unwaive(appointment_id, item):
     return _saved(appt, item)
 
 
+# How the visit ended.
+
+@bp.route("/<int:appointment_id>/outcome", methods=["POST"])
+@staff_required()
+@no_store
+def record_outcome(appointment_id):
+    """Say how the visit ended: held, by telephone, no-show, ended outside Cabinet, left early."""
+    appt = _visit(appointment_id)
+    if appt.closed_at:
+        return _refused(appt, "traceability")
+    form = OutcomeForm()
+    at = _check_outcome(appt, form) if form.validate() else None
+    if form.errors:
+        return _page(appt, "traceability", status=422, outcome=form)
+    with db.atomic():
+        appt.record_outcome(g.user, form.outcome.data, at, form.reason.data or "")
+        if form.outcome.data == "no_show":
+            _no_fee(appt)
+    announce(appt)
+    return _saved(appt, "traceability")
+
+
+def _check_outcome(appt, form):
+    """The time the outcome refers to (the telephone call), with any refusal added to the form's errors."""
+    outcome, at = form.outcome.data, None
+
+    def refuse(field, message):
+        field.errors = [*field.errors, message]
+
+    arrived = appt.waiting_since or appt.consent_at or appt.identity_confirmed_at
+    if outcome != "no_show" and outcome != "held" and _call_running(appt):
+        refuse(form.outcome, _("The call is still going on: media was seen at %(time)s. End it from the call page "
+                               "first.", time=_hhmm(appt.media_seen_at)))
+    elif outcome == "held" and appt.outcome_shown != "held" and not (
+            appt.consented and appt.admitted_at and appt.call_ended_at and not appt.call_end_source):
+        refuse(form.outcome, _("The call did not run in Cabinet from consent to its end: choose what happened."))
+    elif outcome == "phone":
+        at = _phone_time(appt, form.phone_time.data or "")
+        if at is None:
+            refuse(form.phone_time, _("Enter the time of the telephone call, like 14:30 (not later than now)."))
+        if not form.reason.data:
+            refuse(form.reason, _("Say why the visit was held by telephone."))
+    elif outcome == "no_show" and (appt.admitted_at or arrived):
+        refuse(form.outcome, _("The patient came (at %(time)s): choose “Patient left early” or “Held by "
+                               "telephone”.", time=_hhmm(appt.admitted_at or arrived)))
+    elif outcome == "no_show" and utcnow() < appt.starts_at:
+        refuse(form.outcome, _("The visit has not started yet: it is too early to say the patient did not come."))
+    elif outcome == "outside" and appt.admitted_at is None:
+        refuse(form.outcome, _("The patient was never admitted: the call never started."))
+    elif outcome == "outside" and appt.call_ended_at and not appt.call_end_source:
+        refuse(form.outcome, _("The call ended in Cabinet at %(time)s: the visit was held.",
+                               time=_hhmm(appt.call_ended_at)))
+    elif outcome == "left_early" and not (appt.admitted_at or arrived):
+        refuse(form.outcome, _("The patient never arrived: choose “Patient did not come”."))
+    return at
+
+
+def _phone_time(appt, text: str):
+    """HH:MM on the visit's day in the practice's time zone, as UTC; None when unreadable or to come."""
+    try:
+        clock = dt.datetime.strptime(text, "%H:%M").time()
+    except ValueError:
+        return None
+    tz = g.practice.timezone
+    at = local_to_utc(dt.datetime.combine(utc_to_local(appt.starts_at, tz).date(), clock), tz)
+    return at if at <= utcnow() else None
+
+
+def _no_fee(appt) -> None:
+    """A patient who did not come is asked nothing unless the practitioner requests a fee afterwards."""
+    if Checklist(appt).done("payment") or Waiver.select().where(Waiver.appointment == appt,
+                                                                 Waiver.item == "payment").exists():
+        return
+    reason = _("No fee: the patient did not come.")
+    Waiver.create(appointment=appt, item="payment", reason=reason, user=g.user)
+    _waive_payment(appt, reason)
+    AuditEvent.record(g.user, "checklist.waived", appt, detail="payment")
+
+
 # Closing, and after.
 
 @bp.route("/<int:appointment_id>/close", methods=["POST"])
@@ -370,6 +481,9 @@ def close(appointment_id):
     appt = _visit(appointment_id)
     if appt.closed_at:
         return _already_closed(appt)
+    if appt.status == "in_call" and appt.call_ended_at is None and appt.outcome_shown not in ("phone", "left_early"):
+        return _page(appt, status=409, error=_("The call is still going on (or was resumed): end it from the call "
+                                               "page, or say how it ended, before closing the visit."))
     if any(name in request.form for name in REPORT_FIELDS):
         form = ReportForm()           # the report as typed just before clicking: nothing is lost
         if not form.validate():
@@ -382,7 +496,7 @@ def close(appointment_id):
         return _page(appt, status=422, error=_("The visit cannot be closed yet. Missing: %(items)s. "
                                                "Complete or waive each of them.", items=names))
     try:
-        close_visit(appt, g.user)
+        close_visit(appt, g.user, _message(appt, CloseForm()))
     except AlreadyClosed:
         return _already_closed(appt)
     except Exception as exc:  # a PDF or the store failed: the transaction rolled back
@@ -391,6 +505,13 @@ def close(appointment_id):
                      error=_("The PDF report could not be made, so the visit was not closed. "
                              "Nothing was lost: please try again."))
     return redirect(url_for("closing.checklist", appointment_id=appt.id))
+
+
+def _message(appt, form) -> str | None:
+    """What the patient is told: their documents, or, after a no-show, nothing unless staff chose to."""
+    if appt.outcome_shown == "no_show":
+        return "missed" if form.tell_patient.data else None
+    return "closed"
 
 
 def _already_closed(appt):
@@ -419,7 +540,51 @@ def add_addendum(appointment_id):
 @bp.route("/open")
 @staff_required()
 @no_store
-def unclosed():
-    """Visits not yet closed, so none is forgotten."""
+def unclosed(status: int = 200, error: str | None = None):
+    """Visits not yet closed, grouped by why, so none is forgotten and a day is cleared in a minute."""
     visits = Appointment.unclosed([p.id for p in visible_practitioners()], utcnow())
-    return render("closing/unclosed.html", visits=visits, now=utcnow())
+    groups = {key: [] for key in UNCLOSED_GROUPS}
+    for appt in visits:
+        groups[_group(appt)].append(appt)
+    return render("closing/unclosed.html", status=status, error=error, groups=groups, titles=unclosed_titles(),
+                  outcome_titles=outcome_titles(), visits=visits, now=utcnow(), form=CloseForm(formdata=None))
+
+
+UNCLOSED_GROUPS = ("no_show", "never_started", "in_call", "call_ended")
+
+
+def unclosed_titles() -> dict:
+    return {"no_show": _("Did not come: never reached the waiting room"),
+            "never_started": _("Never started: the patient came but was not admitted"),
+            "in_call": _("Call not ended in Cabinet (page closed, device stopped?)"),
+            "call_ended": _("Call ended: checklist to finish")}
+
+
+def _group(appt) -> str:
+    if appt.admitted_at is None:
+        came = appt.waiting_since or appt.consent_at or appt.identity_confirmed_at
+        return "never_started" if came or appt.outcome not in ("", "no_show") else "no_show"
+    return "call_ended" if appt.call_ended_at else "in_call"
+
+
+@bp.route("/<int:appointment_id>/no-show", methods=["POST"])
+@staff_required()
+@no_store
+def close_no_show(appointment_id):
+    """Close a visit the patient never came to, in one step from the list: no fee, no message unless chosen."""
+    appt = _visit(appointment_id)
+    if appt.closed_at:
+        return unclosed(status=409, error=_("This visit is already closed. Nothing was changed."))
+    came = appt.admitted_at or appt.waiting_since or appt.consent_at or appt.identity_confirmed_at
+    if came or utcnow() < appt.starts_at:
+        return unclosed(status=422, error=_("This patient came, or the visit has not started: open its checklist "
+                                            "to say how it ended."))
+    try:
+        with db.atomic():
+            appt.record_outcome(g.user, "no_show")
+            _no_fee(appt)
+            close_visit(appt, g.user, _message(appt, CloseForm()))
+    except AlreadyClosed:
+        return unclosed(status=409, error=_("This visit is already closed. Nothing was changed."))
+    announce(appt)
+    return redirect(url_for("closing.unclosed"))

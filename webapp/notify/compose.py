@@ -16,9 +16,11 @@ from icalendar import Calendar, Event, vCalAddress, vText
 
 from ..i18n import utc_to_local
 
-KINDS = ("invitation", "reminder", "link_resent", "moved", "cancelled", "closed")
+KINDS = ("invitation", "reminder", "link_resent", "moved", "cancelled", "closed", "missed")
 # Kinds that carry the patient link; a cancelled appointment's link no longer works.
-WITH_LINK = {"invitation", "reminder", "link_resent", "moved", "closed"}
+WITH_LINK = {"invitation", "reminder", "link_resent", "moved", "closed", "missed"}
+# Kinds sent after the visit: their link opens the patient's space, not the way in.
+AFTER = {"closed", "missed"}
 # Kinds that come with a calendar file, and its iTIP method.
 ICS_METHOD = {"invitation": "REQUEST", "moved": "REQUEST", "reminder": "REQUEST", "cancelled": "CANCEL"}
 
@@ -38,6 +40,7 @@ def _subject(kind, **v):
         "moved": lambda: _("Your teleconsultation with %(practice)s has moved", **v),
         "cancelled": lambda: _("Your teleconsultation with %(practice)s is cancelled", **v),
         "closed": lambda: _("Your documents from %(practice)s", **v),
+        "missed": lambda: _("Your missed teleconsultation with %(practice)s", **v),
     }[kind]()
 
 
@@ -56,6 +59,8 @@ def _lead(kind, instant, **v):
         "cancelled": lambda: _("Your teleconsultation with %(practitioner)s (%(practice)s) on %(date)s at %(time)s "
                                "is cancelled.", **v),
         "closed": lambda: _("Thank you for your teleconsultation with %(practitioner)s (%(practice)s) on %(date)s.", **v),
+        "missed": lambda: _("You did not join your teleconsultation with %(practitioner)s (%(practice)s) on %(date)s "
+                            "at %(time)s.", **v),
     }[kind]()
 
 
@@ -64,6 +69,9 @@ def _action(kind):
         return _("Please contact the practice if you need a new appointment.")
     if kind == "closed":
         return _("Your documents and the payment request are waiting in your personal space:")
+    if kind == "missed":
+        return _("Please contact the practice if you need a new appointment. Any request from the practice waits "
+                 "in your personal space:")
     return _("Open this link a few minutes before the start; it works only for this teleconsultation:")
 
 
@@ -82,6 +90,8 @@ def _sms(kind, instant, **v):
         "cancelled": lambda: _("%(practice)s: your teleconsultation on %(date)s at %(time)s is cancelled.", **v),
         "closed": lambda: _("%(practice)s: your documents and the payment request are waiting in your space: "
                             "%(link)s", **v),
+        "missed": lambda: _("%(practice)s: you did not join your teleconsultation on %(date)s at %(time)s. Please "
+                            "contact the practice if you need a new appointment.", **v),
     }[kind]()
 
 
@@ -92,7 +102,7 @@ def email_content(appt, kind: str, locale: str, link: str) -> dict:
     v = {"practice": practice.name, "practitioner": appt.practitioner.name, **when(appt, locale)}
     context = {"subject": _subject(kind, **v), "lead": _lead(kind, instant, **v), "action": _action(kind),
                "link": link if kind in WITH_LINK else "", "practice": practice.name, "locale": locale,
-               "opens": practice.link_opens_minutes_before if kind in WITH_LINK - {"closed"} and not instant else None}
+               "opens": practice.link_opens_minutes_before if kind in WITH_LINK - AFTER and not instant else None}
     return {"subject": context["subject"],
             "body": render_template("notify/email.txt", **context),
             "html": render_template("notify/email.html", **context),

@@ -88,6 +88,15 @@ def record_incident(appointment_id: int, kind: str, role: str, detail: str) -> N
         log.exception("could not record incident %s", kind)
 
 
+def note_media(appointment_id: int) -> None:
+    """Media flows: the visit keeps when, so a call that ends outside Cabinet ends at a true time."""
+    try:
+        with db.connection_context():
+            Appointment(id=appointment_id).saw_media()
+    except Exception:  # noqa: BLE001 - losing this note must never end a call
+        log.exception("could not note media")
+
+
 def end_call(appointment_id: int, user_id: int | None) -> Appointment:
     """The practitioner hung up: saved (and audited) by the model before anyone is told."""
     with db.connection_context():
@@ -116,6 +125,7 @@ class Bridge:
         self._received = 0
         self._progress_at = time.monotonic()
         self._stalled = False
+        self._media_noted = float("-inf")
         self.place = relay()
 
     # Sending to the browser, from any of the three threads.
@@ -275,6 +285,9 @@ class Bridge:
         received, now = stats.received.get(self.media_kind, 0), time.monotonic()
         if received > self._received or received < self._received:
             self._received, self._progress_at, self._stalled = received, now, False
+            if now - self._media_noted >= Appointment.MEDIA_SEEN_EVERY.total_seconds():
+                self._media_noted = now
+                note_media(self.appointment_id)
         elif self._media_up and not self._stalled and now - self._progress_at >= self.stall_seconds:
             self._stalled = True
             record_incident(self.appointment_id, "media_stall", self.role,

@@ -5,10 +5,12 @@ import json
 from urllib.parse import urlsplit
 
 from flask import current_app, g, redirect, render_template, url_for
+from flask_babel import gettext as _
 
-from ..access import current_appointment, own_visit_or_403
+from ..access import current_appointment, may_resume, own_visit_or_403
 from ..answers import no_store, page_with_scripts
 from ..auth import staff_required
+from ..events import announce
 from ..models import Appointment, AuditEvent
 from . import bp
 from .bridge import closing_url, history
@@ -65,5 +67,21 @@ def staff_call(appointment_id):
     appt = own_visit_or_403(appointment_id)
     if appt.status != "in_call":
         return redirect(url_for("agenda.detail", appointment_id=appt.id))
+    if appt.call_ended:         # its checklist, which offers to resume it while the link is open
+        return redirect(closing_url(appt))
     AuditEvent.record(g.user, "visit.call_viewed", appt)        # the page shows the chat and files so far
     return render_call(appt, "practitioner")
+
+
+@bp.route("/today/<int:appointment_id>/resume", methods=["POST"])
+@staff_required()
+@no_store
+def resume_call(appointment_id):
+    """Resume a call ended by mistake, while the patient's link is open: the patient may rejoin."""
+    appt = own_visit_or_403(appointment_id)
+    if not may_resume(appt) or not appt.resume_call(g.user):
+        return render_template("visit/resume_refused.html", appt=appt,
+                               message=_("This call can no longer be resumed: it was closed, its outcome was "
+                                         "recorded, or the patient's link has closed.")), 409
+    announce(appt)          # the patient's ended page offers to rejoin
+    return redirect(url_for("visit.staff_call", appointment_id=appt.id))

@@ -67,8 +67,13 @@ export function init() {
   bind("btn-ask-zoom", function () { signaling.send({ type: "camera-request", zoom: 2 }); });
   bind("btn-camera-accept", function () { answerRequest(true); });
   bind("btn-camera-refuse", function () { answerRequest(false); });
+  // The practitioner's end is for both sides: a dialog asks first (a <dialog> keeps focus and Escape cancels).
+  const endDialog = $("end-dialog");
   bind("btn-hangup", function () {
+    if (endDialog && endDialog.showModal) { endDialog.showModal(); return; }
     signaling.send({ type: "bye" });
     if (role === "patient") { leave(); setStatus("youLeft"); }
   });
+  bind("btn-end-cancel", function () { endDialog.close(); });
+  bind("btn-end-confirm", function () { endDialog.close(); signaling.send({ type: "bye" }); });
 }
