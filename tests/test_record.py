@@ -446,3 +446,14 @@ def test_a_merged_record_goes_with_the_record_it_was_merged_into(app):
     keep.merge(other, make_user("secretary"))
     Patient.delete().where(Patient.id == keep.id).execute()
     assert not Patient.select().where(Patient.id.in_([keep.id, other.id])).exists()
+
+
+def test_the_record_shows_the_outcome_recorded_at_closing(client):
+    doctor = make_user("practitioner")
+    patient = make_patient()
+    appt = make_appointment(practitioner=doctor, patient=patient, starts_in=dt.timedelta(days=-1))
+    with client.application.app_context():
+        appt.record_outcome(doctor, "no_show")
+    login_as(client, doctor)
+    rows = text_of(client.get(f"/patients/{patient.id}"))
+    assert "Patient did not come" in rows and "Not held" not in rows

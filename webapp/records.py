@@ -23,6 +23,7 @@ from .forms import (FIRST_DAY, LAST_DAY, LocalDateField, PhoneField, day_out_of_
 from .i18n import local_to_utc
 from .models import (JOIN, Addendum, Appointment, AuditEvent, Document, Message, Patient, Payment, Practice, Report,
                      User, db, utcnow)
+from .outcomes import outcome_titles
 from .storage import DocumentMissing
 from .uploads import document_download
 
@@ -65,10 +66,12 @@ def shown_nir(patient: Patient) -> str:
 
 
 def visit_outcome(appt: Appointment, now: dt.datetime) -> str:
-    """What became of a visit, in a few words, from what visits record today (status, end of the call,
-    closing). The one place to read ``Appointment.outcome`` instead, once visits have one."""
+    """What became of a visit, in a few words: its outcome once it has one (recorded at closing, or
+    "held" when the call ran in Cabinet), else where it stands."""
     if appt.status == "cancelled":
         return _("Cancelled")
+    if appt.outcome_shown:
+        return str(outcome_titles()[appt.outcome_shown])
     if appt.status == "closed":
         return _("Held") if appt.call_ended_at or appt.admitted_at else _("Closed without a call")
     if appt.status == "in_call":

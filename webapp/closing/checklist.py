@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from flask_babel import lazy_gettext as _l
 
 from ..models import Document, Incident, Payment, Report, VisitAct, Waiver
+from ..outcomes import end_sources
 
 ITEMS = ("traceability", "report", "documents", "acts", "payment")
 # Traceability is Cabinet's own record of the call: nobody may waive it.
@@ -20,19 +21,6 @@ APPLIES = {
     "held": ITEMS, "phone": ITEMS, "outside": ITEMS, "left_early": ITEMS,
     "no_show": ("traceability", "payment"),
 }
-
-
-def outcome_titles() -> dict:
-    return {"held": _l("Held"), "phone": _l("Held by telephone"), "no_show": _l("Patient did not come"),
-            "outside": _l("Ended outside Cabinet"), "left_early": _l("Patient left early")}
-
-
-def end_sources() -> dict:
-    """Where the time a call ended comes from (Appointment.call_end_source)."""
-    return {"": _l("ended in Cabinet by the practitioner"),
-            "media": _l("the last media Cabinet's relay saw (noted every 30 seconds)"),
-            "activity": _l("the last chat message, file or incident (no later media was recorded)"),
-            "start": _l("only the start is known: nothing was recorded after the admission")}
 
 
 def item_titles() -> dict:

@@ -25,8 +25,9 @@ from fpdf import FPDF
 from ..i18n import locale_name
 from ..money import money
 from ..models import Addendum, Document, Incident, Report, VisitAct, Waiver, utcnow
+from ..outcomes import end_sources, outcome_titles
 from ..payments_providers import STATUS_LABELS, current_payment, provider_for
-from .checklist import end_sources, outcome_sentence, outcome_titles
+from .checklist import outcome_sentence
 
 FONTS = Path(__file__).resolve().parent.parent / "fonts"
 FONT = "DejaVu"

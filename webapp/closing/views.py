@@ -14,12 +14,12 @@ from ..events import announce
 from ..i18n import local_to_utc, utc_to_local
 from ..models import Act, Addendum, Appointment, AuditEvent, Document, Incident, Payment, Report, VisitAct, \
     Waiver, db, utcnow
+from ..outcomes import end_sources, outcome_titles
 from ..payments_providers import DEFAULT_PROVIDER, provider_for
 from ..storage import DocumentMissing
 from ..uploads import clean_filename, document_download, sniff, store_document
 from . import bp
-from .checklist import ITEMS, WAIVABLE, Checklist, end_sources, item_titles, outcome_sentence, outcome_titles, \
-    state_names
+from .checklist import ITEMS, WAIVABLE, Checklist, item_titles, outcome_sentence, state_names
 from .forms import ActForm, AddendumForm, CloseForm, IncidentForm, OutcomeForm, PaymentForm, PrescriptionForm, \
     ReportForm, UploadForm, WaiverForm
 from ..money import plain as euros
