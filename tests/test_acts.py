@@ -29,11 +29,6 @@ def test_migration_seeds_existing_practices(app):
     assert fees(practice) == SEEDED
 
 
-def test_demo_practice_has_the_catalogue(runner):
-    assert runner.invoke(args=["demo"]).exit_code == 0
-    assert fees() == SEEDED
-
-
 def test_admin_sees_and_edits_the_catalogue(client):
     login_as(client, "admin")
     text = text_of(client.get("/visits/acts"))

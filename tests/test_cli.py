@@ -1,8 +1,13 @@
 """Command line: init-db, create-user, demo."""
 from __future__ import annotations
 
+import datetime as dt
+
 from conftest import make_app
-from webapp.models import Appointment, Patient, Practice, User, db
+from test_acts import SEEDED, fees
+from webapp.forms import normalize_nir
+from webapp.models import Appointment, Document, Message, Patient, Payment, Practice, Report, User, db, utcnow
+from webapp.profiles import rpps_valid
 
 
 def test_init_db_is_repeatable(runner):
@@ -40,12 +45,38 @@ def test_create_user(runner):
     assert short.exit_code != 0 and User.select().where(User.email == "s@cabinet.example.org").count() == 0
 
 
-def test_demo(runner):
+def test_demo(runner, app):
+    """The demo a newcomer explores: staff with profiles, patients with records, last week closed with
+    every outcome (and some left to close), today's visits with one about to start, the catalogue."""
     result = runner.invoke(args=["demo"])
     assert result.exit_code == 0 and "demo-cabinet" in result.output
     assert User.select().count() == 4
-    assert Patient.select().count() == 12
-    assert Appointment.select().count() >= 30
     assert {u.role for u in User.select()} == {"admin", "practitioner", "secretary"}
+    assert all(rpps_valid(u.rpps) for u in User.select().where(User.role == "practitioner"))
+    assert Patient.select().count() == 12
+    nirs = [p.nir for p in Patient.select() if p.nir]
+    assert len(nirs) >= 6 and all(normalize_nir(n) == n for n in nirs)
+    assert any(n[5:7] == "2A" for n in nirs)
+    assert fees() == SEEDED
+
+    now = utcnow()
+    closed = list(Appointment.select().where(Appointment.status == "closed"))
+    assert {a.outcome_shown for a in closed} == set(Appointment.OUTCOMES)
+    assert all(a.starts_at < now for a in closed)
+    for appt in closed:
+        assert Report.get(Report.appointment == appt).frozen_at is not None
+        assert {d.kind for d in Document.select().where(Document.appointment == appt)} >= {"report", "patient_report"}
+    assert Document.select().where(Document.kind == "prescription").count() > 0
+    assert {p.status for p in Payment.select()} >= {"paid", "requested"}
+    assert Message.select().where(Message.status == "pending").count() == 0     # nothing sent at start
+
+    left = Appointment.unclosed([u.id for u in User.select()], now)
+    assert any(a.call_ended for a in left) and any(a.status == "scheduled" for a in left)
+    for doctor in User.select().where(User.role == "practitioner"):
+        soon = Appointment.select().where(Appointment.practitioner == doctor, Appointment.starts_at > now,
+                                          Appointment.starts_at <= now + dt.timedelta(minutes=10))
+        assert soon.count() == 1
+    assert Appointment.select().where(Appointment.starts_at > now + dt.timedelta(days=1)).count() >= 10
     assert "already" in runner.invoke(args=["demo"]).output
-    assert User.select().count() == 4
+
+

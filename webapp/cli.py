@@ -79,7 +79,7 @@ def create_user(email, name, role, password, require_second_factor):
 @with_appcontext
 @click.option("--force", is_flag=True, help="Add demo data even if the database has staff already.")
 def demo(force):
-    """Load a demo practice: staff, patients, and this week's agenda."""
+    """Load a demo practice: staff, patient records, last week closed with every outcome, today and next week."""
     with db.connection_context():
         if User.select().exists() and not force:
             click.echo("Demo data already present (or real staff: then the logins below do not apply).")
