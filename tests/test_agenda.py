@@ -391,3 +391,12 @@ def test_hand_over_needs_the_csrf_token(tmp_path):
     # (refused before the user is loaded, so in the default language)
     assert response.status_code == 400 and "Ce formulaire a expiré" in text_of(response)
     assert Appointment.get_by_id(appt.id).practitioner_id == doctor.id
+
+
+def test_the_appointment_leads_to_the_patient_record(client):
+    login_as(client, "secretary")
+    appt = make_appointment()
+    body = client.get(f"/agenda/{appt.id}", headers=HX).get_data(as_text=True)
+    assert f'href="/patients/{appt.patient_id}"' in body
+    record = client.get(f"/patients/{appt.patient_id}")
+    assert record.status_code == 200 and appt.patient.last_name in text_of(record)
