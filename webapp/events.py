@@ -15,6 +15,7 @@ import collections
 import contextlib
 import functools
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -215,6 +216,20 @@ TOO_MANY_PAGES = 4429      # a call socket over the holder's cap: a lost socket'
 # ("replaced", "handed-over"), or retry later.
 CALL_CLOSES = {TAKEN_OVER: "replaced", HANDED_OVER: "handed-over", NO_CREDENTIALS: "reload",
                NOT_YOURS: "reload", NOT_IN_CALL: "reload", ENDED: "ended", TOO_MANY_PAGES: "retry"}
+
+
+def close_with(ws, code: int, why: str) -> None:
+    """Close ``ws`` with ``code``, the close frame being the last bytes the browser reads.
+
+    werkzeug's server (``flask run``, the tests' live server) writes an HTTP status line on the
+    socket once the handler returns; a browser that reads it after the close frame fails the
+    socket (1006), losing the code and any frame still queued. Shutting the sending side at once
+    prevents that (the stray write then fails quietly); other servers close the socket anyway.
+    Raises ``ConnectionClosed`` when the socket had closed already.
+    """
+    ws.close(reason=code, message=why)
+    with contextlib.suppress(OSError, AttributeError):
+        ws.sock.shutdown(socket.SHUT_WR)
 
 
 class SocketSlots:

@@ -319,14 +319,14 @@ class Bridge:
         self.done.set()
         try:
             with self._send_lock:
-                self.ws.close(reason=code, message=why)
+                events.close_with(self.ws, code, why)
         except (ConnectionClosed, OSError):
             pass                # the browser went first
 
 
 def _refuse(ws, code: int, why: str) -> None:
     """A socket that may not join the call: closed before any frame, with a code that says why."""
-    ws.close(reason=code, message=why)
+    events.close_with(ws, code, why)
 
 
 def _closed_visit(refused: HTTPException) -> bool:
