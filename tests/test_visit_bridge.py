@@ -5,7 +5,9 @@ cookie or a staff session cookie, as a browser would.
 """
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 
 import pytest
@@ -13,7 +15,8 @@ from simple_websocket import Client, ConnectionClosed
 
 from browser import live_server
 from conftest import login_as, make_app, make_appointment, make_practice, make_user, signed_in, text_of
-from webapp.models import Appointment, AuditEvent, ChatLine, Document, Incident, Practice, db
+from webapp import events
+from webapp.models import Appointment, AuditEvent, ChatLine, Document, Incident, Practice, User, db
 from webapp.access import COOKIE, link_expires_at
 from webapp.tokens import make_patient_cookie
 
@@ -189,14 +192,54 @@ def test_practitioner_hang_up_ends_the_visit_for_both(served):
         assert next_of(staff, "ended")["next"] == f"/visits/{served['appt'].id}/close"
         assert next_of(patient, "bye")["from"] == "practitioner"
     finally:
-        patient.close()
-        staff.close()
+        for ws in (patient, staff):
+            if ws.connected:
+                ws.close()
     with served["app"].app_context():
         assert Appointment.get_by_id(served["appt"].id).call_ended_at is not None
         db.close()
     page = http(served, served["appt"]).get(f"/v/{served['appt'].ref}/call")
     assert "The visit has ended" in page.get_data(as_text=True)
-    assert refused(open_patient(served))
+    assert close_of(open_patient(served)) == (events.ENDED, "ended")
+
+
+def test_the_end_is_saved_before_the_patient_hears_of_it(served, monkeypatch):
+    """The race of issue 10: a patient told "bye" loads the call page at once; the end must be
+    saved by then, however slow the database is (here: saving takes half a second)."""
+    save = Appointment.end_call
+
+    def slow_end_call(self, actor):
+        time.sleep(0.5)
+        return save(self, actor)
+    monkeypatch.setattr(Appointment, "end_call", slow_end_call)
+    patient, staff = open_patient(served), open_staff(served)
+    try:
+        next_of(patient, "ready")
+        next_of(staff, "ready")
+        staff.send('{"v": 1, "type": "bye"}')
+        assert next_of(patient, "bye")["from"] == "practitioner"
+        page = http(served, served["appt"]).get(f"/v/{served['appt'].ref}/call")   # what the page loads next
+        assert "The visit has ended" in text_of(page) and "/signal" not in page.get_data(as_text=True)
+        assert next_of(patient, "ended") and close_after_frames(patient) == (events.ENDED, "ended")
+        assert next_of(staff, "ended")["next"] == f"/visits/{served['appt'].id}/close"
+        assert close_after_frames(staff) == (events.ENDED, "ended")
+    finally:
+        for ws in (patient, staff):
+            if ws.connected:
+                ws.close()
+    with served["app"].app_context():
+        assert AuditEvent.select().where(AuditEvent.action == "call.ended").count() == 1
+
+
+def close_after_frames(ws, timeout=5.0) -> tuple[int, str]:
+    """The code and reason the server closed the socket with, after whatever frames came first."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ws.receive(timeout=0.2)
+    except ConnectionClosed:
+        return ws.close_reason, ws.close_message
+    raise AssertionError("the socket stayed open")
 
 
 def test_a_lost_worker_is_reported_and_recorded(served):
@@ -375,7 +418,7 @@ def test_other_staff_cannot_take_over_the_call(served, role):
     s = served
     cookie = staff_cookie(s, role)
     ws = open_staff(s, headers={"Cookie": f"session={cookie}"})
-    assert close_of(ws) == (1008, "not your visit")
+    assert close_of(ws) == (events.NOT_YOURS, "not your visit")
     client = s["app"].test_client()
     client.set_cookie("session", cookie)
     page = client.get(f"/today/{s['appt'].id}/call")
@@ -424,8 +467,8 @@ def test_a_hand_over_ends_the_previous_practitioners_side_and_opens_the_new_ones
         client.set_cookie("session", admin_cookie)
         assert client.post(f"/agenda/{s['appt'].id}/hand-over", data={"practitioner": stand_in.id}).status_code == 302
         assert next_of(previous, "handed-over") == {"v": 1, "type": "handed-over"}
-        assert close_of(previous) == (1008, "handed over")
-        assert close_of(open_staff(s)) == (1008, "not found")      # and it does not come back
+        assert close_after_frames(previous) == (events.HANDED_OVER, "handed over")
+        assert close_of(open_staff(s)) == (events.NOT_YOURS, "not found")      # and it does not come back
         new = open_staff(s, headers={"Cookie": f"session={stand_in_cookie}"})
         try:
             assert next_of(new, "ready")["role"] == "practitioner"
@@ -439,3 +482,84 @@ def test_a_hand_over_ends_the_previous_practitioners_side_and_opens_the_new_ones
     with s["app"].app_context():
         assert Appointment.get_by_id(s["appt"].id).practitioner_id == stand_in.id
         assert AuditEvent.get(AuditEvent.action == "appointment.handed_over").user_id == admin.id
+
+
+# Each refusal closes with its own code (events.CALL_CLOSES), which the call page obeys.
+
+def patient_refusal(s, change):
+    """Change the visit (or the cookie) as ``change`` says, then open the patient's socket."""
+    appt, cookie_of = s["appt"], None
+    with s["app"].app_context():
+        row = Appointment.get_by_id(appt.id)
+        doctor = User.get_by_id(s["doctor"].id)
+        if change == "no cookie":
+            db.close()
+            return Client.connect(f"{s['ws']}/v/{appt.ref}/signal", headers={"Origin": SITE})
+        if change == "another visit's cookie":
+            cookie_of = s["other"]
+        elif change == "link renewed":
+            row.renew_link(doctor)
+        elif change == "sent back to the waiting list":
+            row.send_back(doctor, row.starts_at)
+        elif change == "ended":
+            row.end_call(doctor)
+        elif change == "closed":
+            row.end_call(doctor)
+            row.close(doctor)
+        db.close()
+    return open_patient(s, appt, cookie_of=cookie_of)
+
+
+@pytest.mark.parametrize("change, closed", [
+    ("no cookie", (events.NO_CREDENTIALS, "link")),
+    ("another visit's cookie", (events.NO_CREDENTIALS, "link")),
+    ("link renewed", (events.NO_CREDENTIALS, "link")),
+    ("sent back to the waiting list", (events.NOT_IN_CALL, "not in call")),
+    ("ended", (events.ENDED, "ended")),
+    ("closed", (events.ENDED, "ended")),
+])
+def test_a_refused_patient_socket_says_why(served, change, closed):
+    assert close_of(patient_refusal(served, change)) == closed
+
+
+def test_a_patient_over_the_socket_cap_is_told_to_retry_later(served):
+    key = f"patient:{served['appt'].ref}"       # the patient's other pages hold every slot
+    for _ in range(events.PATIENT_SOCKETS):
+        assert events.sockets.acquire(key, events.PATIENT_SOCKETS)
+    try:
+        assert close_of(open_patient(served)) == (events.TOO_MANY_PAGES, "too many pages")
+        assert events.CALL_CLOSES[events.TOO_MANY_PAGES] == "retry"
+    finally:
+        for _ in range(events.PATIENT_SOCKETS):
+            events.sockets.release(key)
+
+
+@pytest.mark.parametrize("who, closed", [
+    ("signed out", (events.NO_CREDENTIALS, "sign in")),
+    ("another practitioner", (events.NOT_YOURS, "not found")),
+    ("the practitioner, call ended", (events.ENDED, "ended")),
+    ("the practitioner, patient sent back", (events.NOT_IN_CALL, "not in call")),
+])
+def test_a_refused_staff_socket_says_why(served, who, closed):
+    s = served
+    headers = {"signed out": {}, "another practitioner": {"Cookie": f"session={staff_cookie(s, 'practitioner')}"}
+               }.get(who)
+    with s["app"].app_context():
+        row, doctor = Appointment.get_by_id(s["appt"].id), User.get_by_id(s["doctor"].id)
+        if headers is not None:
+            pass
+        elif who.endswith("call ended"):
+            row.end_call(doctor)
+        else:
+            row.send_back(doctor, row.starts_at)
+        db.close()
+    assert close_of(open_staff(s, headers=headers)) == closed
+
+
+def test_the_call_page_carries_what_each_close_code_asks(served):
+    """js/call/ reads the table from the page: the codes and what they ask exist once, in events.py."""
+    page = http(served, served["appt"]).get(f"/v/{served['appt'].ref}/call").get_data(as_text=True)
+    closes = json.loads(html.unescape(re.search(r'data-closes="([^"]*)"', page).group(1)))
+    assert closes == {str(code): action for code, action in events.CALL_CLOSES.items()}
+    assert all(4000 <= int(code) < 5000 for code in closes)
+    assert sorted(closes.values()) == ["ended", "handed-over", "reload", "reload", "reload", "replaced", "retry"]

@@ -15,6 +15,7 @@ import collections
 import contextlib
 import functools
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -195,8 +196,40 @@ patient_tabs = Tabs()
 # A socket holds a server thread for its whole life: one person must not hold them all.
 PATIENT_SOCKETS = 3        # per appointment (the patient's cookie): waiting-room and signaling sockets together
 STAFF_SOCKETS = 4          # per signed-in user: their day's live pages
-TOO_MANY = 1008            # close code of a socket refused for being over its holder's cap
-TAKEN_OVER = 4001          # close code of a socket a newer tab took over: the page must not reconnect
+TOO_MANY = 1008            # close code of a live page's socket refused for being over its holder's cap
+
+# The app's own close codes (4000-4999 are the application's; docs/signaling.md, "Close codes").
+# A refusal says why, so the page can obey it instead of taking it for a dropped connection:
+# htmx's ws extension never retries them (it retries 1006, 1011-1013), and the call page does
+# what CALL_CLOSES says. A socket that just dropped (1006) or a server error (1011) is retried.
+TAKEN_OVER = 4001          # a newer tab (or device) of the same person took over: stay, never reconnect
+HANDED_OVER = 4002         # the visit was handed over to another practitioner: this side's call ends
+NO_CREDENTIALS = 4401      # no valid staff session, or the patient's link is missing, expired or revoked
+NOT_YOURS = 4403           # another practitioner's visit, or one this person cannot see
+NOT_IN_CALL = 4409         # the visit is not in the call (not admitted yet, or sent back)
+ENDED = 4410               # the practitioner ended the visit (or it is closed)
+TOO_MANY_PAGES = 4429      # a call socket over the holder's cap: a lost socket's slot frees soon, retry later
+
+# What the call page does on each code (js/call/signaling.js reads this table from the page):
+# go to the page for "ended", load the page again (the server then shows where to go: sign-in,
+# the link's problem, the waiting room, a refusal), say why and stay without reconnecting
+# ("replaced", "handed-over"), or retry later.
+CALL_CLOSES = {TAKEN_OVER: "replaced", HANDED_OVER: "handed-over", NO_CREDENTIALS: "reload",
+               NOT_YOURS: "reload", NOT_IN_CALL: "reload", ENDED: "ended", TOO_MANY_PAGES: "retry"}
+
+
+def close_with(ws, code: int, why: str) -> None:
+    """Close ``ws`` with ``code``, the close frame being the last bytes the browser reads.
+
+    werkzeug's server (``flask run``, the tests' live server) writes an HTTP status line on the
+    socket once the handler returns; a browser that reads it after the close frame fails the
+    socket (1006), losing the code and any frame still queued. Shutting the sending side at once
+    prevents that (the stray write then fails quietly); other servers close the socket anyway.
+    Raises ``ConnectionClosed`` when the socket had closed already.
+    """
+    ws.close(reason=code, message=why)
+    with contextlib.suppress(OSError, AttributeError):
+        ws.sock.shutdown(socket.SHUT_WR)
 
 
 class SocketSlots:

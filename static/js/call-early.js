@@ -7,7 +7,7 @@
   "use strict";
   var d = document.currentScript.dataset;
   var start = window.cabinetCallStart = {
-    messages: [], openedAt: null, media: null, ws: null,
+    messages: [], openedAt: null, closed: null, media: null, ws: null,
     video: function (facing) {      // getUserMedia's video constraints (false: an audio-only visit)
       return d.audioOnly === "1" ? false : { facingMode: facing, width: { ideal: 640 }, height: { ideal: 480 } };
     },
@@ -21,4 +21,5 @@
   var ws = start.ws = start.socket();
   ws.onopen = function () { start.openedAt = Math.round(performance.now()); };
   ws.onmessage = function (e) { start.messages.push(e); };   // kept in order until js/call/signaling.js reads them
+  ws.onclose = function (e) { start.closed = e; };          // its code may be a refusal the page must obey
 })();

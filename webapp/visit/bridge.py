@@ -6,7 +6,12 @@ saved, then published on the visit's channel, which both sides' bridges
 deliver, so it survives a worker crash. When the worker is lost the bridge
 tells the browser, records an incident and joins again with a new ticket.
 docs/signaling.md documents the frames the bridge adds (``ready``,
-``history``, ``file``, ``ended``).
+``history``, ``file``, ``ended``) and the close codes of a refused or ended socket
+(``events.CALL_CLOSES``).
+
+The end of a visit is saved before anyone hears of it: a patient's page told "bye" loads the
+call page again, which must find the visit ended (else it would be served the call once more,
+and its socket refused for good).
 """
 from __future__ import annotations
 
@@ -180,11 +185,14 @@ class Bridge:
             self.send(protocol.Error(protocol.BAD_STATE, "only the practitioner asks for the camera"))
         elif isinstance(msg, protocol.Bye):
             self.leaving = True
+            if self.role != "practitioner":
+                self.to_worker(msg)
+                return
+            appt = end_call(self.appointment_id, self.user_id)    # saved first: see the docstring
             self.to_worker(msg)
-            if self.role == "practitioner":
-                appt = end_call(self.appointment_id, self.user_id)
-                events.publish(visit_channel(self.ref), frame("ended"))
-                self.send(frame("ended", next=closing_url(appt)))
+            events.publish(visit_channel(self.ref), frame("ended"))
+            self.send(frame("ended", next=closing_url(appt)))
+            self.close(events.ENDED, "ended")
         else:
             self.to_worker(msg)
 
@@ -261,8 +269,7 @@ class Bridge:
                 continue
             if isinstance(msg, protocol.Error) and msg.code == protocol.REPLACED:
                 self.send(msg)          # another tab of the same side took over: stop, never fight back
-                self.done.set()
-                self.ws.close(reason=1000, message="replaced")
+                self.close(events.TAKEN_OVER, "replaced")
                 return
             if isinstance(msg, protocol.PeerState) and msg.role == self.role:
                 self._own_state(msg.state)
@@ -308,6 +315,7 @@ class Bridge:
                 self.leaving = True
                 self.send(protocol.Bye("practitioner"))
                 self.send(item)
+                self.close(events.ENDED, "ended")
             elif data.get("type") == "chat":
                 self.send(item)
             elif data.get("type") == "handed-over" and self.role == "practitioner" and data.get("to") != self.user_id:
@@ -317,12 +325,27 @@ class Bridge:
         """The visit is another practitioner's now: this one's side of the call ends here."""
         self.leaving = True
         self.send(frame("handed-over"))
+        self.close(events.HANDED_OVER, "handed over")
+
+    def close(self, code: int, why: str) -> None:
+        """End this session with one of the close codes the page obeys (``events.CALL_CLOSES``)."""
         self.done.set()
-        self.ws.close(reason=1008, message="handed over")
+        try:
+            with self._send_lock:
+                events.close_with(self.ws, code, why)
+        except (ConnectionClosed, OSError):
+            pass                # the browser went first
 
 
-def _refuse(ws, why: str) -> None:
-    ws.close(reason=1008, message=why)
+def _refuse(ws, code: int, why: str) -> None:
+    """A socket that may not join the call: closed before any frame, with a code that says why."""
+    events.close_with(ws, code, why)
+
+
+def _closed_visit(refused: HTTPException) -> bool:
+    """The patient's link answered with a redirect: the visit is closed (its space instead)."""
+    response = refused.get_response()
+    return 300 <= response.status_code < 400
 
 
 @events.sock.route("/v/<ref>/signal", bp=bp)
@@ -330,29 +353,34 @@ def patient_signal(ws, ref):
     """The patient's signaling socket (the cookie's path is /v/<ref>/)."""
     try:
         appt = current_appointment(ref)
-    except HTTPException:
-        return _refuse(ws, "link")
-    if appt.status != "in_call" or appt.call_ended:
-        return _refuse(ws, "not in call")
+    except HTTPException as refused:
+        return _refuse(ws, events.ENDED, "ended") if _closed_visit(refused) else _refuse(
+            ws, events.NO_CREDENTIALS, "link")
+    if appt.call_ended:
+        return _refuse(ws, events.ENDED, "ended")
+    if appt.status != "in_call":
+        return _refuse(ws, events.NOT_IN_CALL, "not in call")
     bridge = Bridge(ws, appt, "patient", None)
     db.close()  # a socket lives long: hold a connection only while writing
     with events.patient_slot(ref) as admitted:   # shared with the waiting room's sockets
         if not admitted:
-            return _refuse(ws, "too many pages")
+            return _refuse(ws, events.TOO_MANY_PAGES, "too many pages")
         bridge.run()
 
 
 @events.sock.route("/today/<int:appointment_id>/signal", bp=bp)
 def practitioner_signal(ws, appointment_id):
-    """The visit's own practitioner's signaling socket; other staff are refused (1008)."""
+    """The visit's own practitioner's signaling socket; other staff are refused (``NOT_YOURS``)."""
     if g.user is None:
-        return _refuse(ws, "sign in")
+        return _refuse(ws, events.NO_CREDENTIALS, "sign in")
     try:
         appt = own_visit_or_403(appointment_id)
     except HTTPException as refused:
-        return _refuse(ws, "not your visit" if refused.code == 403 else "not found")
+        return _refuse(ws, events.NOT_YOURS, "not your visit" if refused.code == 403 else "not found")
+    if appt.call_ended:
+        return _refuse(ws, events.ENDED, "ended")
     if appt.status != "in_call":
-        return _refuse(ws, "not in call")
+        return _refuse(ws, events.NOT_IN_CALL, "not in call")
     bridge = Bridge(ws, appt, "practitioner", g.user.id)
     db.close()
     bridge.run()

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 
 from ..access import current_appointment, may_resume, own_visit_or_403
 from ..answers import no_store, page_with_scripts
+from ..events import CALL_CLOSES
 from ..auth import staff_required
 from ..events import announce
 from ..models import Appointment, AuditEvent
@@ -37,6 +38,7 @@ def call_context(appt: Appointment, role: str) -> dict:
                 "ended": closing_url(appt)}
     return {"appt": appt, "role": role, "items": items, "urls": urls, "audio_only": appt.mode == "audio",
             "ice_servers": json.dumps(current_app.config.get("ICE_SERVERS") or []),
+            "closes": json.dumps({str(code): action for code, action in CALL_CLOSES.items()}),
             "max_upload_mb": appt.practice.max_upload_mb}
 
 

@@ -49,6 +49,15 @@ function finish(url) {
   window.location.assign(url);
 }
 
+// The server closed the socket with a code that says why (webapp/events.py CALL_CLOSES): the
+// visit ended, or this page may not (or no longer) be in the call. No reconnection follows.
+function obey(action) {
+  if (action === "ended") finish(endedUrl);
+  else if (action === "reload") { controls.leave(); window.location.reload(); }
+  else if (action === "replaced") setStatus("replaced");
+  else if (action === "handed-over") setStatus("handedOver");
+}
+
 if (root && early && window.RTCPeerConnection) {
   mark("script");
   chat.init();
@@ -59,5 +68,5 @@ if (root && early && window.RTCPeerConnection) {
   setStatus("connecting");
   media.open();
   peer.start();
-  signaling.start(handle);
+  signaling.start(handle, obey);
 }

@@ -10,6 +10,10 @@ export const endedUrl = d.endedUrl;
 export const iceServers = (function () {
   try { return JSON.parse(d.ice || "[]"); } catch (e) { return []; }
 })();
+// What a close code from the server asks of the page (webapp/events.py CALL_CLOSES, docs/signaling.md).
+export const closes = (function () {
+  try { return JSON.parse(d.closes || "{}"); } catch (e) { return {}; }
+})();
 
 export function t(key) { return d["t" + key.charAt(0).toUpperCase() + key.slice(1)] || ""; }
 export function $(id) { return document.getElementById(id); }
