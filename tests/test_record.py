@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from conftest import HX, db_snapshot, login_as, make_app, make_appointment, make_patient, make_user, text_of
+from conftest import FROZEN_AT, HX, db_snapshot, login_as, make_app, make_appointment, make_patient, make_user, text_of
 from webapp.forms import format_nir, mask_nir, normalize_nir
 from webapp.models import (Addendum, Appointment, AuditEvent, Document, Message, Patient, Payment, Practice, Report,
                            db, utcnow)
@@ -457,3 +457,16 @@ def test_the_record_shows_the_outcome_recorded_at_closing(client):
     login_as(client, doctor)
     rows = text_of(client.get(f"/patients/{patient.id}"))
     assert "Patient did not come" in rows and "Not held" not in rows
+
+
+def test_an_empty_report_frozen_by_a_no_show_is_not_listed(client):
+    doctor = make_user("practitioner")
+    patient = make_patient()
+    missed = make_appointment(practitioner=doctor, patient=patient, starts_in=dt.timedelta(days=-2))
+    held = make_appointment(practitioner=doctor, patient=patient, starts_in=dt.timedelta(days=-1))
+    Report.create(appointment=missed, frozen_at=FROZEN_AT.replace(tzinfo=None))
+    Report.create(appointment=held, findings="Plaie propre", frozen_at=FROZEN_AT.replace(tzinfo=None))
+    login_as(client, doctor)
+    html = client.get(f"/patients/{patient.id}").get_data(as_text=True)
+    assert "Plaie propre" in html
+    assert html.count('class="report"') == 1

@@ -190,5 +190,6 @@ def _fill_checklist(appt, practitioner, rng) -> None:
     if act:
         VisitAct.create(appointment=appt, act=act, code=act.code, label=act.label, fee_cents=act.fee_cents)
     paid = rng.random() < 0.7
+    asked = appt.ends_at + dt.timedelta(minutes=5)
     Payment.create(appointment=appt, amount_cents=act.fee_cents if act else 2500, status="paid" if paid else "requested",
-                   paid_at=appt.starts_at + dt.timedelta(hours=1) if paid else None, updated_by=practitioner)
+                   requested_at=asked, paid_at=asked + dt.timedelta(hours=2) if paid else None, updated_by=practitioner)

@@ -215,6 +215,9 @@ class History:
                        .where(Addendum.appointment.in_(clinical)).order_by(Addendum.at, Addendum.id))
             for addendum in addenda:
                 self.addenda.setdefault(addendum.appointment_id, []).append(addendum)
+            # A visit closed with nothing written (a no-show) froze an empty report: nothing to read.
+            self.reports = [r for r in self.reports if r.appointment_id in self.addenda
+                            or any(t.strip() for t in (r.findings, r.decisions, r.prescriptions))]
             self.documents = _with_visits(Document.select().where(Document.appointment.in_(clinical))
                                           .order_by(Document.created_at.desc(), Document.id.desc()), by_id)
         if ids:
