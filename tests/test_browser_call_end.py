@@ -194,6 +194,8 @@ def test_a_dropped_socket_is_retried_ever_later(served):
         page.wait_for_timeout(7000)
         assert problems == []
     gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:])]
-    assert 4 <= len(attempts) <= 5, gaps         # at 0, ~0.5, ~1.5, ~3.5, (~7.5) s
-    for n, gap in enumerate(gaps):               # each wait 75% to 100% of 0.5 s × 2ⁿ, plus the page's own time
-        assert 0.375 * 2 ** n <= gap <= 0.5 * 2 ** n + 0.5, gaps
+    # At 0, ~0.5, ~1.5, ~3.5, (~7.5) s; a loaded machine only makes the gaps longer, so the count has a
+    # floor that says it retries and a ceiling that says the waits grew (a fixed 0.5 s made 14).
+    assert 3 <= len(attempts) <= 5, gaps
+    for n, gap in enumerate(gaps):               # each wait at least 75% of 0.5 s × 2ⁿ
+        assert gap >= 0.375 * 2 ** n, gaps
