@@ -24,8 +24,7 @@ from .i18n import local_to_utc
 from .models import (JOIN, Addendum, Appointment, AuditEvent, Document, Message, Patient, Payment, Practice, Report,
                      User, db, utcnow)
 from .outcomes import outcome_titles
-from .storage import DocumentMissing
-from .uploads import document_download
+from .uploads import audited_download
 
 bp = Blueprint("records", __name__, url_prefix="/patients")
 
@@ -289,12 +288,7 @@ def document(patient_id, document_id):
     appt = readable_visit_or_404(doc.appointment_id)
     if not may_read_clinical(appt):
         abort(403)
-    try:
-        response = document_download(doc)
-    except DocumentMissing:
-        abort(404)
-    AuditEvent.record(g.user, "document.downloaded", appt, detail=f"document {doc.id}")
-    return response
+    return audited_download(doc, appt, g.user)
 
 
 # Merging two records of the same person.

@@ -10,11 +10,11 @@ import io
 import re
 import unicodedata
 
-from flask import send_file
+from flask import abort, send_file
 from flask_babel import gettext as _
 
 from .models import AuditEvent, Document, db
-from .storage import documents
+from .storage import DocumentMissing, documents
 
 # (leading bytes, content type, extension); never the name or the browser's claimed type.
 SIGNATURES = ((b"%PDF-", "application/pdf", "pdf"), (b"\xff\xd8\xff", "image/jpeg", "jpg"),
@@ -75,4 +75,15 @@ def document_download(doc):
                          download_name=doc.filename, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def audited_download(doc, appt, actor, action: str = "document.downloaded"):
+    """``document_download`` for a person who may read it: a document whose bytes are gone is a 404,
+    and each download is audited (the document's id only)."""
+    try:
+        response = document_download(doc)
+    except DocumentMissing:
+        abort(404)
+    AuditEvent.record(actor, action, appt, detail=f"document {doc.id}")
     return response

@@ -16,8 +16,7 @@ from ..models import Act, Addendum, Appointment, AuditEvent, Document, Incident,
     Waiver, db, utcnow
 from ..outcomes import end_sources, outcome_titles
 from ..payments_providers import DEFAULT_PROVIDER, provider_for
-from ..storage import DocumentMissing
-from ..uploads import clean_filename, document_download, sniff, store_document
+from ..uploads import audited_download, clean_filename, sniff, store_document
 from . import bp
 from .checklist import ITEMS, WAIVABLE, Checklist, item_titles, outcome_sentence, state_names
 from .forms import ActForm, AddendumForm, CloseForm, IncidentForm, OutcomeForm, PaymentForm, PrescriptionForm, \
@@ -267,12 +266,7 @@ def document(appointment_id, document_id):
     if not may_read_clinical(appt):
         abort(403)
     doc = Document.get_or_none(Document.id == document_id, Document.appointment == appt) or abort(404)
-    try:
-        response = document_download(doc)
-    except DocumentMissing:
-        abort(404)
-    AuditEvent.record(g.user, "document.downloaded", appt, detail=f"document {doc.id}")
-    return response
+    return audited_download(doc, appt, g.user)
 
 
 @bp.route("/<int:appointment_id>/acts", methods=["POST"])

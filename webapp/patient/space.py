@@ -15,8 +15,7 @@ from ..access import current_appointment
 from ..answers import no_store
 from ..models import AuditEvent, ChatLine, Document, Waiver, utcnow
 from ..payments_providers import STATUS_LABELS, current_payment
-from ..storage import DocumentMissing
-from ..uploads import document_download
+from ..uploads import audited_download
 from . import bp
 
 
@@ -64,9 +63,4 @@ def space_document(ref, document_id):
     doc = next((d for d in patient_documents(appt) if d.id == document_id), None)
     if doc is None:
         abort(404)
-    try:
-        response = document_download(doc)
-    except DocumentMissing:
-        abort(404)
-    AuditEvent.record("patient", "patient.document_downloaded", appt, detail=f"document {doc.id}")
-    return response
+    return audited_download(doc, appt, "patient", "patient.document_downloaded")
