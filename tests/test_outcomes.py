@@ -16,7 +16,7 @@ from webapp.models import Appointment, AuditEvent, ChatLine, Document, Message, 
 from webapp.patient.waiting import status_fragment
 from webapp.storage import documents
 
-from conftest import HX, db_snapshot, holding_link, login_as, make_appointment, make_user, text_of
+from conftest import FROZEN_AT, HX, db_snapshot, holding_link, login_as, make_appointment, make_user, text_of
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 # The frozen clock says 08:00 UTC, 10:00 in Paris; each visit below started at 09:30 Paris time.
@@ -24,7 +24,8 @@ AGO = dt.timedelta(minutes=30)
 
 
 def minutes_ago(n: int) -> dt.datetime:
-    return (utcnow() - dt.timedelta(minutes=n)).replace(microsecond=0)
+    """Minutes before the test's start (the clock ticks on: two readings of "now" may differ)."""
+    return FROZEN_AT.replace(tzinfo=None) - dt.timedelta(minutes=n)
 
 
 def consented(**fields) -> dict:
