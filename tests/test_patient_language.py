@@ -136,7 +136,7 @@ def test_the_browser_fills_an_empty_appointment_language(french_practice):
 @pytest.mark.parametrize("appointment, record, asked, kept", [
     ({"locale": "fr", "locale_source": "staff"}, "", "en", ("fr", "staff")),   # staff chose
     ({}, "fr", "en", ("", "")),                                                # the record has one
-    ({}, "", "de-DE,de;q=0.9", ("", "")),                                      # nothing Cabinet speaks
+    ({}, "", "qaa-QA,qaa;q=0.9", ("", "")),                                    # a private-use tag: no catalogue ever
 ])
 def test_the_browser_does_not_override_a_language_on_file(french_practice, appointment, record, asked, kept):
     appt = booked(patient=make_patient(locale=record), **appointment)
