@@ -10,15 +10,13 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from flask import current_app, g, request
 from flask_babel import Babel, get_locale
 
 from .money import money
 
 babel = Babel()
-
-RTL_LANGUAGES = {"ar", "he", "fa", "ur", "ps", "yi"}
 
 
 def available_locales() -> list[str]:
@@ -62,9 +60,18 @@ def select_timezone() -> str:
     return practice.timezone if practice else "Europe/Paris"
 
 
+def right_to_left(locale) -> bool:
+    """Whether the language is written right to left (Arabic, Hebrew, Persian...), as Babel's CLDR data says."""
+    try:
+        return Locale.parse(str(locale)).character_order == "right-to-left"
+    except (UnknownLocaleError, ValueError, TypeError):   # an unknown or malformed code: the default, left to right
+        return False
+
+
 def text_direction() -> str:
+    """``dir`` of the page: "rtl" for a right-to-left language, else "ltr"."""
     locale = get_locale()
-    return "rtl" if locale and locale.language in RTL_LANGUAGES else "ltr"
+    return "rtl" if locale and right_to_left(locale) else "ltr"
 
 
 def local_to_utc(value: datetime, tz_name: str) -> datetime:
