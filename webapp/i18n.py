@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from flask import current_app, g, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, force_locale, get_locale
+from flask_babel import lazy_gettext as _l
 
 from .money import money
 
@@ -74,6 +75,28 @@ def text_direction() -> str:
     return "rtl" if locale and right_to_left(locale) else "ltr"
 
 
+def waiting_note_presets() -> list:
+    """Messages a practitioner sends the waiting room in one click (offered as they type)."""
+    return [_l("I am running about %(n)s minutes late.", n=n) for n in (5, 10, 15, 30)]
+
+
+def in_reader_language(note: str) -> str:
+    """A waiting-room message in the reader's language when it is one of the presets, as typed otherwise.
+
+    The note is stored as the practitioner sent it, in their language; a preset is recognised in
+    any language the app speaks, and the patient reads it in theirs.
+    """
+    if not note:
+        return note
+    for preset in waiting_note_presets():
+        for code in available_locales():
+            with force_locale(code):
+                matches = str(preset) == note
+            if matches:
+                return str(preset)
+    return note
+
+
 def local_to_utc(value: datetime, tz_name: str) -> datetime:
     """A naive wall-clock time in ``tz_name`` as the naive UTC the database stores."""
     aware = value.replace(tzinfo=ZoneInfo(tz_name))
@@ -90,6 +113,6 @@ def init_app(app, translations: Path):
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.filters["money"] = money
-    app.jinja_env.globals.update(text_direction=text_direction, locale_name=locale_name,
-                                 available_locales=available_locales,
+    app.jinja_env.globals.update(text_direction=text_direction, right_to_left=right_to_left, locale_name=locale_name,
+                                 available_locales=available_locales, in_reader_language=in_reader_language,
                                  get_locale=get_locale)
