@@ -97,6 +97,14 @@ def in_reader_language(note: str) -> str:
     return note
 
 
+def picker_back() -> str:
+    """Where the language picker leads back to: this page, with its query when that is short (a
+    50 kB search is not echoed into every page); "" after a POST, whose URL cannot be reloaded."""
+    if request.method != "GET":
+        return ""
+    return request.full_path.rstrip("?") if len(request.query_string) <= 200 else request.path
+
+
 def local_to_utc(value: datetime, tz_name: str) -> datetime:
     """A naive wall-clock time in ``tz_name`` as the naive UTC the database stores."""
     aware = value.replace(tzinfo=ZoneInfo(tz_name))
@@ -115,4 +123,5 @@ def init_app(app, translations: Path):
     app.jinja_env.filters["money"] = money
     app.jinja_env.globals.update(text_direction=text_direction, right_to_left=right_to_left, locale_name=locale_name,
                                  available_locales=available_locales, in_reader_language=in_reader_language,
+                                 picker_back=picker_back,
                                  get_locale=get_locale)
