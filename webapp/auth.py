@@ -28,6 +28,7 @@ from wtforms.validators import InputRequired
 
 from .models import AuditEvent, RecoveryCode, User
 from .answers import form_status, render, same_site_path
+from .i18n import available_locales
 
 bp = Blueprint("auth", __name__)
 # The client is request.remote_addr: behind TRUSTED_PROXIES reverse proxies, ProxyFix (app.py) has
@@ -272,6 +273,21 @@ def account():
     """The signed-in user's own account: their second factor."""
     return render("auth/account.html", user=g.user,
                   codes_left=RecoveryCode.unused(g.user).count() if g.user.has_second_factor else 0)
+
+
+@bp.route("/account/language", methods=["POST"])
+@staff_required()
+def language():
+    """The signed-in user's own language, chosen from the picker in the header of every staff page."""
+    chosen = request.form.get("locale", "")
+    back = same_site_path(request.form.get("next")) or url_for("site.home")
+    if chosen not in available_locales():
+        return render("auth/language_refused.html", language_next=back, status=422)
+    if chosen != g.user.locale:
+        g.user.locale = chosen
+        g.user.save()
+        AuditEvent.record(g.user, "staff.locale_chosen", detail=f"user:{g.user.id} locale:{chosen}")
+    return redirect(back)
 
 
 @bp.route("/logout", methods=["POST"])

@@ -10,15 +10,14 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from flask import current_app, g, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, force_locale, get_locale
+from flask_babel import lazy_gettext as _l
 
 from .money import money
 
 babel = Babel()
-
-RTL_LANGUAGES = {"ar", "he", "fa", "ur", "ps", "yi"}
 
 
 def available_locales() -> list[str]:
@@ -62,9 +61,48 @@ def select_timezone() -> str:
     return practice.timezone if practice else "Europe/Paris"
 
 
+def right_to_left(locale) -> bool:
+    """Whether the language is written right to left (Arabic, Hebrew, Persian...), as Babel's CLDR data says."""
+    try:
+        return Locale.parse(str(locale)).character_order == "right-to-left"
+    except (UnknownLocaleError, ValueError, TypeError):   # an unknown or malformed code: the default, left to right
+        return False
+
+
 def text_direction() -> str:
+    """``dir`` of the page: "rtl" for a right-to-left language, else "ltr"."""
     locale = get_locale()
-    return "rtl" if locale and locale.language in RTL_LANGUAGES else "ltr"
+    return "rtl" if locale and right_to_left(locale) else "ltr"
+
+
+def waiting_note_presets() -> list:
+    """Messages a practitioner sends the waiting room in one click (offered as they type)."""
+    return [_l("I am running about %(n)s minutes late.", n=n) for n in (5, 10, 15, 30)]
+
+
+def in_reader_language(note: str) -> str:
+    """A waiting-room message in the reader's language when it is one of the presets, as typed otherwise.
+
+    The note is stored as the practitioner sent it, in their language; a preset is recognised in
+    any language the app speaks, and the patient reads it in theirs.
+    """
+    if not note:
+        return note
+    for preset in waiting_note_presets():
+        for code in available_locales():
+            with force_locale(code):
+                matches = str(preset) == note
+            if matches:
+                return str(preset)
+    return note
+
+
+def picker_back() -> str:
+    """Where the language picker leads back to: this page, with its query when that is short (a
+    50 kB search is not echoed into every page); "" after a POST, whose URL cannot be reloaded."""
+    if request.method != "GET":
+        return ""
+    return request.full_path.rstrip("?") if len(request.query_string) <= 200 else request.path
 
 
 def local_to_utc(value: datetime, tz_name: str) -> datetime:
@@ -83,6 +121,7 @@ def init_app(app, translations: Path):
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.filters["money"] = money
-    app.jinja_env.globals.update(text_direction=text_direction, locale_name=locale_name,
-                                 available_locales=available_locales,
+    app.jinja_env.globals.update(text_direction=text_direction, right_to_left=right_to_left, locale_name=locale_name,
+                                 available_locales=available_locales, in_reader_language=in_reader_language,
+                                 picker_back=picker_back,
                                  get_locale=get_locale)

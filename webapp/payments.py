@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 
 from .access import visible_practitioners
 from .answers import render, wants_fragment
+from .uploads import content_disposition
 from .auth import staff_required
 from .forms import FIRST_DAY, LAST_DAY, day_out_of_range, parse_day
 from .i18n import local_to_utc, utc_to_local
@@ -201,6 +202,7 @@ def acts_csv():
                                                                 f"{len(rows)} rows")
     response = make_response("\ufeff" + out.getvalue())
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    response.headers["Content-Disposition"] = f'attachment; filename="acts-{start.isoformat()}-{end.isoformat()}.csv"'
+    name = "-".join(_("acts").split()) + f"-{start.isoformat()}-{end.isoformat()}.csv"
+    response.headers["Content-Disposition"] = content_disposition(name)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -18,7 +18,7 @@ from .access import appointment_or_404, may_resume, visible_practitioners
 from .answers import after_change, full_page_load, render
 from .auth import staff_required
 from .events import announce, today_channel
-from .i18n import local_to_utc, utc_to_local
+from .i18n import local_to_utc, utc_to_local, waiting_note_presets
 from .models import Appointment, User, db, utcnow
 
 bp = Blueprint("today", __name__, url_prefix="/today")
@@ -29,10 +29,6 @@ NOTE_MAX = 300
 CSRF_REFRESH_SECONDS = 600
 ROW_CACHE_MAX = 5000
 _rows: dict = {}
-
-
-def note_presets():
-    return [_l("I am running about %(n)s minutes late.", n=n) for n in (5, 10, 15, 30)]
 
 
 def device_words():
@@ -119,7 +115,7 @@ def day_context(practitioner_ids, changed_at: float | None = None):
             else shared_day(practitioner_ids, tz, today, changed_at))
     waiting, now, words = [a for a in rows if a.status == "waiting"], utcnow(), device_words()
     return {"rows": rows, "waiting": waiting, "waiting_rows": waiting_rows(waiting, now, words), "now": now,
-            "presets": note_presets(), "today": today, "resumable": may_resume}
+            "presets": waiting_note_presets(), "today": today, "resumable": may_resume}
 
 
 def _ids():

@@ -9,6 +9,7 @@ import hashlib
 import io
 import re
 import unicodedata
+from urllib.parse import quote
 
 from flask import abort, send_file
 from flask_babel import gettext as _
@@ -43,6 +44,20 @@ def clean_filename(raw: str, extension: str) -> str:
     stem = name.rsplit(".", 1)[0] if "." in name else name
     stem = stem[:STEM_MAX].strip(" .") or _("document")
     return f"{stem}.{extension}"
+
+
+def dated_filename(word: str, day, extension: str) -> str:
+    """A document's name from a word in the reader's language and a date: "compte-rendu-2036-06-10.pdf"."""
+    return clean_filename("-".join(str(word).split()) + f"-{day:%Y-%m-%d}", extension)
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header for any name: an ASCII fallback, and the real name (RFC 6266) for
+    words in other scripts, which a plain header cannot carry."""
+    fallback = filename.encode("ascii", "ignore").decode().replace('"', "") or "download"
+    if fallback == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
 
 
 def store_document(appt, data: bytes, *, filename: str, content_type: str, source: str, kind: str,

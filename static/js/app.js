@@ -22,6 +22,12 @@
     }
   });
 
+  // <select data-autosubmit> (the language picker of every page): choosing is enough; a button
+  // stays for pages without JavaScript.
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("select[data-autosubmit]")) event.target.form.submit();
+  });
+
   // The service worker makes Cabinet installable and shows a page when offline.
   var sw = document.body && document.body.getAttribute("data-sw");
   if (sw && "serviceWorker" in navigator) {

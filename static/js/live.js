@@ -71,9 +71,4 @@
     if (!button || !("Notification" in window)) return;
     Notification.requestPermission().then(function (p) { button.hidden = p === "granted"; });
   });
-
-  // <select data-autosubmit>: choosing is enough (a button stays for pages without JavaScript).
-  document.addEventListener("change", function (event) {
-    if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
-  });
 })();

@@ -1,11 +1,13 @@
 """Closing a visit: one transaction, or nothing at all."""
 from __future__ import annotations
 
+from flask_babel import force_locale, gettext as _
+
 from .. import notify
 from ..i18n import utc_to_local
 from ..models import Report, db
 from ..storage import documents
-from ..uploads import store_document
+from ..uploads import dated_filename, store_document
 from .pdf import build_report
 
 
@@ -32,9 +34,11 @@ def close_visit(appt, actor, message: str | None = "closed") -> None:
             copies = (("report", practice.default_locale),
                       ("patient_report", appt.effective_locale(practice.default_locale)))
             for kind, locale in copies:
+                with force_locale(locale):     # the file's name in the language of its text
+                    name = dated_filename(_("patient report") if kind == "patient_report" else _("report"), day,
+                                          "pdf").replace(".pdf", f"-{locale}.pdf")
                 doc = store_document(appt, build_report(appt, locale), source="report", kind=kind, author="system",
-                                     user=actor, locale=locale, content_type="application/pdf",
-                                     filename=f"{kind.replace('_', '-')}-{day:%Y-%m-%d}-{locale}.pdf")
+                                     user=actor, locale=locale, content_type="application/pdf", filename=name)
                 stored.append(doc.storage_key)   # the outer transaction may still roll back
             if message:
                 notify.queue(appt, message)

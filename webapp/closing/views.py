@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import abort, current_app, g, redirect, request, url_for
-from flask_babel import gettext as _
+from flask_babel import force_locale, gettext as _
 
 from ..access import appointment_or_404, may_read_clinical, may_resume, readable_visit_or_404, \
     visible_practitioners
@@ -16,7 +16,7 @@ from ..models import Act, Addendum, Appointment, AuditEvent, Document, Incident,
     Waiver, db, utcnow
 from ..outcomes import end_sources, outcome_titles
 from ..payments_providers import DEFAULT_PROVIDER, provider_for
-from ..uploads import audited_download, clean_filename, sniff, store_document
+from ..uploads import audited_download, clean_filename, dated_filename, sniff, store_document
 from . import bp
 from .checklist import ITEMS, WAIVABLE, Checklist, item_titles, outcome_sentence, state_names
 from .forms import ActForm, AddendumForm, CloseForm, IncidentForm, OutcomeForm, PaymentForm, PrescriptionForm, \
@@ -253,7 +253,9 @@ def write_prescription(appointment_id):
     locale = appt.effective_locale(g.practice.default_locale)
     data = render_prescription(appt, g.user, form.text.data, locale, weight_kg=form.weight.kg)
     today = utc_to_local(utcnow(), g.practice.timezone)       # the practice's date, not UTC's
-    _store(appt, data, "prescription", f"prescription-{today:%Y-%m-%d}.pdf", "application/pdf", locale)
+    with force_locale(locale):        # the file's name in the language of its text
+        name = dated_filename(_("prescription"), today, "pdf")
+    _store(appt, data, "prescription", name, "application/pdf", locale)
     return _saved(appt, "documents")
 
 

@@ -45,17 +45,19 @@ function sendFile(e) {
   e.preventDefault();
   error.hidden = true;
   button.disabled = true;
+  // Only the server's own (translated) refusal is shown; anything else, such as the browser's
+  // "Failed to fetch" in its language when the network drops, becomes the page's "could not send".
   fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin",
                        headers: { Accept: "application/json" } }).then(function (r) {
-    return r.json().then(function (body) {
-      if (!r.ok) throw new Error(body.error || t("sendFailed"));
-      form.reset();
+    return r.json().catch(function () { return {}; }).then(function (body) {
+      if (r.ok) { form.reset(); return ""; }
+      return typeof body.error === "string" && body.error ? body.error : t("sendFailed");
     });
-  }).catch(function (err) {
-    // A JSON parse error's text is the browser's, in its language and not for a patient.
-    error.textContent = err.message && err.message.indexOf("JSON") < 0 ? err.message : t("sendFailed");
-    error.hidden = false;
-  }).then(function () { button.disabled = false; });
+  }, function () { return t("sendFailed"); }).then(function (problem) {
+    error.textContent = problem;
+    error.hidden = !problem;
+    button.disabled = false;
+  });
 }
 
 export function init() {
