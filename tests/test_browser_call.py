@@ -180,7 +180,7 @@ def test_the_controls_reach_the_other_side(call_app):
 
         patient.page.click("#btn-hangup")
         patient.page.wait_for_selector("#call-status[data-state=youLeft]")
-        doctor.page.wait_for_selector("#call-peer-note >> text=The patient left the call.")
+        doctor.page.wait_for_selector("#call-status[data-state=otherLeft] >> text=The patient left the call.")
         assert doctor.problems == [] and patient.problems == []
 
 
