@@ -19,7 +19,7 @@ export function useSenders(next) { senders = next; }
 // Local media, with clear messages when a permission or a device is missing.
 function getMedia() {
   const video = early.video(facing);
-  const asked = early.media || navigator.mediaDevices.getUserMedia({ audio: true, video: video });
+  const asked = early.media || navigator.mediaDevices.getUserMedia({ audio: early.audio(), video: video });
   return asked.catch(function (err) {
     if (!video || err.name === "NotAllowedError" || err.name === "SecurityError") throw err;
     return navigator.mediaDevices.getUserMedia({ audio: true, video: false }).then(function (s) {
