@@ -7,6 +7,7 @@ to look at.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -100,4 +101,31 @@ def test_the_call_fits_phones_laptops_and_tablets(call_app):
         patient.page.click("#btn-hangup")
         doctor.page.wait_for_selector("#call-status[data-state=otherLeft] >> text=The patient left the call.")
         look(doctor, STAFF[0], "practitioner-patient-left")
+        assert doctor.problems == [] and patient.problems == []
+
+
+def test_an_audio_only_visit_shows_a_calm_screen_on_a_phone(call_app):
+    app, made = call_app()
+    with app.app_context():
+        made["appt"].mode = "audio"
+        made["appt"].save()
+    with live_server(app) as url, chromium() as browser:
+        doctor, patient = open_both(browser, url, made)
+        patient.page.wait_for_selector("#call-status[data-state=connected]", timeout=15000)
+        deadline = time.monotonic() + 5
+        while patient.page.inner_text("#call-timer") == "0:00" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert patient.page.inner_text("#call-timer") != "0:00"          # the timer runs
+        m = look(patient, PHONE[0], "patient-audio")
+        assert_fits(m, "audio")
+        screen = patient.page.inner_text(".audio-screen")
+        assert "Dr Navigateur" in screen and "Audio-only visit" in screen
+        assert patient.page.locator("#btn-cam, #btn-flip, #local-video").count() == 0
+        # The status and the quality are stacked above the screen's text, never over each other.
+        boxes = patient.page.evaluate("""() => [...document.querySelectorAll('.call-top > :not([hidden]), .audio-screen > *')]
+            .filter(el => el.offsetParent !== null && el.textContent.trim()).map(el => { const r = el.getBoundingClientRect();
+            return [r.left, r.top, r.right, r.bottom]; })""")
+        overlaps = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                    if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]
+        assert overlaps == []
         assert doctor.problems == [] and patient.problems == []
