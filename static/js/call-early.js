@@ -23,6 +23,8 @@
     }
   };
   if (!window.RTCPeerConnection || !navigator.mediaDevices) return;
+  // The call will run: its chat panel may start hidden (without this, it shows, for the file form).
+  document.documentElement.classList.add("call-js");
   start.media = navigator.mediaDevices.getUserMedia({ audio: start.audio(), video: start.video("user") });
   start.media.catch(function () { /* js/call/media.js explains the failure and falls back */ });
   var ws = start.ws = start.socket();
