@@ -184,6 +184,7 @@ TABLE: dict[str, Rule] = {
     "patient.check": Rule("/v/{call_ref}/check", GET=patient(TO_CALL), POST=patient(TO_CALL)),
     "patient.locked": Rule("/v/{call_ref}/locked", GET=patient(">/v/{call_ref}/")),
     "patient.ping": Rule("/v/{call_ref}/ping", GET=patient("204")),
+    "patient.device_test": Rule("/v/{call_ref}/device-test", GET=patient("200")),   # any time: test the day before
     "patient.waiting": Rule("/v/{call_ref}/waiting", GET=patient(TO_CALL)),
     "patient.live": Rule("/v/{call_ref}/live", WS=SOCKET_OF_ITS_PATIENT),
     "patient.space": Rule("/v/{closed_ref}/space", GET=patient("200")),

@@ -112,11 +112,16 @@ def test_video_chat_and_files_between_practitioner_and_patient(call_app, tmp_pat
         patient.wait_decoding()
         assert doctor.page.locator("#call-status").inner_text() == "Connected"
 
-        # Chat: sent by one, seen by the other, still there after a reload.
+        # Chat: sent by one, seen by the other (a dot on the hidden panel's button), still there after a reload.
+        patient.page.click("#btn-panel")
         patient.page.fill("#chat-text", "J'ai mal au genou")
         patient.page.click("#chat-form button")
+        doctor.page.wait_for_selector("#chat-unread", state="visible")
+        doctor.page.click("#btn-panel")
+        assert doctor.page.locator("#chat-unread").is_hidden()
         doctor.page.wait_for_selector("#chat-lines >> text=J'ai mal au genou")
         doctor.page.reload()
+        doctor.page.click("#btn-panel")
         doctor.page.wait_for_selector("#chat-lines >> text=J'ai mal au genou")
         assert doctor.page.locator(".chat-line .who").first.inner_text() == "Patient"
 
@@ -180,7 +185,7 @@ def test_the_controls_reach_the_other_side(call_app):
 
         patient.page.click("#btn-hangup")
         patient.page.wait_for_selector("#call-status[data-state=youLeft]")
-        doctor.page.wait_for_selector("#call-peer-note >> text=The patient left the call.")
+        doctor.page.wait_for_selector("#call-status[data-state=otherLeft] >> text=The patient left the call.")
         assert doctor.problems == [] and patient.problems == []
 
 

@@ -163,6 +163,12 @@ def test_patient_walks_in_and_is_admitted_live(served):
         page.wait_for_selector('[data-item="microphone"] [data-result].is-ok', timeout=8000)
         page.wait_for_selector('[data-item="network"] [data-result].is-ok', timeout=8000)
         assert page.evaluate("document.querySelector('[data-preview]').videoWidth") > 0   # the fake camera shows
+        # On a 390 px phone the preview stays inside its card, and the page is no wider than the screen.
+        page.set_viewport_size({"width": 390, "height": 844})
+        fits = page.evaluate("""() => { const v = document.querySelector('[data-preview]').getBoundingClientRect(),
+            c = document.getElementById('device-check').getBoundingClientRect();
+            return [v.left >= c.left, v.right <= c.right, document.documentElement.scrollWidth <= innerWidth]; }""")
+        assert fits == [True, True, True]
         page.click("[data-play]")
         page.click("[data-heard-yes]")
         assert page.inner_text('[data-item="speaker"] [data-result]') == "Works"

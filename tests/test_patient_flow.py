@@ -10,6 +10,7 @@ from conftest import HX, db_snapshot, holding_link, login_as, make_appointment, 
 from webapp import events
 from webapp.models import Appointment, AuditEvent, WayInOver
 from webapp.access import patient_link_url
+from webapp.visit.bridge import end_call
 
 
 @pytest.fixture
@@ -362,3 +363,38 @@ def test_identity_mark_of_another_appointment_or_link_version_does_not_count(app
         patient.set_cookie(IDENTITY_COOKIE, make_identity_cookie("test-secret", appointment_id, version,
                                                                  link_expires_at(appt)), path=f"{base(appt)}/")
         assert patient.get(f"{base(appt)}/consent").headers["Location"].endswith("/identity")
+
+
+def test_the_device_check_can_be_run_the_day_before(app):
+    appt = make_appointment(starts_in=dt.timedelta(days=1))
+    patient = holding_link(app, appt)
+    early = patient.get(f"{base(appt)}/")
+    assert early.status_code == 403 and "It is a little early" in text_of(early)
+    assert f'href="{base(appt)}/device-test"' in early.get_data(as_text=True)
+
+    before = db_snapshot()
+    page = patient.get(f"{base(appt)}/device-test")
+    text = text_of(page)
+    assert page.status_code == 200 and "Check your camera and microphone" in text
+    assert "A test only: nothing is sent to your practitioner" in text
+    assert "Continue to the waiting room" not in text and "Step 3 of 3" not in text
+    assert patient.get(f"{base(appt)}/ping").status_code == 204      # the connection test answers too
+    assert db_snapshot() == before
+    # The way in itself still waits for its window.
+    assert patient.get(f"{base(appt)}/check").headers["Location"].endswith(f"{base(appt)}/")
+
+
+def test_today_shows_an_ended_call_as_ended(app, client, appt):
+    doctor = login_as(client, appt.practitioner)
+    appt.confirm_identity()
+    appt.give_consent("1", "en")
+    appt.record_device_check('{"camera": "ok"}')
+    appt.enter_waiting_room()
+    appt.admit(doctor)
+    assert "Lucie Vidal In call" in text_of(client.get("/today/"))
+
+    with events.subscribe(events.today_channel(doctor.id)) as day:
+        end_call(appt.id, doctor.id)             # the practitioner hung up, from the call's socket
+        assert day.get(timeout=1) == events.REFRESH      # an open "today" page re-renders now
+    text = text_of(client.get("/today/"))
+    assert "Lucie Vidal Call ended" in text and "In call" not in text

@@ -63,6 +63,7 @@ def test_encode_leaves_out_unset_optional_fields_but_keeps_the_null_candidate():
     (frame(type="chat", text="hi", extra="ignored"), p.Chat("hi")),
     (frame(type="mute", kind="audio", muted=True, **{"from": None}), p.Mute("audio", True)),
     (frame(type="camera-request", zoom=1), p.CameraRequest(zoom=1)),
+    (frame(type="camera-reply", accepted=False, reason="unsupported"), p.CameraReply(False, "unsupported")),
     (frame(type="ping").encode(), p.Ping()),
 ])
 def test_lenient_where_browsers_differ(raw, expected):
@@ -137,6 +138,7 @@ MALFORMED = [
     ('{"v": 1, "type": "camera-request", "zoom": NaN}', p.BAD_FIELD),
     (frame(type="camera-reply"), p.BAD_FIELD),
     (frame(type="camera-reply", accepted="true"), p.BAD_FIELD),
+    (frame(type="camera-reply", accepted=False, reason="busy"), p.BAD_FIELD),
     # bye
     (frame(type="bye", **{"from": 3}), p.BAD_FIELD),
     # worker messages

@@ -6,17 +6,26 @@
 (function () {
   "use strict";
   var d = document.currentScript.dataset;
+  // The camera, microphone and speaker the person chose (device check or call), when still there.
+  var chosen = {};
+  try { chosen = JSON.parse(window.localStorage.getItem("cabinet.devices") || "{}") || {}; } catch (e) { chosen = {}; }
   var start = window.cabinetCallStart = {
-    messages: [], openedAt: null, closed: null, media: null, ws: null,
+    messages: [], openedAt: null, closed: null, media: null, ws: null, chosen: chosen,
     video: function (facing) {      // getUserMedia's video constraints (false: an audio-only visit)
-      return d.audioOnly === "1" ? false : { facingMode: facing, width: { ideal: 640 }, height: { ideal: 480 } };
+      if (d.audioOnly === "1") return false;
+      var video = { facingMode: facing, width: { ideal: 640 }, height: { ideal: 480 } };
+      if (chosen.videoinput && facing === "user") video.deviceId = { ideal: chosen.videoinput };
+      return video;
     },
+    audio: function () { return chosen.audioinput ? { deviceId: { ideal: chosen.audioinput } } : true; },
     socket: function () {
       return new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + d.signal);
     }
   };
   if (!window.RTCPeerConnection || !navigator.mediaDevices) return;
-  start.media = navigator.mediaDevices.getUserMedia({ audio: true, video: start.video("user") });
+  // The call will run: its chat panel may start hidden (without this, it shows, for the file form).
+  document.documentElement.classList.add("call-js");
+  start.media = navigator.mediaDevices.getUserMedia({ audio: start.audio(), video: start.video("user") });
   start.media.catch(function () { /* js/call/media.js explains the failure and falls back */ });
   var ws = start.ws = start.socket();
   ws.onopen = function () { start.openedAt = Math.round(performance.now()); };

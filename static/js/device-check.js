@@ -9,6 +9,41 @@
   var video = root.getAttribute("data-mode") === "video";
   var stream = null;
 
+  // The devices the patient chose here, kept in this browser for the call (js/call-early.js reads them).
+  var chosen = {};
+  try { chosen = JSON.parse(window.localStorage.getItem("cabinet.devices") || "{}") || {}; } catch (e) { chosen = {}; }
+  function remember(kind, id) {
+    chosen[kind] = id;
+    try { window.localStorage.setItem("cabinet.devices", JSON.stringify(chosen)); } catch (e) { /* private browsing */ }
+  }
+
+  // A list only where there is a choice (two cameras, a headset...); the speaker only where the browser can switch it.
+  function fillPicks() {
+    if (!navigator.mediaDevices.enumerateDevices) return;
+    navigator.mediaDevices.enumerateDevices().then(function (all) {
+      root.querySelectorAll("[data-pick]").forEach(function (select) {
+        var kind = select.getAttribute("data-pick");
+        var list = all.filter(function (dev) { return dev.kind === kind; });
+        var current = kind === "audiooutput" ? chosen.audiooutput : inUse(kind);
+        select.textContent = "";
+        list.forEach(function (dev, i) {
+          var option = document.createElement("option");
+          option.value = dev.deviceId;
+          option.textContent = dev.label || (select.previousElementSibling.textContent + " " + (i + 1));
+          option.selected = dev.deviceId === current;
+          select.appendChild(option);
+        });
+        var can = kind !== "audiooutput" || (window.AudioContext && "setSinkId" in window.AudioContext.prototype);
+        select.closest("[data-pick-row]").hidden = !(can && list.length > 1);
+      });
+    });
+  }
+
+  function inUse(kind) {
+    var tracks = stream ? (kind === "videoinput" ? stream.getVideoTracks() : stream.getAudioTracks()) : [];
+    return tracks.length && tracks[0].getSettings ? tracks[0].getSettings().deviceId : "";
+  }
+
   function item(name) { return root.querySelector('[data-item="' + name + '"]'); }
 
   function report(name, value, label) {
@@ -48,7 +83,7 @@
       loudest = Math.max(loudest, level);
       if (loudest > 3) report("microphone", "ok");
       else if (Date.now() - started > 6000 && form.elements.microphone.value !== "ok") report("microphone", "silent");
-      if (stream) requestAnimationFrame(tick);
+      if (stream === audioStream) requestAnimationFrame(tick);
     })();
   }
 
@@ -61,9 +96,14 @@
       if (video) report("camera", "unsupported");
       return;
     }
-    navigator.mediaDevices.getUserMedia({ audio: true, video: video ? { facingMode: "user" } : false })
+    if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
+    stream = null;
+    var audio = chosen.audioinput ? { deviceId: { ideal: chosen.audioinput } } : true;
+    var camera = chosen.videoinput ? { deviceId: { ideal: chosen.videoinput } } : { facingMode: "user" };
+    navigator.mediaDevices.getUserMedia({ audio: audio, video: video ? camera : false })
       .then(function (s) {
         stream = s;
+        fillPicks();
         if (video) {
           item("camera").querySelector("[data-preview]").srcObject = s;
           report("camera", s.getVideoTracks().length ? "ok" : "missing");
@@ -92,6 +132,7 @@
     oscillator.frequency.value = 660;
     gain.gain.setValueAtTime(0.25, context.currentTime);
     gain.gain.exponentialRampToValueAtTime(0.001, context.currentTime + 1.2);
+    if (chosen.audiooutput && context.setSinkId) context.setSinkId(chosen.audiooutput).catch(function () {});
     oscillator.connect(gain).connect(context.destination);
     oscillator.start();
     oscillator.stop(context.currentTime + 1.2);
@@ -121,6 +162,13 @@
     once(5);
   }
 
+  root.querySelectorAll("[data-pick]").forEach(function (select) {
+    select.addEventListener("change", function () {
+      var kind = select.getAttribute("data-pick");
+      remember(kind, select.value);
+      if (kind !== "audiooutput") startDevices();     // the check runs again with the chosen device
+    });
+  });
   root.querySelector("[data-play]").addEventListener("click", playTone);
   root.querySelector("[data-heard-yes]").addEventListener("click", function () { report("speaker", "ok"); });
   root.querySelector("[data-heard-no]").addEventListener("click", function () { report("speaker", "no"); });

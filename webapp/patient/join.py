@@ -170,6 +170,13 @@ def check(ref):
     return full_page_load() or render_template("patient/check.html", appt=appt, error=None)
 
 
+@bp.route("/v/<ref>/device-test")
+def device_test(ref):
+    """The device check on its own, any time the link works: a patient can test the day before."""
+    appt = current_appointment(ref)
+    return full_page_load() or render_template("patient/check.html", appt=appt, error=None, trial=True)
+
+
 @bp.route("/v/<ref>/ping")
 def ping(ref):
     """A tiny answer the device check times, to judge the connection."""

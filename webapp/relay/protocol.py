@@ -24,6 +24,7 @@ MAX_ZOOM = 10.0
 ROLES = ("practitioner", "patient")
 KINDS = ("audio", "video")
 FACINGS = ("user", "environment")
+REPLY_REASONS = ("refused", "unsupported")
 PEER_STATES = ("joined", "left", "connected", "reconnecting", "failed")
 
 # Stable error codes: the bridge translates them, so never rename one.
@@ -197,6 +198,8 @@ class CameraRequest(Message):
 class CameraReply(Message):
     TYPE = "camera-reply"
     accepted: bool = field(**_spec("accepted", _is_bool))
+    # Why not: the patient said no, or the device has no such camera or zoom.
+    reason: str | None = field(default=None, **_spec("reason", _one_of(*REPLY_REASONS), required=False))
     sender: str | None = field(default=None, **_optional_sender)
 
 

@@ -107,7 +107,8 @@ def end_call(appointment_id: int, user_id: int | None) -> Appointment:
     with db.connection_context():
         appt = Appointment.get_by_id(appointment_id)
         appt.end_call(User.get_by_id(user_id) if user_id else "system")
-        return appt
+    events.announce(appt)       # open "today" pages show the call as ended, not in progress
+    return appt
 
 
 class Bridge:

@@ -1,20 +1,26 @@
 // The call's buttons and their state: microphone, camera, camera switch, screen share, the
 // practitioner's camera requests and the patient's answer, and leaving the call.
-import { $, role, setStatus, t } from "./page.js";
+import { $, note, role, setStatus, t } from "./page.js";
 import * as media from "./media.js";
 import * as peer from "./peer.js";
 import * as signaling from "./signaling.js";
 
-let pendingRequest = null;
+let pendingRequest = null, lastAsk = null;
 const requestBox = $("camera-request");
 
 function bind(id, fn) { const el = $(id); if (el) el.addEventListener("click", fn); return el; }
+
+// An icon button's words: read by screen readers (the hidden label) and shown as its tooltip.
+export function label(button, text) {
+  button.querySelector(".label").textContent = text;
+  button.title = text;
+}
 
 // The label says what a press does next; aria-pressed says whether it is off; the other side is told.
 function muteButton(id, kind, offLabel, onLabel) {
   bind(id, function () {
     const on = media.toggle(kind);
-    this.textContent = on ? t(offLabel) : t(onLabel);
+    label(this, on ? t(offLabel) : t(onLabel));
     this.setAttribute("aria-pressed", String(!on));
     signaling.send({ type: "mute", kind: kind, muted: !on });
   });
@@ -28,22 +34,35 @@ export function leave() {
   signaling.close();
 }
 
-// The patient sees the practitioner's request and may refuse it.
+// The patient sees the practitioner's request over the video, in a modal dialog that takes the
+// focus (its Accept button), and may refuse it.
 export function showRequest(msg) {
   if (!requestBox) return;
   pendingRequest = msg;
   $("camera-request-text").textContent = msg.facing ? t("askBack") : t("askZoom");
-  requestBox.hidden = false;
+  if (!requestBox.open) requestBox.showModal();
+  $("btn-camera-accept").focus();
 }
 
+// "Could not" is not "would not": the practitioner is told when the device has no such camera or zoom.
 function answerRequest(accepted) {
   const msg = pendingRequest;
-  requestBox.hidden = true;
+  if (requestBox.open) requestBox.close();
   pendingRequest = null;
   if (!msg) return;
-  if (!accepted) { signaling.send({ type: "camera-reply", accepted: false }); return; }
+  if (!accepted) { signaling.send({ type: "camera-reply", accepted: false, reason: "refused" }); return; }
   const done = msg.facing ? media.useCamera(msg.facing) : Promise.resolve(media.zoom(msg.zoom));
-  done.then(function (ok) { signaling.send({ type: "camera-reply", accepted: !!ok }); });
+  done.then(function (ok) {
+    if (!ok && !msg.facing) note(t("thisCannotZoom"));
+    signaling.send(ok ? { type: "camera-reply", accepted: true }
+                      : { type: "camera-reply", accepted: false, reason: "unsupported" });
+  });
+}
+
+export function showReply(msg) {
+  if (msg.accepted) note(t("accepted"));
+  else if (msg.reason === "unsupported") note(lastAsk === "zoom" ? t("cannotZoom") : t("noBackCamera"));
+  else note(t("refused"));
 }
 
 function shareButton() {
@@ -52,21 +71,28 @@ function shareButton() {
   button.hidden = false;
   button.addEventListener("click", function () {
     if (media.sharing()) { media.stopShare(); return; }
-    media.share(function () { button.textContent = t("share"); }).then(function (started) {
-      if (started) button.textContent = t("stopShare");
-    });
+    media.share(function () { label(button, t("share")); button.setAttribute("aria-pressed", "false"); })
+      .then(function (started) {
+        if (!started) return;
+        label(button, t("stopShare"));
+        button.setAttribute("aria-pressed", "true");
+      });
   });
 }
+
+function ask(kind, msg) { lastAsk = kind; note(""); signaling.send(msg); }
 
 export function init() {
   muteButton("btn-mic", "audio", "mute", "unmute");
   muteButton("btn-cam", "video", "cameraOff", "cameraOn");
   bind("btn-flip", function () { media.flip(); });
   shareButton();
-  bind("btn-ask-back", function () { signaling.send({ type: "camera-request", facing: "environment" }); });
-  bind("btn-ask-zoom", function () { signaling.send({ type: "camera-request", zoom: 2 }); });
+  bind("btn-ask-back", function () { ask("back", { type: "camera-request", facing: "environment" }); });
+  bind("btn-ask-zoom", function () { ask("zoom", { type: "camera-request", zoom: 2 }); });
   bind("btn-camera-accept", function () { answerRequest(true); });
   bind("btn-camera-refuse", function () { answerRequest(false); });
+  // Escape closes the request's dialog: that is a refusal.
+  if (requestBox) requestBox.addEventListener("cancel", function (e) { e.preventDefault(); answerRequest(false); });
   // The practitioner's end is for both sides: a dialog asks first (a <dialog> keeps focus and Escape cancels).
   const endDialog = $("end-dialog");
   bind("btn-hangup", function () {

@@ -1,26 +1,28 @@
 // The call page's entry (an ES module, loaded natively): starts each concern and turns each
 // message from the bridge (docs/signaling.md) into what the page does.
-import { early, endedUrl, mark, note, role, root, setStatus, t } from "./page.js";
+import { early, endedUrl, mark, note, presenceChanged, role, root, setStatus, t } from "./page.js";
 import * as chat from "./chat.js";
 import * as controls from "./controls.js";
+import * as devices from "./devices.js";
 import * as media from "./media.js";
 import * as peer from "./peer.js";
 import * as quality from "./quality.js";
+import * as screen from "./screen.js";
 import * as signaling from "./signaling.js";
 
 function handle(msg) {
   switch (msg.type) {
     case "history": msg.items.forEach(chat.addItem); break;
-    case "chat": case "file": chat.addItem(msg); break;
-    case "ready": mark("ready"); setStatus("waiting"); peer.offer(); break;
+    case "chat": case "file": chat.addItem(msg); screen.unread(msg); break;
+    case "ready": mark("ready"); presenceChanged("self", "ready"); peer.offer(); break;
     case "answer": peer.answer(msg.sdp); break;
     case "peer-state": peerState(msg); break;
     case "mute": if (msg.kind === "audio") note(msg.muted ? t("otherMuted") : ""); break;
     case "camera-request": if (role === "patient") controls.showRequest(msg); break;
-    case "camera-reply": note(msg.accepted ? t("accepted") : t("refused")); break;
+    case "camera-reply": controls.showReply(msg); break;
     case "bye":
       if (msg.from === "practitioner" && role === "patient") finish(endedUrl);
-      else note(t("otherLeft"));
+      else presenceChanged("other", "left");
       break;
     case "handed-over": signaling.end(); setStatus("handedOver"); break;
     case "ended": finish(role === "practitioner" ? (msg.next || endedUrl) : endedUrl); break;
@@ -31,17 +33,15 @@ function handle(msg) {
   }
 }
 
-// This side's own state, as the worker sees it, goes in the status line; the other side's in the note.
+// Each side's state, as the worker sees it: the status line says what is true for both together.
 function peerState(msg) {
   if (msg.role === role) {
-    if (msg.state === "connected") setStatus("connected");
-    else if (msg.state === "reconnecting") setStatus("reconnecting");
+    if (msg.state === "connected") presenceChanged("self", "connected");
+    else if (msg.state === "reconnecting") presenceChanged("self", "reconnecting");
     else if (msg.state === "failed") peer.restartSoon(200);
     return;
   }
-  if (msg.state === "connected" || msg.state === "joined") note("");
-  if (msg.state === "left") note(t("otherLeft"));
-  if (msg.state === "reconnecting" || msg.state === "failed") note(t("otherReconnecting"));
+  presenceChanged("other", msg.state);
 }
 
 function finish(url) {
@@ -62,6 +62,8 @@ if (root && early && window.RTCPeerConnection) {
   mark("script");
   chat.init();
   controls.init();
+  screen.init();
+  devices.init();
   quality.start();
   // Camera, peer connection and websocket start together; the peer connection before the
   // socket, since the early messages it replays may ask for the offer.

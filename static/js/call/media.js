@@ -19,7 +19,7 @@ export function useSenders(next) { senders = next; }
 // Local media, with clear messages when a permission or a device is missing.
 function getMedia() {
   const video = early.video(facing);
-  const asked = early.media || navigator.mediaDevices.getUserMedia({ audio: true, video: video });
+  const asked = early.media || navigator.mediaDevices.getUserMedia({ audio: early.audio(), video: video });
   return asked.catch(function (err) {
     if (!video || err.name === "NotAllowedError" || err.name === "SecurityError") throw err;
     return navigator.mediaDevices.getUserMedia({ audio: true, video: false }).then(function (s) {
@@ -97,7 +97,44 @@ export function zoom(factor) {
   return true;
 }
 
-export function canShare() { return !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia); }
+// Phones and tablets (a touch screen and no hover) cannot share their screen, even where the
+// browser has the function: no button that can only fail.
+export function canShare() {
+  const touchOnly = window.matchMedia && window.matchMedia("(pointer: coarse) and (hover: none)").matches;
+  return !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia) && !touchOnly;
+}
+
+// The devices of one kind (videoinput, audioinput, audiooutput); their names once the camera is allowed.
+export function devices(kind) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return Promise.resolve([]);
+  return navigator.mediaDevices.enumerateDevices().then(function (all) {
+    return all.filter(function (dev) { return dev.kind === kind; });
+  }, function () { return []; });
+}
+
+export function deviceId(kind) {
+  const tr = track(kind);
+  const settings = tr && tr.getSettings ? tr.getSettings() : {};
+  return settings.deviceId || "";
+}
+
+// Another microphone or camera, chosen by the person: the old one stops first (phones cannot
+// open two cameras), the new track keeps the mute state and goes on the same sender.
+export function useDevice(kind, id) {
+  const old = stream && (kind === "audio" ? stream.getAudioTracks() : stream.getVideoTracks())[0];
+  if (kind === "video" && old) old.stop();
+  const wanted = {};
+  wanted[kind] = { deviceId: { exact: id } };
+  return navigator.mediaDevices.getUserMedia(wanted).then(function (s) {
+    const fresh = (kind === "audio" ? s.getAudioTracks() : s.getVideoTracks())[0];
+    if (old) { old.stop(); stream.removeTrack(old); }
+    stream.addTrack(fresh);
+    fresh.enabled = enabled[kind];
+    if (senders[kind] && !(kind === "video" && screenTrack)) senders[kind].replaceTrack(fresh);
+    if (kind === "video" && localVideo) localVideo.srcObject = stream;
+    return true;
+  }).catch(function () { return false; });
+}
 export function sharing() { return screenTrack !== null; }
 
 // The screen replaces the camera on the same sender: no new m-line, no new offer. Resolves to

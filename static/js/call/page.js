@@ -26,6 +26,25 @@ export function setStatus(key, extra) {
 }
 export function note(text) { peerNote.textContent = text; peerNote.hidden = !text; }
 
+// Who is in the call, as the worker tells it: the status line says what is true for both sides
+// together ("Connected" only while the other side is there too, never over a black video).
+const presence = { self: "new", other: "absent" };
+const listeners = [];
+export function onPresence(fn) { listeners.push(fn); }
+export function bothConnected() { return presence.self === "connected" && presence.other === "connected"; }
+export function presenceChanged(who, state) {
+  if (presence[who] === state) return;
+  presence[who] = state;
+  const s = presence.self, o = presence.other;
+  if (s === "reconnecting") setStatus("reconnecting");
+  else if (o === "left") setStatus("otherLeft");
+  else if (o === "reconnecting" || o === "failed") setStatus("otherReconnecting");
+  else if (s === "connected" && o === "connected") setStatus("connected");
+  else if (o === "absent") setStatus("waiting");
+  else setStatus("connecting");
+  listeners.forEach(function (fn) { fn(presence); });
+}
+
 // What window.cabinetCall.stats() answers (browser tests, bench/call_start.py).
 export const counters = { framesDecoded: 0, audioPackets: 0, state: "new", answers: 0, marks: {} };
 // Milliseconds since the page started, for the benchmark: when each step of the set-up happened.

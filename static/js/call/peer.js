@@ -1,6 +1,6 @@
 // The RTCPeerConnection with the relay worker: one per offer, candidates never ahead of the
 // offer, the worker's answer, and a fresh connection when this one fails.
-import { $, afterLoad, audioOnly, counters, iceServers, mark, setStatus } from "./page.js";
+import { $, afterLoad, audioOnly, counters, iceServers, mark, presenceChanged } from "./page.js";
 import * as media from "./media.js";
 import * as signaling from "./signaling.js";
 
@@ -38,9 +38,9 @@ export function start() {
   };
   pc.onconnectionstatechange = function () {
     counters.state = pc.connectionState;
-    if (pc.connectionState === "connected") { mark("connected"); setStatus("connected"); }
+    if (pc.connectionState === "connected") { mark("connected"); presenceChanged("self", "connected"); }
     if (pc.connectionState === "failed") restartSoon(200);
-    if (pc.connectionState === "disconnected") { setStatus("reconnecting"); restartSoon(3000); }
+    if (pc.connectionState === "disconnected") { presenceChanged("self", "reconnecting"); restartSoon(3000); }
   };
   current.offerSdp = pc.createOffer().then(function (offer) {
     return current.setLocalDescription(offer).then(function () { return offer.sdp; });
@@ -71,7 +71,7 @@ export function restartSoon(delay) {
   clearTimeout(retryTimer);
   retryTimer = setTimeout(function () {
     if (!signaling.hasEnded() && pc && pc.connectionState !== "connected" && signaling.isOpen()) {
-      setStatus("reconnecting");
+      presenceChanged("self", "reconnecting");
       start();
       offer();
     }
