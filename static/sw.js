@@ -45,8 +45,8 @@ function offlinePage() {
 
 function remember(response) {
   var lang = response.headers.get("Content-Language");
-  if (lang) caches.open(CACHE).then(function (cache) { return cache.put(LAST_LANGUAGE, new Response(lang)); });
-  return response;
+  if (!lang) return Promise.resolve();
+  return caches.open(CACHE).then(function (cache) { return cache.put(LAST_LANGUAGE, new Response(lang)); });
 }
 
 self.addEventListener("fetch", function (event) {
@@ -63,6 +63,9 @@ self.addEventListener("fetch", function (event) {
   } else if (request.mode === "navigate") {
     event.respondWith(Promise.resolve(event.preloadResponse).then(function (preloaded) {
       return preloaded || fetch(request);
-    }).then(remember).catch(offlinePage));
+    }).then(function (response) {
+      event.waitUntil(remember(response));      // the worker stays up until it is written
+      return response;
+    }).catch(offlinePage));
   }
 });
