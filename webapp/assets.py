@@ -17,7 +17,7 @@ import hashlib
 import os
 import threading
 
-from flask import current_app, request
+from flask import request
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 COMPRESSIBLE = {"text/html", "text/css", "text/javascript", "text/plain", "application/javascript",
