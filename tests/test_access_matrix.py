@@ -91,6 +91,7 @@ TABLE: dict[str, Rule] = {
     "site.home": Rule("/", GET="login login login >/agenda/today >/agenda/today >/agenda/today >/agenda/today"),
     "site.healthz": Rule("/healthz", GET=PUBLIC),
     "site.manifest": Rule("/manifest.webmanifest", GET=PUBLIC),
+    "site.patient_manifest": Rule("/patient.webmanifest", GET=PUBLIC),
     "site.offline": Rule("/offline", GET=PUBLIC),
     "site.service_worker": Rule("/sw.js", GET=PUBLIC),
     "static": Rule("/static/css/app.css", GET=PUBLIC),
@@ -177,6 +178,9 @@ TABLE: dict[str, Rule] = {
     "closing.add_addendum": Rule("/visits/{closed}/addenda", POST=clinical("422")),
     "patient.open_link": Rule("/p/{token}", GET=" ".join([">/v/{other_ref}/"] * 7)),   # the link is the credential
     "patient.lost_link": Rule("/lost-link", GET=PUBLIC, POST="422 422 422 422 422 422 422"),
+    # The patient app's start: the visit last opened by this browser's link (the matrix's callers
+    # hold cookies made without opening one), else how to open one.
+    "patient.app_entry": Rule("/v/", GET=PUBLIC),
     "patient.visit": Rule("/v/{call_ref}/", GET=patient(TO_CALL)),
     "patient.language": Rule("/v/{call_ref}/language", POST=patient(">/v/{call_ref}/")),
     "patient.identity": Rule("/v/{call_ref}/identity", GET=patient(TO_CALL), POST=patient(TO_CALL)),

@@ -23,6 +23,9 @@ from .tokens import (
 COOKIE = "cabinet_visit"
 # Identity is confirmed per browser: a second browser holding the same link asks again.
 IDENTITY_COOKIE = "cabinet_identity"
+# Which appointment this browser last opened, read only by ``/v/`` (the patient app's start page):
+# its ref, which opens nothing without the cookie above.
+LAST_VISIT_COOKIE = "cabinet_last_visit"
 
 
 # Staff.
@@ -154,6 +157,9 @@ def set_patient_cookie(response, appt: Appointment):
                                                     expires),
                         max_age=max(0, int(expires - time.time())), path=url_for("patient.visit", ref=appt.ref),
                         secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True, samesite="Lax")
+    response.set_cookie(LAST_VISIT_COOKIE, appt.ref, max_age=max(0, int(expires - time.time())),
+                        path=url_for("patient.app_entry"), secure=current_app.config["SESSION_COOKIE_SECURE"],
+                        httponly=True, samesite="Lax")
     return response
 
 

@@ -6,13 +6,14 @@ import re
 from pathlib import Path
 
 from flask import Flask, g, render_template, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import (__version__, access, admin, agenda, auth, cli, closing, config, db, events, i18n, notify, patient, payments,
+from . import (__version__, access, admin, agenda, assets, auth, cli, closing, config, db, events, i18n, notify, patient, payments,
                profile, records, site, storage, today, visit)
 from .answers import htmx
 from .forms import MAX_ID
@@ -88,6 +89,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
+    assets.init_app(app)       # first: its gzip then runs after every other after_request
     db.init_app(app)
     i18n.init_app(app, ROOT / "translations")
     csrf.init_app(app)
@@ -144,6 +146,9 @@ def _security_headers(app):
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
         response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
+        if response.mimetype == "text/html":
+            # The service worker reads it to show the offline page in the language last seen.
+            response.headers.setdefault("Content-Language", str(get_locale()))
         return response
 
 

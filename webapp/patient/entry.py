@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import current_app, redirect, render_template, url_for
+import re
+
+from flask import current_app, redirect, render_template, request, url_for
 
 from ..access import (
-    current_appointment, identity_confirmed_here, link_problem, link_state, set_patient_cookie, window,
+    LAST_VISIT_COOKIE, current_appointment, identity_confirmed_here, link_problem, link_state, set_patient_cookie,
+    window,
 )
 from ..auth import limiter
 from ..i18n import browser_locale
@@ -41,7 +44,19 @@ def open_link(token):
     asked = browser_locale()
     if asked:
         appt.learn_browser_locale(asked)      # only when neither the appointment nor the record has one
-    return set_patient_cookie(redirect(url_for("patient.visit", ref=appt.ref)), appt)
+    return set_patient_cookie(redirect(url_for(first_page(appt), ref=appt.ref)), appt)
+
+
+def first_page(appt: Appointment) -> str:
+    """Where the link leads: the step due now, in one redirect, or the visit's page (closed, too
+    early, too late), which decides in a second one.
+
+    The identity cookie is scoped to the visit's pages, so this browser's is unknown here: once
+    someone confirmed the identity, the visit's page (which reads it) decides."""
+    if appt.status == "closed" or window(appt) != "open":
+        return "patient.visit"
+    step = next_step(appt, identity_here=False)
+    return "patient.visit" if step == "patient.identity" and appt.identity_confirmed_at else step
 
 
 def next_step(appt: Appointment, identity_here: bool | None = None) -> str:
@@ -61,6 +76,19 @@ def next_step(appt: Appointment, identity_here: bool | None = None) -> str:
     if not appt.device_check:
         return "patient.check"
     return "patient.waiting"
+
+
+# A ref as new_ref makes it: anything else in the cookie is not followed.
+REF = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+@bp.route("/v/")
+def app_entry():
+    """The patient app's start page: the visit this browser last opened, or how to open one."""
+    ref = request.cookies.get(LAST_VISIT_COOKIE, "")
+    if REF.fullmatch(ref):
+        return redirect(url_for("patient.visit", ref=ref))
+    return link_problem("needed", status=200)
 
 
 @bp.route("/v/<ref>/")
