@@ -35,8 +35,7 @@ system-test-deps:
 	fi
 
 test: setup system-test-deps
-	tests/isolated.sh $(PY) -m pytest
-	tests/isolated.sh tests/with_postgres.sh $(PY) -m pytest -m "not browser"
+	tests/run_all.sh $(PY)
 
 bench: setup
 	$(PY) bench/agenda.py
