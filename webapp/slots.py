@@ -59,19 +59,21 @@ class SlotUnavailable(Exception):
 def wall_to_utc(wall: dt.datetime, tz: ZoneInfo) -> dt.datetime:
     """A naive wall-clock time in ``tz`` as naive UTC. Twice-occurring (autumn): the first occurrence.
     Non-existent (spring's gap): the instant the clocks jumped, which is where such a time "is"."""
-    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    if first == second or first.astimezone(tz).replace(tzinfo=None) == wall:
-        return min(first, second).replace(tzinfo=None)
+    offset, other = tz.utcoffset(wall), tz.utcoffset(wall.replace(fold=1))
+    if offset == other:
+        return wall - offset
+    first, second = wall - offset, wall - other
+    if utc_to_wall(first, tz) == wall:           # it exists, twice: the earlier one
+        return min(first, second)
     low, high = min(first, second), max(first, second)     # the jump lies between them
-    offset = low.astimezone(tz).utcoffset()
+    before = tz.utcoffset(utc_to_wall(low, tz))
     while high - low > dt.timedelta(minutes=1):
         middle = low + (high - low) / 2
-        if middle.astimezone(tz).utcoffset() == offset:
+        if middle.replace(tzinfo=UTC).astimezone(tz).utcoffset() == before:
             low = middle
         else:
             high = middle
-    return high.replace(second=0, microsecond=0, tzinfo=None)
+    return high.replace(second=0, microsecond=0)
 
 
 def utc_to_wall(value: dt.datetime, tz: ZoneInfo) -> dt.datetime:
@@ -136,12 +138,22 @@ def compute_slots(practitioner_id: int, opening, busy, minutes: int, earliest: d
         start = open_start
         if start < earliest:            # skip ahead on the grid, whole steps only
             start += step * -(-(earliest - start) // step)
+        # One offset for the whole interval unless the clocks change inside it (twice a year).
+        offset = _offset(start, tz)
+        steady = offset == _offset(open_end, tz)
         while start + step <= open_end and start < latest:
             end = start + step
             if not blocked.overlaps(start, end):
-                slots.append(Slot(practitioner_id, start, end, utc_to_wall(start, tz), utc_to_wall(end, tz)))
+                if steady:
+                    slots.append(Slot(practitioner_id, start, end, start + offset, end + offset))
+                else:
+                    slots.append(Slot(practitioner_id, start, end, utc_to_wall(start, tz), utc_to_wall(end, tz)))
             start = end
     return slots
+
+
+def _offset(utc: dt.datetime, tz: ZoneInfo) -> dt.timedelta:
+    return utc.replace(tzinfo=UTC).astimezone(tz).utcoffset()
 
 
 def _practitioner(practitioner) -> User:
@@ -182,9 +194,6 @@ def free_slots(practitioner, start_utc: dt.datetime, end_utc: dt.datetime, visit
     tz = ZoneInfo(practitioner.practice.timezone)
     weekly = list(WeeklyHours.select(WeeklyHours.weekday, WeeklyHours.start_minute, WeeklyHours.end_minute)
                   .where(WeeklyHours.practitioner == practitioner.id).tuples())
-    if not weekly and not HoursException.select().where(HoursException.practitioner == practitioner.id,
-                                                        HoursException.kind == "open").exists():
-        return []
     extra, closed = [], []
     for kind, start, end in (HoursException.select(HoursException.kind, HoursException.starts_at,
                                                    HoursException.ends_at)
@@ -192,6 +201,8 @@ def free_slots(practitioner, start_utc: dt.datetime, end_utc: dt.datetime, visit
                                     HoursException.ends_at > earliest,
                                     HoursException.starts_at < latest + dt.timedelta(minutes=minutes)).tuples()):
         (extra if kind == "open" else closed).append((start, end))
+    if not weekly and not extra:
+        return []
     opening = opening_intervals(weekly, extra, tz, utc_to_wall(earliest, tz).date() - dt.timedelta(days=1),
                                 utc_to_wall(latest, tz).date())
     reach = latest + dt.timedelta(minutes=minutes)
