@@ -1,4 +1,5 @@
-"""The practice's administration: staff accounts and settings."""
+"""The practice's administration: staff accounts and settings, practitioners' availability and the
+practice's visit types and online booking."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,13 +12,16 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
-from .answers import form_status, render
+from .answers import after_change, form_status, render
 from .answers import no_store
 from .auth import hash_password, keep_this_session, staff_required
+from .availability import (BookingSettingsForm, ExceptionForm, HoursForm, add_exception as add_hours_exception,
+                           availability_context, remove_exception as remove_hours_exception, save_booking_settings,
+                           save_hours, save_visit_type, visit_type_form, visit_type_rows)
 from .forms import (FIRST_DAY, LAST_DAY, ascii_number, day_out_of_range, locale_options, options, parse_day, strip,
                     valid_email)
 from .i18n import local_to_utc
-from .models import Appointment, AuditEvent, Patient, User, db
+from .models import Appointment, AuditEvent, HoursException, Patient, User, VisitType, db
 from .money import MAX_CENTS, parse_cents, typed
 from .profiles import ProfileForm, missing_for_prescription, save_profile
 
@@ -277,3 +281,113 @@ def audit():
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render("admin/audit.html", "admin/_audit_results.html", status=422 if errors else 200, events=events,
                   more=more, errors=errors, actors=actor_names(), args=args, **filters)
+
+
+# Availability: any practitioner's hours and exceptions, the practice's visit types and online booking.
+
+def _practitioner_or_404(user_id):
+    return User.get_or_none(User.id == user_id, User.practice == g.practice, User.role == "practitioner") or abort(404)
+
+
+def _availability_urls(member) -> dict:
+    return {"hours": url_for("admin.staff_hours", user_id=member.id),
+            "exceptions": url_for("admin.staff_add_exception", user_id=member.id),
+            "remove_exception": lambda row_id: url_for("admin.staff_remove_exception", user_id=member.id,
+                                                       exception_id=row_id),
+            "new_visit_type": url_for("admin.new_visit_type"),
+            "edit_visit_type": lambda row: url_for("admin.edit_visit_type", visit_type_id=row.id),
+            "page": url_for("admin.staff_availability", user_id=member.id)}
+
+
+def _availability(member, fragment=None, status=200, **forms):
+    return render("admin/availability.html", fragment, status=status,
+                  **availability_context(member, _availability_urls(member), **forms))
+
+
+@bp.route("/staff/<int:user_id>/availability")
+@staff_required("admin")
+def staff_availability(user_id):
+    """A practitioner's opening hours, exceptions and visit types."""
+    return _availability(_practitioner_or_404(user_id))
+
+
+@bp.route("/staff/<int:user_id>/availability/hours", methods=["POST"])
+@staff_required("admin")
+def staff_hours(user_id):
+    """Replace a practitioner's weekly hours."""
+    member = _practitioner_or_404(user_id)
+    form = HoursForm()
+    if not form.validate_on_submit():
+        return _availability(member, "availability/_hours.html", 422, hours_form=form)
+    save_hours(member, form.ranges, g.user)
+    return after_change(url_for("admin.staff_availability", user_id=member.id, saved="hours"),
+                        "admin/availability.html", "availability/_hours.html",
+                        **availability_context(member, _availability_urls(member), saved=True))
+
+
+@bp.route("/staff/<int:user_id>/availability/exceptions", methods=["POST"])
+@staff_required("admin")
+def staff_add_exception(user_id):
+    """Add a closure or an extra opening to a practitioner's hours."""
+    member = _practitioner_or_404(user_id)
+    form = ExceptionForm()
+    if not form.validate_on_submit():
+        return _availability(member, "availability/_exceptions.html", 422, exception_form=form)
+    add_hours_exception(member, form, g.user)
+    return _exceptions_changed(member)
+
+
+@bp.route("/staff/<int:user_id>/availability/exceptions/<int:exception_id>/delete", methods=["POST"])
+@staff_required("admin")
+def staff_remove_exception(user_id, exception_id):
+    """Remove an exception from a practitioner's hours."""
+    member = _practitioner_or_404(user_id)
+    row = HoursException.get_or_none(HoursException.id == exception_id, HoursException.practitioner == member.id)
+    if row is None:
+        abort(404)
+    remove_hours_exception(row, g.user)
+    return _exceptions_changed(member)
+
+
+def _exceptions_changed(member):
+    return after_change(url_for("admin.staff_availability", user_id=member.id, _anchor="exceptions"),
+                        "admin/availability.html", "availability/_exceptions.html",
+                        **availability_context(member, _availability_urls(member)))
+
+
+@bp.route("/booking", methods=["GET", "POST"])
+@staff_required("admin")
+def booking():
+    """Online booking on or off, the notice patients give to cancel or move, and the visit types."""
+    form = BookingSettingsForm(obj=g.practice)
+    if form.validate_on_submit():
+        save_booking_settings(g.practice, form, g.user)
+        return redirect(url_for("admin.booking", saved=1))
+    return render("admin/booking.html", "admin/_booking_form.html", status=form_status(form), form=form,
+                  visit_types=visit_type_rows(g.practice), practitioners=list(User.practitioners(g.practice)),
+                  urls={"new_visit_type": url_for("admin.new_visit_type"),
+                        "edit_visit_type": lambda row: url_for("admin.edit_visit_type", visit_type_id=row.id)})
+
+
+@bp.route("/visit-types/new", methods=["GET", "POST"])
+@staff_required("admin")
+def new_visit_type():
+    """A visit type for every practitioner of the practice, or for one."""
+    return _visit_type(None)
+
+
+@bp.route("/visit-types/<int:visit_type_id>", methods=["GET", "POST"])
+@staff_required("admin")
+def edit_visit_type(visit_type_id):
+    """Change a visit type of the practice."""
+    return _visit_type(VisitType.get_or_none(VisitType.id == visit_type_id, VisitType.practice == g.practice)
+                       or abort(404))
+
+
+def _visit_type(visit_type):
+    form = visit_type_form(g.practice, visit_type, practitioners=list(User.practitioners(g.practice)))
+    if form.validate_on_submit():
+        save_visit_type(g.practice, visit_type, form, g.user)
+        return redirect(url_for("admin.booking", _anchor="visit-types"))
+    return render("availability/visit_type.html", "availability/_visit_type_form.html", status=form_status(form),
+                  form=form, visit_type=visit_type, back=url_for("admin.booking"), action=request.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Blueprint, abort, g, redirect, request, url_for
-from flask_babel import lazy_gettext as _l
+from flask_babel import get_locale, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
@@ -16,7 +16,8 @@ from .auth import staff_required
 from .forms import (LocalDateField, LocalTimeField, PhoneField, can_receive_sms, clamp_day, known_locale,
                     locale_options, options, parse_day, row_id, strip, valid_email, valid_mobile, valid_phone)
 from .i18n import local_to_utc, utc_to_local
-from .models import Appointment, AuditEvent, Patient, User, db, utcnow
+from .models import Appointment, AuditEvent, Patient, User, VisitType, db, utcnow
+from .slots import next_free_slots
 
 bp = Blueprint("agenda", __name__, url_prefix="/agenda")
 
@@ -127,6 +128,9 @@ def today():
 
 def _practitioner_choices(form):
     form.practitioner.choices = options((p.id, p.name) for p in visible_practitioners())
+    if "duration" in form:      # the usual lengths, and those of the practice's visit types
+        lengths = sorted(set(DURATIONS) | {t.duration_minutes for t in VisitType.offered(g.practice)})
+        form.duration.choices = options((m, _l("%(n)s min", n=m)) for m in lengths)
     if not form.practitioner.choices:
         abort(403)
     if "language" in form:
@@ -220,7 +224,8 @@ def _validated_booking(form, appt):
 def new():
     """Book a teleconsultation."""
     form = AppointmentForm(practitioner=request.args.get("practitioner", type=row_id) or g.user.id,
-                           date=_parse_day(request.args.get("date")), patient_id=request.args.get("patient", ""))
+                           date=_parse_day(request.args.get("date")), patient_id=request.args.get("patient", ""),
+                           **_prefill())
     _practitioner_choices(form)
     checked = _validated_booking(form, None)
     if checked is None:
@@ -237,6 +242,20 @@ def new():
         AuditEvent.record(g.user, "appointment.created", appt)
         notify.queue(appt, "invitation")
     return _saved(appt)
+
+
+def _prefill() -> dict:
+    """A time and a visit type's length and mode from the address (a free slot's link), when readable."""
+    fields = {}
+    try:
+        fields["time"] = dt.time.fromisoformat(request.args.get("time", ""))
+    except ValueError:
+        pass
+    wanted = request.args.get("visit_type", type=row_id)
+    visit_type = wanted and VisitType.get_or_none(VisitType.id == wanted, VisitType.practice == g.practice)
+    if visit_type:
+        fields.update(duration=visit_type.duration_minutes, mode=visit_type.mode)
+    return fields
 
 
 @bp.route("/<int:appointment_id>/edit", methods=["GET", "POST"])
@@ -382,3 +401,22 @@ def hand_over(appointment_id):
     if appt.practitioner_id not in {p.id for p in visible_practitioners()}:
         return go_to(url_for("agenda.index"))     # a practitioner who handed it away no longer sees it
     return _saved(appt)
+
+
+# The next free slots: for a visit type, the first free ones of each practitioner.
+
+NEXT_FREE_COUNT = 5
+
+
+@bp.route("/next-free")
+@staff_required()
+def next_free():
+    """For a visit type, the first free slots of each practitioner, each one a link to book it."""
+    visit_types = list(VisitType.offered(g.practice))
+    wanted = request.args.get("visit_type", type=row_id)
+    chosen = next((t for t in visit_types if t.id == wanted), None)
+    found = next_free_slots(chosen, visible_practitioners(), NEXT_FREE_COUNT) if chosen or not visit_types else []
+    locale = str(get_locale() or g.practice.default_locale)
+    names = {t.id: t.name_in(locale, g.practice.default_locale) for t in visit_types}
+    return render("agenda/next_free.html", "agenda/_next_free.html", visit_types=visit_types, names=names,
+                  chosen=chosen, found=found)

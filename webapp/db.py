@@ -14,7 +14,7 @@ from playhouse.migrate import SchemaMigrator, migrate as apply
 
 from .models import (
     Act, Addendum, Appointment, AuditEvent, ChatLine, Document, Incident, Message, Patient, Payment, Practice,
-    RecoveryCode, Report, SchemaVersion, User, VisitAct, Waiver, db,
+    RecoveryCode, Report, SchemaVersion, User, VisitAct, VisitType, Waiver, WeeklyHours, HoursException, db,
 )
 from .private_files import create_once
 
@@ -63,7 +63,9 @@ def _sql_default(field) -> str | None:
 
 
 def _initial(database):
-    database.create_tables([Practice, User, Patient, Appointment, AuditEvent])
+    # VisitType first: a new database's appointments are created whole, with their visit type's foreign
+    # key, which PostgreSQL refuses to point at a table that does not exist yet.
+    database.create_tables([Practice, User, Patient, VisitType, Appointment, AuditEvent])
 
 
 def _patient_way_in(database):
@@ -209,6 +211,19 @@ def _appointment_language(database):
     add_missing_columns(database, Appointment, {"locale_source": CharField(max_length=10, default="")})
 
 
+def _availability(database):
+    """Opening hours, their exceptions and visit types; the practice's online-booking switch and the
+    notice patients give to cancel or move; the visit type an appointment was booked as."""
+    add_missing_columns(database, Practice, {
+        "online_booking": BooleanField(default=False),
+        "patient_change_notice_hours": IntegerField(default=24),
+    })
+    database.create_tables([WeeklyHours, HoursException, VisitType])
+    add_missing_columns(database, Appointment, {
+        "visit_type_id": ForeignKeyField(VisitType, null=True, on_delete="SET NULL", field=VisitType.id),
+    })
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
@@ -223,6 +238,7 @@ MIGRATIONS = [
     (11, _patient_record),
     (12, _practitioner_profile),
     (13, _appointment_language),
+    (14, _availability),
 ]
 
 

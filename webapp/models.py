@@ -62,6 +62,10 @@ class Practice(BaseModel):
     # Where patients' links point when PUBLIC_URL is not set: learned from the first staff
     # request, shown (and correctable) on the admin page. "" while unknown.
     site_url = CharField(max_length=300, default="")
+    # Online booking (schema 14): off until the practice switches it on, and off again at once when
+    # it switches it off; how long before a visit patients may still cancel or move it themselves.
+    online_booking = BooleanField(default=False)
+    patient_change_notice_hours = IntegerField(default=24)
 
     @property
     def named(self) -> bool:
@@ -233,6 +237,98 @@ class Patient(BaseModel):
         return query.order_by(cls.last_name, cls.first_name).limit(limit)
 
 
+# Availability (schema 14): when each practitioner sees patients, and what kinds of visits they offer.
+
+class WeeklyHours(BaseModel):
+    """One range of a practitioner's weekly opening hours for teleconsultations, in the practice's
+    wall-clock time (09:00 stays 09:00 across daylight-saving changes). Several ranges a day."""
+    practitioner = ForeignKeyField(User, backref="weekly_hours", on_delete="CASCADE")
+    weekday = IntegerField()                 # 0 Monday .. 6 Sunday
+    start_minute = IntegerField()            # minutes after local midnight, 0..1439
+    end_minute = IntegerField()              # after start_minute, at most 1440
+
+    class Meta:
+        indexes = ((("practitioner", "weekday", "start_minute"), False),)
+
+    @classmethod
+    def of(cls, practitioner_id):
+        return cls.select().where(cls.practitioner == practitioner_id).order_by(cls.weekday, cls.start_minute)
+
+
+class HoursException(BaseModel):
+    """An exception to the weekly hours: closed (a holiday, an afternoon off) or an extra opening."""
+    KINDS = ("closed", "open")
+
+    practitioner = ForeignKeyField(User, backref="hours_exceptions", on_delete="CASCADE")
+    kind = CharField(max_length=8, default="closed")
+    starts_at = DateTimeField()              # UTC
+    ends_at = DateTimeField()                # UTC, after starts_at
+    note = CharField(max_length=100, default="")    # staff's word for it ("Holidays"); never patient data
+
+    class Meta:
+        indexes = ((("practitioner", "ends_at"), False),)
+
+    @classmethod
+    def of(cls, practitioner_id, start=None, end=None):
+        """The practitioner's exceptions that meet [start, end), by time."""
+        query = cls.select().where(cls.practitioner == practitioner_id)
+        if start is not None:
+            query = query.where(cls.ends_at > start)
+        if end is not None:
+            query = query.where(cls.starts_at < end)
+        return query.order_by(cls.starts_at, cls.id)
+
+
+class VisitType(BaseModel):
+    """A kind of visit the practice offers (all its practitioners, or one): its name in each language,
+    its length and mode, the act it usually codes and its fee, and the rules of online booking."""
+    MODES = ("video", "audio")
+    CONFIRMATIONS = ("auto", "staff")        # online bookings confirmed at once, or after staff approve
+
+    practice = ForeignKeyField(Practice, backref="visit_types", on_delete="CASCADE")
+    practitioner = ForeignKeyField(User, backref="visit_types", null=True, on_delete="CASCADE")
+    names = TextField(default="{}")          # JSON {"fr": "Consultation de suivi", "en": "Follow-up"}
+    duration_minutes = IntegerField(default=15)
+    mode = CharField(max_length=10, default="video")
+    act_code = CharField(max_length=16, default="")       # an Act.code of the practice, or ""
+    fee_cents = IntegerField(null=True)
+    online = BooleanField(default=False)     # patients may book it on the public page
+    new_patients = BooleanField(default=False)
+    confirmation = CharField(max_length=8, default="auto")
+    notice_minutes = IntegerField(default=120)    # no booking closer to now than this
+    horizon_days = IntegerField(default=42)        # nor further ahead than this
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+    @property
+    def name_map(self) -> dict:
+        try:
+            names = json.loads(self.names or "{}")
+        except ValueError:
+            return {}
+        return {k: v for k, v in names.items() if isinstance(k, str) and isinstance(v, str) and v} \
+            if isinstance(names, dict) else {}
+
+    def name_in(self, locale: str, fallback: str = "") -> str:
+        """The name in ``locale``, else in ``fallback`` (the practice's language), else any."""
+        names = self.name_map
+        for code in (str(locale or ""), str(locale or "").split("_")[0], fallback):
+            if code and names.get(code):
+                return names[code]
+        return next(iter(names.values()), "")
+
+    @classmethod
+    def offered(cls, practice, practitioner_id=None, active_only: bool = True):
+        """The practice's visit types; with ``practitioner_id``, those open to that practitioner
+        (the practice-wide ones and their own)."""
+        query = cls.select().where(cls.practice == practice)
+        if practitioner_id is not None:
+            query = query.where(cls.practitioner.is_null() | (cls.practitioner == practitioner_id))
+        if active_only:
+            query = query.where(cls.active)
+        return query.order_by(cls.duration_minutes, cls.id)
+
+
 class Appointment(BaseModel):
     """One teleconsultation. Its ``status`` moves only through the methods below, each audited:
 
@@ -301,6 +397,8 @@ class Appointment(BaseModel):
     outcome = CharField(max_length=12, default="")    # "" until recorded: see OUTCOMES
     outcome_at = DateTimeField(null=True)             # the telephone call, the patient's leaving
     outcome_reason = CharField(max_length=300, default="")
+    # What kind of visit it was booked as (schema 14); None for visits booked without one.
+    visit_type = ForeignKeyField(VisitType, null=True, on_delete="SET NULL")
 
     OUTCOMES = ("held", "phone", "no_show", "outside", "left_early")
     # Media seen is written at most this often: the end of a call lost outside Cabinet is known to this.
@@ -970,4 +1068,4 @@ class SchemaVersion(BaseModel):
 
 
 MODELS = [Practice, User, Patient, Appointment, AuditEvent, Message, ChatLine, Document, Incident,
-          Act, VisitAct, Report, Addendum, Waiver, Payment, RecoveryCode]
+          Act, VisitAct, Report, Addendum, Waiver, Payment, RecoveryCode, WeeklyHours, HoursException, VisitType]
