@@ -135,6 +135,7 @@ class FrameAssembler:
         self._scan = 0                   # first packet not yet looked at
         self._hole_since: float | None = None      # when the first missing packet was seen missing
         self._hole_at = 0
+        self._given_up: int | None = None         # timestamp of the last frame given up
         self._last_timestamp: int | None = None   # of the last frame that left
 
     @property
@@ -156,7 +157,7 @@ class FrameAssembler:
         self._packets.clear()
         self._bytes = 0
         self._highest = self._next = self._scan = packet.sequence_number
-        self._hole_since = None
+        self._hole_since = self._given_up = None
         return packet.sequence_number
 
     def add(self, packet) -> tuple[bool, JitterFrame | None]:
@@ -169,6 +170,8 @@ class FrameAssembler:
         if not self._video:
             self._next = ext + 1
             return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+        if packet.timestamp == self._given_up:
+            return False, None                    # the rest of a frame already given up
         self._packets[ext] = packet
         self._bytes += len(packet._data)
         frames = self._complete()
@@ -212,12 +215,17 @@ class FrameAssembler:
 
     def _skip(self) -> None:
         """Give up the frame with the hole: go on from the first packet of a later frame."""
-        hole = self._scan
-        before = self._packets.get(hole - 1) if hole > self._next else None
-        given_up = before.timestamp if before is not None else self._last_timestamp
-        later = sorted(seq for seq in self._packets if seq > hole)
+        head = self._packets.get(self._next)      # None: the hole is a frame's first packet
+        given_up = head.timestamp if head is not None else self._last_timestamp
+        later = sorted(seq for seq in self._packets if seq > self._scan)
         start = next((seq for seq in later if self._packets[seq].timestamp != given_up), None)
-        end = start if start is not None else self._highest + 1
+        if start is None:                         # nothing after it: all goes, and what is to come of it
+            end = self._highest + 1
+            if later:
+                given_up = self._packets[later[-1]].timestamp
+        else:
+            end = start
+        self._given_up = given_up
         for seq in [s for s in self._packets if s < end]:
             self._bytes -= len(self._packets.pop(seq)._data)
         self._next = self._scan = end
