@@ -461,8 +461,9 @@ class Sink(MediaStreamTrack):
             self.upstream.limit_bitrate(bitrate)
 
     def lost_frame(self) -> None:
-        """Upstream gave up a frame: hold delta frames (undecodable) until a keyframe, asked once."""
-        if self._gated and not self._need_keyframe:
+        """Upstream gave up a frame: hold delta frames (undecodable) until a keyframe, and ask
+        for one (the frame given up may be the keyframe asked for: then ask again)."""
+        if self._gated:
             self._need_keyframe = True
             self.request_keyframe()
 
