@@ -44,6 +44,7 @@ def test_receiver_and_sender_have_the_private_slots_forward_replaces():
         assert "_RTCRtpReceiver__rtcp_ssrc" in vars(receiver)
         assert isinstance(transceiver._codecs, list)
         assert callable(receiver._send_rtcp_pli) and callable(sender._send_keyframe)
+        assert callable(receiver._send_rtcp_nack)
         await pc.close()
     asyncio.run(scenario())
 

@@ -63,7 +63,8 @@ def video_frame(seq: int, index: int, packets: int, key: bool = False, size: int
 
 def test_a_hole_waits_for_its_retransmission_then_the_frames_behind_it_leave_together():
     clock = Clock()
-    buffer = FrameAssembler("video", clock=clock)
+    nacks = []
+    buffer = FrameAssembler("video", clock=clock, on_nack=lambda ssrc, lost: nacks.append((clock.now, lost)))
     packets = [p for i in range(4) for p in video_frame(100 + 3 * i, i, 3)]
     lost = packets.pop(4)                             # the middle of frame 1
     out = []
@@ -71,6 +72,8 @@ def test_a_hole_waits_for_its_retransmission_then_the_frames_behind_it_leave_tog
         out += frames_of(buffer.add(packet))
         clock.now += 0.01
     assert [f.timestamp for f in out] == [0]          # frames 1-3 wait for the hole...
+    # ...asked for again 50 ms after aiortc's own NACK (either could have been lost)
+    assert nacks == [(pytest.approx(100.04 + 0.05), [104])]   # the hole was seen at 100.04
     out += frames_of(buffer.add(lost))                # ...the NACK's answer, 90 ms later
     assert [f.timestamp for f in out] == [0, 3000, 6000, 9000]
     assert buffer.skipped == 0 and buffer.buffered_bytes == 0

@@ -48,6 +48,7 @@ MAX_HOLE_WAIT = 0.15
 # Packets one video stream may hold while frames are reassembled: a 4K screen-share
 # keyframe is ~1-2 MB; beyond this the oldest frame is given up, whatever its packet count.
 MAX_BUFFERED_BYTES = 4 << 20
+RENACK_INTERVAL = 0.05               # a hole still open after this is NACKed again
 MAX_MISORDER = 1000                  # a sequence number this far back: the sender restarted
 
 
@@ -110,7 +111,8 @@ class FrameAssembler:
     or, as in aiortc, a packet of the next frame. Packets are kept by sequence number,
     bounded by bytes (``max_bytes``), not by count, so a keyframe of any size gets
     through. A hole (a packet missing while later ones arrived) is waited for at most
-    ``max_wait`` seconds (a NACK's retransmission); then the frame with the hole is
+    ``max_wait`` seconds (a NACK's retransmission; ``on_nack`` asks again every
+    RENACK_INTERVAL, as a NACK or its answer can be lost too); then the frame with the hole is
     given up, ``on_skip`` is called (the frames after it cannot be decoded until a
     keyframe) and assembly goes on from the next frame.
 
@@ -121,10 +123,11 @@ class FrameAssembler:
     """
 
     def __init__(self, kind: str, max_wait: float = MAX_HOLE_WAIT,
-                 max_bytes: int = MAX_BUFFERED_BYTES, on_skip=None, clock=time.monotonic) -> None:
+                 max_bytes: int = MAX_BUFFERED_BYTES, on_skip=None, on_nack=None,
+                 clock=time.monotonic) -> None:
         self._video = kind == "video"
         self.max_wait, self.max_bytes = max_wait, max_bytes
-        self.on_skip = on_skip
+        self.on_skip, self.on_nack = on_skip, on_nack
         self.skipped = 0                 # frames given up
         self._clock = clock
         self._ssrc = None
@@ -135,6 +138,7 @@ class FrameAssembler:
         self._scan = 0                   # first packet not yet looked at
         self._hole_since: float | None = None      # when the first missing packet was seen missing
         self._hole_at = 0
+        self._nacked = 0.0
         self._given_up: int | None = None         # timestamp of the last frame given up
         self._last_timestamp: int | None = None   # of the last frame that left
 
@@ -180,6 +184,11 @@ class FrameAssembler:
             self._hole_since = None
         elif self._hole_since is None or self._hole_at != self._scan:
             self._hole_since, self._hole_at = now, self._scan    # later packets are in, not this one
+            self._nacked = now                    # the receiver's NackGenerator asked at once
+        elif now - self._nacked >= RENACK_INTERVAL and self.on_nack is not None:
+            self._nacked = now                    # that NACK or its answer may have been lost
+            self.on_nack(packet.ssrc, [seq % 0x10000 for seq in range(self._scan, min(self._highest, self._scan + 256))
+                                       if seq not in self._packets][:64])
         while self._packets and (self._bytes > self.max_bytes or (
                 self._hole_since is not None and now - self._hole_since > self.max_wait)):
             self._skip()
@@ -254,7 +263,7 @@ class Tap:
         _require(receiver, "_RTCRtpReceiver__decoder_queue")
         _require(receiver, "_RTCRtpReceiver__jitter_buffer")
         receiver._RTCRtpReceiver__decoder_queue = self
-        self.assembler = FrameAssembler(kind, on_skip=self._lost_frame)
+        self.assembler = FrameAssembler(kind, on_skip=self._lost_frame, on_nack=self._nack)
         receiver._RTCRtpReceiver__jitter_buffer = self.assembler
         self._estimator = None
         if kind == "video":
@@ -286,6 +295,9 @@ class Tap:
         """A frame was given up: what follows cannot be decoded until a keyframe."""
         if self.sink is not None:
             self.sink.lost_frame()
+
+    def _nack(self, ssrc: int, lost: list[int]) -> None:
+        self._spawn(self._receiver._send_rtcp_nack(ssrc, lost))
 
     def request_keyframe(self) -> None:
         """Send a PLI upstream, at most every KEYFRAME_REQUEST_INTERVAL.
