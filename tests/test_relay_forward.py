@@ -40,6 +40,7 @@ def test_receiver_and_sender_have_the_private_slots_forward_replaces():
         assert isinstance(vars(receiver)["_RTCRtpReceiver__jitter_buffer"], JitterBuffer)
         assert "_RTCRtpReceiver__decoder_thread" in vars(receiver)
         assert "_RTCRtpSender__encoder" in vars(sender)
+        assert "_RTCRtpSender__transport" in vars(sender)
         assert "_RTCRtpReceiver__remote_bitrate_estimator" in vars(receiver)
         assert "_RTCRtpReceiver__rtcp_ssrc" in vars(receiver)
         assert isinstance(transceiver._codecs, list)
@@ -63,6 +64,8 @@ def test_sender_packs_anything_that_is_not_a_frame_with_the_preset_encoder():
     source = inspect.getsource(RTCRtpSender._next_encoded_frame)
     assert "if self.__encoder is None:" in source
     assert "self.__encoder.pack(data)" in source
+    # PacedTransport stands in for the transport a running sender reads at every packet.
+    assert "await self.transport._send_rtp(packet_bytes)" in inspect.getsource(RTCRtpSender._run_rtp)
     rtcp = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
     assert "self._send_keyframe()" in rtcp
     # A receiving browser's REMB ends up on our Packer, which passes it upstream.

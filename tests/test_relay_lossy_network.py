@@ -286,9 +286,10 @@ class Peer:
         pair = transport._connection._nominated[1]
         return pair.local_candidate.port
 
-    async def connected(self) -> None:
+    async def connected(self, kind: str = "audio") -> None:
+        """Connected, and receiving ``kind``."""
         deadline = time.monotonic() + 10
-        while self.pc.connectionState != "connected" or not self.records["audio"].frames:
+        while self.pc.connectionState != "connected" or not self.records[kind].frames:
             assert time.monotonic() < deadline, f"{self.role}: {self.pc.connectionState}"
             await asyncio.sleep(0.02)
 
@@ -340,7 +341,7 @@ async def lossy_call(network: Network, room: str, percent: int, retransmit: bool
     async with Peer(network.url, room, "practitioner") as sender, \
             Peer(network.url, room, "patient") as viewer:
         await asyncio.gather(sender.call(retransmit), viewer.call(send_video=False))
-        await asyncio.gather(sender.connected(), viewer.connected())
+        await asyncio.gather(sender.connected(), viewer.connected("video"))
         await asyncio.sleep(0.5)
         network.lose(sender.media_port(), percent)
         since = time.monotonic()
@@ -386,11 +387,11 @@ def test_a_huge_keyframe_arrives_whole_and_is_asked_for_once(network):
         async with Peer(network.url, "huge", "practitioner") as sender, \
                 Peer(network.url, "huge", "patient") as viewer:
             await asyncio.gather(sender.call(), viewer.call(send_video=False))
-            await asyncio.gather(sender.connected(), viewer.connected())
+            await asyncio.gather(sender.connected(), viewer.connected("video"))
             await asyncio.sleep(0.5)
             since = time.monotonic()
             sender.video.huge = huge
-            deadline = since + 3
+            deadline = since + 5
             while not any(data == huge for _, data in viewer.records["video"].frames):
                 assert time.monotonic() < deadline, "the big keyframe never arrived"
                 await asyncio.sleep(0.02)
@@ -401,7 +402,9 @@ def test_a_huge_keyframe_arrives_whole_and_is_asked_for_once(network):
 
     delay, requests, buffers = asyncio.run(scenario())
     print(f"\nhuge keyframe: {delay * 1000:.0f} ms, {len(requests)} keyframe requests after it")
-    assert delay < 2.0                                    # 0.5-1 s here: Python at both ends
+    # Before: never (over 512 packets), and a keyframe request every 250 ms meanwhile.
+    # 0.4-0.6 s on a quiet machine, 2 s with the machine loaded 7 times over: Python at both ends.
+    assert delay < 5.0
     assert len(requests) <= 1
     # The worker's media sockets can hold such a burst (ss shows twice the size asked).
     assert len(buffers) == 2 and min(buffers) >= 2 * (4 << 20)
@@ -414,7 +417,7 @@ def test_a_slow_viewer_s_bandwidth_estimate_reaches_the_sender(network):
         async with Peer(network.url, "remb", "practitioner") as sender, \
                 Peer(network.url, "remb", "patient") as viewer:
             await asyncio.gather(sender.call(), viewer.call(send_video=False))
-            await asyncio.gather(sender.connected(), viewer.connected())
+            await asyncio.gather(sender.connected(), viewer.connected("video"))
             receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
             ssrc = receiver.getSynchronizationSources()[0].source
             await receiver._send_rtcp(RtcpPsfbPacket(

@@ -5,6 +5,7 @@ frozen behind a hole, frames forwarded that no decoder can use, a big keyframe t
 arrives, and a sender asked for keyframes without end.
 """
 import asyncio
+import time
 
 import pytest
 from aiortc.jitterbuffer import JitterFrame
@@ -209,4 +210,29 @@ def test_a_low_remb_from_the_viewer_caps_the_remb_sent_to_the_sender():
         sink.attach(other)
         assert other.bitrate_limit == 300_000
         sink.stop()
+    asyncio.run(scenario())
+
+
+def test_a_big_keyframe_leaves_paced_and_a_usual_frame_at_once():
+    """900 KB sent as one burst overflows a browser's socket or a mobile link's queue."""
+    async def scenario():
+        sent = []
+
+        class Transport:
+            state = "connected"
+
+            async def _send_rtp(self, data):
+                sent.append(time.monotonic())
+        paced = forward.PacedTransport(Transport())
+        assert paced.state == "connected"             # the rest is the transport's own
+        start = time.monotonic()
+        for _ in range(50):                           # a usual keyframe, 60 KB
+            await paced._send_rtp(bytes(1200))
+        assert sent[-1] - start < 0.01
+        await asyncio.sleep(0.1)
+        start = time.monotonic()
+        for _ in range(750):                          # a 1080p screen share's, 900 KB
+            await paced._send_rtp(bytes(1200))
+        took = sent[-1] - start
+        assert (900_000 - forward.PACE_BURST) / forward.PACE_RATE <= took < 0.5
     asyncio.run(scenario())

@@ -48,6 +48,10 @@ MAX_HOLE_WAIT = 0.15
 # Packets one video stream may hold while frames are reassembled: a 4K screen-share
 # keyframe is ~1-2 MB; beyond this the oldest frame is given up, whatever its packet count.
 MAX_BUFFERED_BYTES = 4 << 20
+# What a video sender sends at once, then its pace: a 900 KB keyframe takes ~100 ms
+# instead of arriving as one burst; a usual frame (< 100 KB) never waits.
+PACE_BURST = 128 << 10
+PACE_RATE = 8 << 20                  # bytes per second
 RENACK_INTERVAL = 0.05               # a hole still open after this is NACKed again
 MAX_MISORDER = 1000                  # a sequence number this far back: the sender restarted
 
@@ -426,6 +430,31 @@ class Packer:
         return payloads, frame.timestamp
 
 
+class PacedTransport:
+    """A video sender's view of its DTLS transport that spreads a burst over time.
+
+    A big keyframe leaves the worker as hundreds of packets at once; a browser's
+    socket or a 4G link's queue drops what does not fit. Up to ``burst`` bytes go at
+    once, beyond that no faster than ``rate`` bytes a second. Everything else is the
+    transport's own (``__getattr__``).
+    """
+
+    def __init__(self, transport, rate: float = PACE_RATE, burst: int = PACE_BURST) -> None:
+        self._transport = transport
+        self._rate, self._burst = rate, burst
+        self._free_at = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+    async def _send_rtp(self, data: bytes) -> None:
+        now = time.monotonic()
+        self._free_at = max(self._free_at, now - self._burst / self._rate) + len(data) / self._rate
+        if self._free_at > now:
+            await asyncio.sleep(self._free_at - now)
+        await self._transport._send_rtp(data)
+
+
 class Sink(MediaStreamTrack):
     """The track of one sender: a short queue of frames from whichever Tap feeds it.
 
@@ -450,6 +479,7 @@ class Sink(MediaStreamTrack):
         self._rebase = False
         self.bitrate_limit: int | None = None
         self._asked = -KEYFRAME_RETRY_INTERVAL
+        self._sender = None                   # set by forward_to
 
     def attach(self, tap: Tap | DecodingTap | None) -> None:
         """Take frames from ``tap`` from now on (None: nobody sends)."""
@@ -534,6 +564,9 @@ class Sink(MediaStreamTrack):
         if not self._started:
             self._started = True
             self.request_keyframe()
+            if self._sender is not None and self.kind == "video":
+                # Its transport is final once it reads (bundling is done): pace what it sends.
+                self._sender._RTCRtpSender__transport = PacedTransport(self._sender.transport)
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -551,6 +584,8 @@ def forward_to(sender, sink: Sink) -> None:
     """Make ``sender`` packetize ``sink``'s encoded frames, and send its keyframe requests upstream."""
     _require(sender, "_RTCRtpSender__encoder")
     sender._RTCRtpSender__encoder = Packer(sink.codec, on_bitrate=sink.limit_bitrate)
+    _require(sender, "_RTCRtpSender__transport")
+    sink._sender = sender
     sender._send_keyframe = sink.request_keyframe
 
 
