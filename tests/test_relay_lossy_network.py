@@ -41,6 +41,8 @@ pytestmark = [
     pytest.mark.real_clock,
     pytest.mark.skipif(os.geteuid() != 0 or not (shutil.which("ip") and shutil.which("nft")),
                        reason="needs root, iproute2 and nftables (make system-test-deps)"),
+    pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")),
+                       reason="no database involved: runs once, in make test's SQLite run"),
 ]
 
 WIDTH, HEIGHT, FPS = 320, 240, 30
