@@ -85,9 +85,10 @@ class Network:
         """Drop ``percent`` % of the UDP to and from ``port`` (a participant's media socket)."""
         subprocess.run([*self.inside, "nft", "delete", "table", "inet", "loss"], capture_output=True)
         if percent:
+            drop = f"numgen random mod 100 < {percent} drop"
             rules = f"""table inet loss {{
-  chain input {{ type filter hook input priority 0; udp sport {port} numgen random mod 100 < {percent} drop; }}
-  chain output {{ type filter hook output priority 0; udp dport {port} numgen random mod 100 < {percent} drop; }}
+  chain input {{ type filter hook input priority 0; udp sport {port} {drop}; }}
+  chain output {{ type filter hook output priority 0; udp dport {port} {drop}; }}
 }}"""
             subprocess.run([*self.inside, "nft", "-f", "-"], input=rules, text=True, check=True)
 

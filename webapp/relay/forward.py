@@ -191,8 +191,8 @@ class FrameAssembler:
             self._nacked = now                    # the receiver's NackGenerator asked at once
         elif now - self._nacked >= RENACK_INTERVAL and self.on_nack is not None:
             self._nacked = now                    # that NACK or its answer may have been lost
-            self.on_nack(packet.ssrc, [seq % 0x10000 for seq in range(self._scan, min(self._highest, self._scan + 256))
-                                       if seq not in self._packets][:64])
+            window = range(self._scan, min(self._highest, self._scan + 256))
+            self.on_nack(packet.ssrc, [seq % 0x10000 for seq in window if seq not in self._packets][:64])
         while self._packets and (self._bytes > self.max_bytes or (
                 self._hole_since is not None and now - self._hole_since > self.max_wait)):
             self._skip()
