@@ -25,13 +25,15 @@ run: setup
 	@echo "Cabinet is at http://$(HOST):$(PORT)/"
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
-# Chromium (browser tests) and PostgreSQL (the suite again on PostgreSQL), from Debian's packages.
+# Chromium (browser tests), PostgreSQL (the suite again on PostgreSQL), iproute2 and nftables (the relay
+# on a lossy network: tests/test_relay_lossy_network.py), from Debian's packages.
 system-test-deps:
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
-	    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v ip >/dev/null; then \
+	    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v ip >/dev/null \
+	    || ! command -v nft >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver postgresql iproute2 util-linux >/dev/null; \
-	  else echo "Install chromium chromium-driver postgresql (as root) for the full test suite"; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver postgresql iproute2 util-linux nftables >/dev/null; \
+	  else echo "Install chromium chromium-driver postgresql iproute2 nftables (as root) for the full test suite"; exit 1; fi; \
 	fi
 
 test: setup system-test-deps

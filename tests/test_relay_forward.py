@@ -40,8 +40,12 @@ def test_receiver_and_sender_have_the_private_slots_forward_replaces():
         assert isinstance(vars(receiver)["_RTCRtpReceiver__jitter_buffer"], JitterBuffer)
         assert "_RTCRtpReceiver__decoder_thread" in vars(receiver)
         assert "_RTCRtpSender__encoder" in vars(sender)
+        assert "_RTCRtpSender__transport" in vars(sender)
+        assert "_RTCRtpReceiver__remote_bitrate_estimator" in vars(receiver)
+        assert "_RTCRtpReceiver__rtcp_ssrc" in vars(receiver)
         assert isinstance(transceiver._codecs, list)
         assert callable(receiver._send_rtcp_pli) and callable(sender._send_keyframe)
+        assert callable(receiver._send_rtcp_nack)
         await pc.close()
     asyncio.run(scenario())
 
@@ -60,8 +64,16 @@ def test_sender_packs_anything_that_is_not_a_frame_with_the_preset_encoder():
     source = inspect.getsource(RTCRtpSender._next_encoded_frame)
     assert "if self.__encoder is None:" in source
     assert "self.__encoder.pack(data)" in source
+    # PacedTransport stands in for the transport a running sender reads at every packet.
+    assert "await self.transport._send_rtp(packet_bytes)" in inspect.getsource(RTCRtpSender._run_rtp)
     rtcp = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
     assert "self._send_keyframe()" in rtcp
+    # A receiving browser's REMB ends up on our Packer, which passes it upstream.
+    assert 'hasattr(self.__encoder, "target_bitrate")' in rtcp
+    assert "self.__encoder.target_bitrate = bitrate" in rtcp
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "remb = self.__remote_bitrate_estimator.add(" in handle
+    assert "fci=pack_remb_fci(*remb)" in handle
 
 
 def test_packer_splits_like_aiortc_and_depayloads_back_to_the_frame():
@@ -121,7 +133,8 @@ def test_a_video_frame_leaves_on_its_marker_packet_without_waiting_for_the_next(
     assert buffer.add(rtp(104, 9000, b"ij", marker=True))[1] is None
     _, frame = buffer.add(rtp(103, 6000, b"gh", marker=True))
     assert (frame.data, frame.timestamp) == (b"efgh", 6000)
-    assert buffer.add(rtp(105, 12000, b"kl", marker=True))[1].timestamp == 9000
+    assert [(f.data, f.timestamp) for f in frame.more] == [(b"ij", 9000)]   # completed by it too
+    assert buffer.add(rtp(105, 12000, b"kl", marker=True))[1].timestamp == 12000
     # ...and a frame whose marker packet never came leaves when the next frame starts, as in aiortc.
     buffer = FrameAssembler("video")
     buffer.add(rtp(1, 100, b"x"))
@@ -146,7 +159,13 @@ class FakeReceiver:
     def __init__(self):
         self._RTCRtpReceiver__decoder_queue = None
         self._RTCRtpReceiver__jitter_buffer = None
+        self._RTCRtpReceiver__remote_bitrate_estimator = None
+        self._RTCRtpReceiver__rtcp_ssrc = 7
         self.plis = 0
+        self.rtcp = []
+
+    async def _send_rtcp(self, packet):
+        self.rtcp.append(packet)
 
     def getSynchronizationSources(self):
         return [type("Source", (), {"source": 42})()]

@@ -1,4 +1,5 @@
-"""The media network settings, ``RELAY_HOST_ADDRESSES`` and ``ICE_SERVERS``, read from text.
+"""The media network settings, ``RELAY_HOST_ADDRESSES``, ``ICE_SERVERS`` and
+``RELAY_RECEIVE_BUFFER``, read from text.
 
 The web app (``webapp.config``) and the worker process (``python -m webapp.relay``)
 both read these two variables; they read them here, so a value means the same
@@ -46,3 +47,21 @@ def parse_ice_servers(text: str) -> list[dict]:
             isinstance(s, dict) and isinstance(s.get("urls"), (str, list)) for s in servers):
         raise SettingError("ICE_SERVERS must be a JSON list of objects with urls")
     return servers
+
+
+RECEIVE_BUFFER_DEFAULT = 4 << 20
+_UNITS = {"": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20}
+
+
+def parse_receive_buffer(text: str) -> int:
+    """``RELAY_RECEIVE_BUFFER``: the UDP receive buffer of each media socket of the worker,
+    in bytes, or with K or M (default 4M); between 64K and 64M."""
+    raw = text.strip().upper()
+    if not raw:
+        return RECEIVE_BUFFER_DEFAULT
+    number = raw.rstrip("KMB").strip()
+    unit = raw[len(raw.rstrip("KMB")):]
+    if not number.isdigit() or unit not in _UNITS or not (
+            64 << 10 <= int(number) * _UNITS[unit] <= 64 << 20):
+        raise SettingError(f"RELAY_RECEIVE_BUFFER must be a size between 64K and 64M, not {text.strip()!r}")
+    return int(number) * _UNITS[unit]

@@ -1,6 +1,6 @@
 """``python -m webapp.relay --host 127.0.0.1 --port 8765``: the worker as its own process.
 
-Reads SECRET_KEY, RELAY_HOST_ADDRESSES and ICE_SERVERS from the environment;
+Reads SECRET_KEY, RELAY_HOST_ADDRESSES, ICE_SERVERS and RELAY_RECEIVE_BUFFER from the environment;
 the web app must share SECRET_KEY to sign room tickets.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 
-from webapp.netsettings import parse_host_addresses, parse_ice_servers
+from webapp.netsettings import parse_host_addresses, parse_ice_servers, parse_receive_buffer
 from webapp.relay import malloc
 from webapp.relay.worker import Settings, server_url, start_server, stop_server
 
@@ -25,6 +25,7 @@ def settings_from_env(transcode: bool, stats_interval: float) -> Settings:
         secret=secret,
         host_addresses=tuple(parse_host_addresses(os.environ.get("RELAY_HOST_ADDRESSES", "127.0.0.1"))),
         ice_servers=tuple(parse_ice_servers(os.environ.get("ICE_SERVERS", ""))),
+        receive_buffer=parse_receive_buffer(os.environ.get("RELAY_RECEIVE_BUFFER", "")),
         stats_interval=stats_interval, transcode=transcode)
 
 

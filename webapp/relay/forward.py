@@ -21,8 +21,9 @@ import time
 
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,25 @@ VIDEO_PREFERENCE = (VP8, H264)    # every browser has VP8; H.264 where it is all
 QUEUE_FRAMES = {"video": 8, "audio": 10}
 # One frame period, used to keep timestamps moving forward across a new source.
 FRAME_TICKS = {"video": 90000 // 30, "audio": 960}
-KEYFRAME_REQUEST_INTERVAL = 0.25  # seconds between PLIs to one sender
+# Seconds between PLIs to one sender: Chromium ignores one that follows another within 300 ms.
+KEYFRAME_REQUEST_INTERVAL = 0.3
+# How long a video frame with a hole may wait for the missing packet. A NACK and its
+# retransmission take one round trip (under 150 ms on any link a call holds on); waiting
+# longer only freezes the picture, and the frames behind it cannot be decoded without it.
+# While a sink waits for a keyframe, a request lost on the way (or answered by a keyframe
+# that was lost) is repeated this often; a keyframe asked for again and again costs the
+# sender's whole bitrate.
+KEYFRAME_RETRY_INTERVAL = 1.0
+MAX_HOLE_WAIT = 0.15
+# Packets one video stream may hold while frames are reassembled: a 4K screen-share
+# keyframe is ~1-2 MB; beyond this the oldest frame is given up, whatever its packet count.
+MAX_BUFFERED_BYTES = 4 << 20
+# What a video sender sends at once, then its pace: a 900 KB keyframe takes ~100 ms
+# instead of arriving as one burst; a usual frame (< 100 KB) never waits.
+PACE_BURST = 128 << 10
+PACE_RATE = 8 << 20                  # bytes per second
+RENACK_INTERVAL = 0.05               # a hole still open after this is NACKed again
+MAX_MISORDER = 1000                  # a sequence number this far back: the sender restarted
 
 
 class EncodedFrame:
@@ -84,30 +103,148 @@ def send_codec(transceiver) -> str:
     return transceiver._codecs[0].mimeType.lower()
 
 
-class FrameAssembler(JitterBuffer):
-    """aiortc's jitter buffer, but a frame leaves as soon as its last packet is in.
+class FrameAssembler:
+    """Takes the place of a receiver's jitter buffer: ``add(packet)`` -> ``(pli_flag, frame)``.
 
-    Video: the packet with the RTP marker bit ends a frame (RFC 7741 for VP8, RFC
-    6184 for H.264); the frame must be contiguous from the buffer's origin. Audio:
-    every packet is a whole Opus frame. When the marker packet is lost, aiortc's
-    own rule (a packet of the next frame) still completes the frame.
+    Audio: every Opus packet is a whole frame and leaves as it arrives; a late or
+    repeated one is dropped (the decoder downstream conceals the loss). Nothing waits,
+    so one lost packet adds no delay.
+
+    Video: a frame leaves as soon as its packets are all in, contiguous from the last
+    frame that left: the RTP marker bit ends it (RFC 7741 for VP8, RFC 6184 for H.264),
+    or, as in aiortc, a packet of the next frame. Packets are kept by sequence number,
+    bounded by bytes (``max_bytes``), not by count, so a keyframe of any size gets
+    through. A hole (a packet missing while later ones arrived) is waited for at most
+    ``max_wait`` seconds (a NACK's retransmission; ``on_nack`` asks again every
+    RENACK_INTERVAL, as a NACK or its answer can be lost too); then the frame with the hole is
+    given up, ``on_skip`` is called (the frames after it cannot be decoded until a
+    keyframe) and assembly goes on from the next frame.
+
+    ``add`` returns at most one frame, as the receiver expects; when one packet
+    completes several (a retransmission filled a hole), the others ride along in
+    ``frame.more``. It never asks for a PLI itself: keyframe requests go through the
+    Tap, which spaces them.
     """
 
-    def __init__(self, kind: str) -> None:
-        video = kind == "video"
-        super().__init__(capacity=512 if video else 16, is_video=video)
+    def __init__(self, kind: str, max_wait: float = MAX_HOLE_WAIT,
+                 max_bytes: int = MAX_BUFFERED_BYTES, on_skip=None, on_nack=None,
+                 clock=time.monotonic) -> None:
+        self._video = kind == "video"
+        self.max_wait, self.max_bytes = max_wait, max_bytes
+        self.on_skip, self.on_nack = on_skip, on_nack
+        self.skipped = 0                 # frames given up
+        self._clock = clock
+        self._ssrc = None
+        self._packets: dict[int, object] = {}    # extended sequence number -> packet
+        self._bytes = 0
+        self._highest: int | None = None          # extended sequence numbers
+        self._next = 0                   # first packet of the frame being assembled
+        self._scan = 0                   # first packet not yet looked at
+        self._hole_since: float | None = None      # when the first missing packet was seen missing
+        self._hole_at = 0
+        self._nacked = 0.0
+        self._given_up: int | None = None         # timestamp of the last frame given up
+        self._last_timestamp: int | None = None   # of the last frame that left
 
-    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
-        packets = []
-        for count in range(self._capacity):
-            packet = self._packets[(self._origin + count) % self._capacity]
-            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
-                break
-            packets.append(packet)
-            if packet.marker or not self._is_video:
-                self.remove(count + 1)
-                return JitterFrame(data=b"".join(p._data for p in packets), timestamp=packets[0].timestamp)
-        return super()._remove_frame(sequence_number)
+    @property
+    def buffered_bytes(self) -> int:
+        return self._bytes
+
+    def _extend(self, packet) -> int | None:
+        """The packet's sequence number, unwrapped; None when it starts a new stream."""
+        seq = packet.sequence_number
+        if self._highest is None or packet.ssrc != self._ssrc:
+            return None
+        delta = (seq - self._highest + 0x8000) % 0x10000 - 0x8000
+        if delta < -MAX_MISORDER:
+            return None
+        return self._highest + delta
+
+    def _restart(self, packet) -> int:
+        self._ssrc = packet.ssrc
+        self._packets.clear()
+        self._bytes = 0
+        self._highest = self._next = self._scan = packet.sequence_number
+        self._hole_since = self._given_up = None
+        return packet.sequence_number
+
+    def add(self, packet) -> tuple[bool, JitterFrame | None]:
+        ext = self._extend(packet)
+        if ext is None:
+            ext = self._restart(packet)
+        elif ext <= (self._highest if not self._video else self._next - 1) or ext in self._packets:
+            return False, None                    # late or repeated
+        self._highest = max(self._highest, ext)
+        if not self._video:
+            self._next = ext + 1
+            return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)
+        if packet.timestamp == self._given_up:
+            return False, None                    # the rest of a frame already given up
+        self._packets[ext] = packet
+        self._bytes += len(packet._data)
+        frames = self._complete()
+        now = self._clock()
+        if self._highest < self._scan:
+            self._hole_since = None
+        elif self._hole_since is None or self._hole_at != self._scan:
+            self._hole_since, self._hole_at = now, self._scan    # later packets are in, not this one
+            self._nacked = now                    # the receiver's NackGenerator asked at once
+        elif now - self._nacked >= RENACK_INTERVAL and self.on_nack is not None:
+            self._nacked = now                    # that NACK or its answer may have been lost
+            window = range(self._scan, min(self._highest, self._scan + 256))
+            self.on_nack(packet.ssrc, [seq % 0x10000 for seq in window if seq not in self._packets][:64])
+        while self._packets and (self._bytes > self.max_bytes or (
+                self._hole_since is not None and now - self._hole_since > self.max_wait)):
+            self._skip()
+            frames += self._complete()
+            self._hole_since, self._hole_at = (now if self._highest >= self._scan else None), self._scan
+        if not frames:
+            return False, None
+        first = frames[0]
+        first.raw_timestamp, first.more = first.timestamp, frames[1:]
+        return False, first
+
+    def _complete(self) -> list[JitterFrame]:
+        """Every frame now whole at the front of the buffer."""
+        frames = []
+        packets = self._packets
+        while self._scan in packets:
+            packet = packets[self._scan]
+            if self._scan > self._next and packet.timestamp != packets[self._next].timestamp:
+                frames.append(self._pop(self._scan))     # the frame ended without a marker
+                continue
+            self._scan += 1
+            if packet.marker:
+                frames.append(self._pop(self._scan))
+        return frames
+
+    def _pop(self, end: int) -> JitterFrame:
+        packets = [self._packets.pop(seq) for seq in range(self._next, end)]
+        self._next = self._scan = end
+        data = b"".join(p._data for p in packets)
+        self._bytes -= len(data)
+        self._last_timestamp = packets[0].timestamp
+        return JitterFrame(data=data, timestamp=packets[0].timestamp)
+
+    def _skip(self) -> None:
+        """Give up the frame with the hole: go on from the first packet of a later frame."""
+        head = self._packets.get(self._next)      # None: the hole is a frame's first packet
+        given_up = head.timestamp if head is not None else self._last_timestamp
+        later = sorted(seq for seq in self._packets if seq > self._scan)
+        start = next((seq for seq in later if self._packets[seq].timestamp != given_up), None)
+        if start is None:                         # nothing after it: all goes, and what is to come of it
+            end = self._highest + 1
+            if later:
+                given_up = self._packets[later[-1]].timestamp
+        else:
+            end = start
+        self._given_up = given_up
+        for seq in [s for s in self._packets if s < end]:
+            self._bytes -= len(self._packets.pop(seq)._data)
+        self._next = self._scan = end
+        self.skipped += 1
+        if self.on_skip is not None:
+            self.on_skip()
 
 
 class Tap:
@@ -123,13 +260,20 @@ class Tap:
         self.received = 0
         self.unrouted = 0
         self.sink: Sink | None = None
+        self.bitrate_limit: int | None = None     # what the receiving end can take (its REMB)
         self._receiver = receiver
         self._last_request = 0.0
         self._pending: set[asyncio.Task] = set()
         _require(receiver, "_RTCRtpReceiver__decoder_queue")
         _require(receiver, "_RTCRtpReceiver__jitter_buffer")
         receiver._RTCRtpReceiver__decoder_queue = self
-        receiver._RTCRtpReceiver__jitter_buffer = FrameAssembler(kind)
+        self.assembler = FrameAssembler(kind, on_skip=self._lost_frame, on_nack=self._nack)
+        receiver._RTCRtpReceiver__jitter_buffer = self.assembler
+        self._estimator = None
+        if kind == "video":
+            _require(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
+            self._estimator = CappedEstimator(receiver._RTCRtpReceiver__remote_bitrate_estimator, self)
+            receiver._RTCRtpReceiver__remote_bitrate_estimator = self._estimator
 
     def get(self):
         return None
@@ -139,11 +283,25 @@ class Tap:
             return
         codec, jitter_frame = task
         mime = codec.mimeType.lower()
+        self._deliver(mime, jitter_frame.data, jitter_frame.timestamp)
+        # Frames completed by the same packet: the receiver mapped the first one's timestamp.
+        for more in getattr(jitter_frame, "more", ()):
+            self._deliver(mime, more.data,
+                          jitter_frame.timestamp + (more.timestamp - jitter_frame.raw_timestamp) % (1 << 32))
+
+    def _deliver(self, mime: str, data: bytes, timestamp: int) -> None:
         self.received += 1
-        frame = EncodedFrame(jitter_frame.data, jitter_frame.timestamp, mime,
-                             is_keyframe(mime, jitter_frame.data))
+        frame = EncodedFrame(data, timestamp, mime, is_keyframe(mime, data))
         if self.sink is None or not self.sink.push(frame):
             self.unrouted += 1
+
+    def _lost_frame(self) -> None:
+        """A frame was given up: what follows cannot be decoded until a keyframe."""
+        if self.sink is not None:
+            self.sink.lost_frame()
+
+    def _nack(self, ssrc: int, lost: list[int]) -> None:
+        self._spawn(self._receiver._send_rtcp_nack(ssrc, lost))
 
     def request_keyframe(self) -> None:
         """Send a PLI upstream, at most every KEYFRAME_REQUEST_INTERVAL.
@@ -159,9 +317,62 @@ class Tap:
         if sources:
             self._last_request = now
         for source in sources:
-            task = asyncio.ensure_future(self._receiver._send_rtcp_pli(source.source))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._spawn(self._receiver._send_rtcp_pli(source.source))
+
+    def limit_bitrate(self, bitrate: int | None) -> None:
+        """The receiving end's estimate (REMB): the sender is told at once, and from then on
+        never more than this (its own link's estimate still applies when it is lower)."""
+        if self._estimator is None or bitrate == self.bitrate_limit:
+            return
+        self.bitrate_limit = bitrate
+        remb = self._estimator.current()
+        if remb is not None:
+            self._spawn(self._send_remb(*remb))
+
+    async def _send_remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        rtcp_ssrc = self._receiver._RTCRtpReceiver__rtcp_ssrc
+        if rtcp_ssrc is not None:
+            await self._receiver._send_rtcp(RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+
+class CappedEstimator:
+    """The receiver's bandwidth estimator, its REMB capped by what the other end can take.
+
+    aiortc's receiver sends a REMB whenever its estimator's ``add`` returns one: the
+    estimate of the link from the sender to the worker. The frames go on to another
+    browser, whose own REMB (the worker-to-it link) reaches our sender; the sender of
+    the media must fit the slower of the two links.
+    """
+
+    def __init__(self, inner, tap: "Tap") -> None:
+        self._inner = inner
+        self._tap = tap
+        self._own: tuple[int, list[int]] | None = None
+
+    def add(self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int):
+        remb = self._inner.add(arrival_time_ms=arrival_time_ms, abs_send_time=abs_send_time,
+                               payload_size=payload_size, ssrc=ssrc)
+        if remb is None:
+            return None
+        self._own = remb
+        return self.current()
+
+    def current(self) -> tuple[int, list[int]] | None:
+        """The REMB to send now: (bitrate, ssrcs), or None before anything was received."""
+        limit = self._tap.bitrate_limit
+        if self._own is not None:
+            bitrate, ssrcs = self._own
+            return (bitrate if limit is None else min(bitrate, limit)), ssrcs
+        ssrcs = [s.source for s in self._tap._receiver.getSynchronizationSources()]
+        if limit is None or not ssrcs:
+            return None
+        return limit, ssrcs
 
 
 class DecodingTap:
@@ -191,9 +402,22 @@ class DecodingTap:
 class Packer:
     """Takes the place of a sender's encoder: packetizes frames that are already encoded."""
 
-    def __init__(self, codec: str) -> None:
+    def __init__(self, codec: str, on_bitrate=None) -> None:
         self.codec = codec
         self._picture_id = random.randint(0, (1 << 15) - 1)
+        self._target_bitrate: int | None = None
+        self._on_bitrate = on_bitrate
+
+    @property
+    def target_bitrate(self) -> int | None:
+        return self._target_bitrate
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        """The sender sets this from the receiving browser's REMB: pass it upstream."""
+        self._target_bitrate = bitrate
+        if self._on_bitrate is not None:
+            self._on_bitrate(bitrate)
 
     def pack(self, frame: EncodedFrame) -> tuple[list[bytes], int]:
         if self.codec == VP8:
@@ -204,6 +428,31 @@ class Packer:
         else:
             payloads = [frame.data]
         return payloads, frame.timestamp
+
+
+class PacedTransport:
+    """A video sender's view of its DTLS transport that spreads a burst over time.
+
+    A big keyframe leaves the worker as hundreds of packets at once; a browser's
+    socket or a 4G link's queue drops what does not fit. Up to ``burst`` bytes go at
+    once, beyond that no faster than ``rate`` bytes a second. Everything else is the
+    transport's own (``__getattr__``).
+    """
+
+    def __init__(self, transport, rate: float = PACE_RATE, burst: int = PACE_BURST) -> None:
+        self._transport = transport
+        self._rate, self._burst = rate, burst
+        self._free_at = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+    async def _send_rtp(self, data: bytes) -> None:
+        now = time.monotonic()
+        self._free_at = max(self._free_at, now - self._burst / self._rate) + len(data) / self._rate
+        if self._free_at > now:
+            await asyncio.sleep(self._free_at - now)
+        await self._transport._send_rtp(data)
 
 
 class Sink(MediaStreamTrack):
@@ -228,6 +477,9 @@ class Sink(MediaStreamTrack):
         self._offset = 0
         self._last_timestamp = None
         self._rebase = False
+        self.bitrate_limit: int | None = None
+        self._asked = -KEYFRAME_RETRY_INTERVAL
+        self._sender = None                   # set by forward_to
 
     def attach(self, tap: Tap | DecodingTap | None) -> None:
         """Take frames from ``tap`` from now on (None: nobody sends)."""
@@ -239,10 +491,26 @@ class Sink(MediaStreamTrack):
         self._need_keyframe = self._gated
         if tap is not None:
             tap.sink = self
+            if self.bitrate_limit is not None and hasattr(tap, "limit_bitrate"):
+                tap.limit_bitrate(self.bitrate_limit)
             if self._started:        # else recv() asks, once the sender can send it on
                 self.request_keyframe()
 
+    def limit_bitrate(self, bitrate: int) -> None:
+        """The receiving browser's estimate of what reaches it (REMB), for the sending one."""
+        self.bitrate_limit = bitrate
+        if self.upstream is not None and hasattr(self.upstream, "limit_bitrate"):
+            self.upstream.limit_bitrate(bitrate)
+
+    def lost_frame(self) -> None:
+        """Upstream gave up a frame: hold delta frames (undecodable) until a keyframe, and ask
+        for one (the frame given up may be the keyframe asked for: then ask again)."""
+        if self._gated:
+            self._need_keyframe = True
+            self.request_keyframe()
+
     def request_keyframe(self) -> None:
+        self._asked = time.monotonic()
         if self.upstream is not None:
             self.upstream.request_keyframe()
 
@@ -266,7 +534,8 @@ class Sink(MediaStreamTrack):
         if frame.codec != self.codec:
             return False
         if self._need_keyframe and not frame.keyframe:
-            self.request_keyframe()
+            if time.monotonic() - self._asked >= KEYFRAME_RETRY_INTERVAL:
+                self.request_keyframe()
             return False
         self._need_keyframe = False
         self._retime(frame)
@@ -295,6 +564,9 @@ class Sink(MediaStreamTrack):
         if not self._started:
             self._started = True
             self.request_keyframe()
+            if self._sender is not None and self.kind == "video":
+                # Its transport is final once it reads (bundling is done): pace what it sends.
+                self._sender._RTCRtpSender__transport = PacedTransport(self._sender.transport)
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -311,7 +583,9 @@ class Sink(MediaStreamTrack):
 def forward_to(sender, sink: Sink) -> None:
     """Make ``sender`` packetize ``sink``'s encoded frames, and send its keyframe requests upstream."""
     _require(sender, "_RTCRtpSender__encoder")
-    sender._RTCRtpSender__encoder = Packer(sink.codec)
+    sender._RTCRtpSender__encoder = Packer(sink.codec, on_bitrate=sink.limit_bitrate)
+    _require(sender, "_RTCRtpSender__transport")
+    sink._sender = sender
     sender._send_keyframe = sink.request_keyframe
 
 

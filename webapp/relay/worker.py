@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from webapp.relay import malloc
 from webapp.relay import protocol as p
 from webapp.relay.forward import DecodingTap, Sink, Tap, forward_to, prefer_codecs, send_codec
-from webapp.relay.ice import use_host_addresses
+from webapp.relay.ice import enlarge_receive_buffers, use_host_addresses
 from webapp.tokens import TokenProblem, read_room_ticket
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class Settings:
     ice_servers: tuple[dict, ...] = ()       # browser-style dicts: urls, username, credential
     stats_interval: float = 5.0
     transcode: bool = False                  # benchmark comparison only: decode and re-encode
+    receive_buffer: int = 4 << 20            # bytes per media socket (RELAY_RECEIVE_BUFFER)
 
     def rtc_configuration(self) -> RTCConfiguration:
         # An explicit list, even empty: aiortc's default is a public STUN server.
@@ -264,6 +265,7 @@ class Worker:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
             self._wire(participant, pc)
             await pc.setLocalDescription(await pc.createAnswer())
+            enlarge_receive_buffers(pc, self.settings.receive_buffer)
         except Exception as exc:  # aiortc's SDP parser fails in undocumented ways
             code = p.NEGOTIATION_FAILED if isinstance(exc, _AIORTC_ERRORS) else p.BAD_SDP
             logger.info("%s %s: offer refused (%s)", participant.pc_id, participant.role,
