@@ -87,7 +87,8 @@ class PracticeForm(FlaskForm):
         self.timezone.choices = options((tz, tz) for tz in sorted(available_timezones()))
         self.default_locale.choices = locale_options(with_default=False)
         if not self.is_submitted() and kwargs.get("obj") is not None:
-            # Stored in cents; shown in euros as the practice types them.
+            # Stored in cents; shown in euros as the reader types them, "25, 17.50" in English and
+            # "25, 17,50" in French (as the French hint writes it: the list splits on ", ").
             self.payment_presets.data = ", ".join(typed(c) for c in kwargs["obj"].preset_amounts)
 
     def validate_payment_presets(self, field):

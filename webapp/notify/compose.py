@@ -14,7 +14,7 @@ from flask import current_app, render_template
 from flask_babel import gettext as _
 from icalendar import Calendar, Event, vCalAddress, vText
 
-from ..i18n import utc_to_local
+from ..i18n import dates_locale, utc_to_local
 
 KINDS = ("invitation", "reminder", "link_resent", "moved", "cancelled", "closed", "missed")
 # Kinds that carry the patient link; a cancelled appointment's link no longer works.
@@ -28,8 +28,9 @@ ICS_METHOD = {"invitation": "REQUEST", "moved": "REQUEST", "reminder": "REQUEST"
 def when(appt, locale: str, date_format: str = "full") -> dict:
     """The appointment's date and time as the patient reads them, in the practice's time zone."""
     local = utc_to_local(appt.starts_at, appt.practice.timezone)
-    return {"date": format_date(local.date(), date_format, locale=locale),
-            "time": format_time(local.time(), "short", locale=locale)}
+    dates = dates_locale(locale, appt.practice.timezone)
+    return {"date": format_date(local.date(), date_format, locale=dates),
+            "time": format_time(local.time(), "short", locale=dates)}
 
 
 def _subject(kind, **v):
