@@ -92,3 +92,17 @@ def test_english_dates_follow_the_practice_country(app, client, tz, long_date, h
 def test_dates_locale(language, tz, expected):
     from webapp.i18n import dates_locale
     assert str(dates_locale(language, tz)) == expected
+
+
+def test_no_stylesheet_capitalises_what_babel_wrote():
+    """French writes "mardi 10 juin": weekday and month names keep the case the locale gives them."""
+    from pathlib import Path
+    for css in (Path(__file__).resolve().parent.parent / "static").rglob("*.css"):
+        text = css.read_text()
+        assert "capitalize" not in text and "first-letter" not in text, css.name
+
+
+def test_french_week_days_are_not_capitalised(client):
+    login_as(client, "practitioner", locale="fr")
+    text = text_of(client.get("/agenda/?date=2036-06-10&view=week"))
+    assert "mar. 10 juin" in text and "Mar. 10" not in text
