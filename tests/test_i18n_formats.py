@@ -106,3 +106,101 @@ def test_french_week_days_are_not_capitalised(client):
     login_as(client, "practitioner", locale="fr")
     text = text_of(client.get("/agenda/?date=2036-06-10&view=week"))
     assert "mar. 10 juin" in text and "Mar. 10" not in text
+
+
+# French typography: ’ not ', a no-break space before : ; ? ! and inside « ». Placeholders, tags and
+# addresses are left out (a URL's "?" or a time's "10:00" is no punctuation).
+_PROTECTED = re.compile(r"%\(\w+\)[sd]|%[sd]|<[^>]*>|https?://\S+|\{[\w.]+\}")
+_NO_BREAK = "\u00a0\u202f"
+
+
+def typography_faults(text: str) -> list[str]:
+    text = _PROTECTED.sub("X", text)
+    faults = ["'"] if "'" in text else []
+    for mark in re.finditer(r"[:;?!](?=$|[\s)»\"])", text):
+        if mark.start() == 0 or text[mark.start() - 1] not in _NO_BREAK:
+            faults.append(f"no no-break space before {mark.group()}")
+    if re.search(rf"«(?![{_NO_BREAK}])|(?<![{_NO_BREAK}])»", text):
+        faults.append("« » without no-break spaces")
+    return faults
+
+
+@pytest.mark.parametrize("text, faults", [
+    ("Ajouter l’acte", []), ("Ajouter l'acte", ["'"]),
+    ("Connexion\u00a0: bonne", []), ("Connexion : bonne", ["no no-break space before :"]),
+    ("Est-ce bien vous\u202f?", []), ("Est-ce bien vous?", ["no no-break space before ?"]),
+    ("à %(time)s, à 10:00, https://exemple.fr/?a=1", []),
+    ("comme «\u202fnon venu\u202f»", []), ("comme « non venu »", ["« » without no-break spaces"]),
+])
+def test_the_typography_check_itself(text, faults):
+    assert typography_faults(text) == faults
+
+
+def test_french_catalogue_follows_french_typography():
+    from test_i18n import catalog
+    found = []
+    for message in catalog("fr"):
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        found += [(text, typography_faults(text)) for text in strings if message.id and typography_faults(text)]
+    assert found == [], f"{len(found)} French strings, e.g. {found[:3]}"
+
+
+# GSM 03.38's basic alphabet: an SMS wholly in it takes 160 characters a segment, not UCS-2's 70.
+GSM_7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+            "¿abcdefghijklmnopqrstuvwxyzäöñüà")
+
+
+@pytest.mark.parametrize("kind", ["invitation", "reminder", "link_resent", "cancelled"])
+def test_french_sms_stay_in_the_gsm_alphabet_while_the_email_keeps_its_typography(app, kind):
+    from webapp import notify
+    from webapp.models import Appointment
+    appt = make_appointment(starts_in=dt.timedelta(days=2), patient=None, locale="fr", contact_email="j@example.org",
+                            contact_phone="+33612345678", notify_sms=True)
+    with app.app_context():
+        messages = {m.channel: m for m in notify.queue(Appointment.get_by_id(appt.id), kind)}
+    sms, email = messages["sms"].body, messages["email"]
+    assert any(c in email.body for c in "’\u00a0\u202f")                       # French typography kept there
+    assert set(sms) <= GSM_7 | set("/"), sorted(set(sms) - GSM_7)
+    assert " : " in sms                                                         # "Cabinet des Tilleuls : ..."
+
+
+def test_an_sms_queued_with_typography_is_sent_plain(app):
+    from webapp.notify import outbox
+    from webapp.notify.compose import sms_text
+    assert sms_text("Cabinet\u00a0: l’appel à 10:00\u202fAM\u202f?") == "Cabinet : l'appel à 10:00 AM ?"
+    sent = []
+    app.config.update(SMS_BACKEND="http")
+    with app.app_context():
+        from webapp.notify import deliver
+        original = deliver.SMS_BACKENDS["http"]
+        deliver.SMS_BACKENDS["http"] = lambda config: type("Gateway", (), {"send": lambda self, to, text:
+                                                                           sent.append(text)})()
+        try:
+            outbox._deliver(type("Row", (), {"channel": "sms", "recipient": "+33612345678",
+                                             "body": "Cabinet\u00a0: c’est l’heure"})(), app.config)
+        finally:
+            deliver.SMS_BACKENDS["http"] = original
+    assert sent == ["Cabinet : c'est l'heure"]
+
+
+def test_pdf_fonts_hold_every_character_of_the_french_catalogue():
+    """PDFs draw the catalogue's ’, no-break spaces and « » with the vendored fonts: none may be missing."""
+    from pathlib import Path
+    from fontTools.ttLib import TTFont
+    from test_i18n import catalog
+    used = set()
+    for message in catalog("fr"):
+        if message.id:
+            used |= set("".join(message.string) if isinstance(message.string, tuple) else message.string)
+    used -= {"\n"}
+    assert {"’", "\u00a0", "\u202f", "«", "»"} <= used
+    for font in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
+        with TTFont(Path(__file__).resolve().parent.parent / "webapp" / "fonts" / font) as ttf:
+            cmap = ttf.getBestCmap()
+        assert sorted(c for c in used if ord(c) not in cmap) == [], font
+
+
+def test_french_report_prints_the_typographic_apostrophe(app):
+    from test_report_pdf import build, closed_visit
+    text = build(app, closed_visit(), "fr")
+    assert "échangé pendant l’appel" in text and "30,00 €" in text and "10 mars 2026, 10:02:00" in text
