@@ -109,8 +109,9 @@ def translate():
 @translate.command("extract")
 def extract():
     """Collect the translatable strings into translations/messages.pot."""
-    pybabel("extract", "-F", "babel.cfg", "-k", "_l", "--no-location", "--sort-output",
-            "--project", "Cabinet", "-o", str(POT), ".")
+    # "Translators:" comments reach the catalogue; lazy forms with a context or plural are found too.
+    pybabel("extract", "-F", "babel.cfg", "-k", "_l", "-k", "lazy_pgettext:1c,2", "-k", "lazy_ngettext:1,2",
+            "-c", "Translators:", "--no-location", "--sort-output", "--project", "Cabinet", "-o", str(POT), ".")
 
 
 @translate.command("update")

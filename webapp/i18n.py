@@ -127,6 +127,8 @@ def text_direction() -> str:
 
 def waiting_note_presets() -> list:
     """Messages a practitioner sends the waiting room in one click (offered as they type)."""
+    # Translators: a message the practitioner sends the waiting room in one click; the patient
+    # reads it in their own language
     return [_l("I am running about %(n)s minutes late.", n=n) for n in (5, 10, 15, 30)]
 
 

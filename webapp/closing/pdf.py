@@ -148,6 +148,7 @@ def _incident_label(kind: str) -> str:
 
 
 def _role_label(role: str) -> str:
+    # Translators: who had a connection incident, in a report line "10:06 — Reconnecting — patient"
     return {"practitioner": _("practitioner"), "patient": _("patient")}.get(role, role)
 
 
@@ -208,6 +209,7 @@ def _traceability(w: _Writer, appt):
     else:
         consent = _("not recorded")
     w.field(_("Consent"), consent)
+    # Translators: label: the time the visit was booked for, "10:00 to 10:20"
     w.field(_("Scheduled"), _("%(start)s to %(end)s", start=w.when(appt.starts_at), end=w.time(appt.ends_at)))
     if outcome == "no_show" or (appt.admitted_at is None and outcome):
         w.field(_("Actual start"), _("no call took place"))

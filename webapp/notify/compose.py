@@ -35,6 +35,7 @@ def when(appt, locale: str, date_format: str = "full") -> dict:
 
 def _subject(kind, **v):
     return {
+        # Translators: an e-mail subject; %(date)s is a full date ("Tuesday 10 June 2036")
         "invitation": lambda: _("Your teleconsultation with %(practitioner)s (%(practice)s) on %(date)s", **v),
         "reminder": lambda: _("Reminder: teleconsultation with %(practitioner)s (%(practice)s) on %(date)s at %(time)s", **v),
         "link_resent": lambda: _("Your link for the teleconsultation with %(practice)s", **v),
@@ -90,19 +91,27 @@ def sms_text(text: str) -> str:
 
 def _sms(kind, instant, **v):
     if kind == "invitation" and instant:
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         return _("%(practice)s: your teleconsultation with %(practitioner)s starts now. Your link: %(link)s", **v)
     return {
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "invitation": lambda: _("%(practice)s: teleconsultation with %(practitioner)s on %(date)s at %(time)s. "
                                "Your link: %(link)s", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "reminder": lambda: _("%(practice)s: reminder, teleconsultation with %(practitioner)s on %(date)s at %(time)s. "
                               "Your link: %(link)s", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "link_resent": lambda: _("%(practice)s: your link for the teleconsultation on %(date)s at %(time)s: "
                                  "%(link)s", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "moved": lambda: _("%(practice)s: your teleconsultation with %(practitioner)s has moved to %(date)s at "
                            "%(time)s. Your link: %(link)s", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "cancelled": lambda: _("%(practice)s: your teleconsultation on %(date)s at %(time)s is cancelled.", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "closed": lambda: _("%(practice)s: your documents and the payment request are waiting in your space: "
                             "%(link)s", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "missed": lambda: _("%(practice)s: you did not join your teleconsultation on %(date)s at %(time)s. Please "
                             "contact the practice if you need a new appointment.", **v),
     }[kind]()
