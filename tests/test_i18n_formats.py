@@ -40,6 +40,7 @@ def test_an_amount_is_shown_back_as_the_reader_types_it(client, visit, locale, t
     page = client.get(f"/visits/{visit.id}/close").get_data(as_text=True)
     assert field_value(page, "amount") == shown
     assert amount in page
+    assert f'placeholder="25{shown[2]}00"' in page          # the example, too, with the reader's decimal mark
 
 
 @pytest.mark.parametrize("locale, typed, error", [

@@ -18,7 +18,7 @@ from flask import current_app, g, request
 from flask_babel import Babel, force_locale, get_locale, get_timezone, to_user_timezone
 from flask_babel import lazy_gettext as _l
 
-from .money import money
+from .money import money, plain
 
 babel = Babel()
 
@@ -172,8 +172,8 @@ def init_app(app, translations: Path):
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(translations))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    app.jinja_env.filters.update(money=money, dateformat=format_date, datetimeformat=format_datetime,
-                                 timeformat=format_time)
+    app.jinja_env.filters.update(money=money, amount_typed=plain, dateformat=format_date,
+                                 datetimeformat=format_datetime, timeformat=format_time)
     app.jinja_env.globals.update(text_direction=text_direction, right_to_left=right_to_left, locale_name=locale_name,
                                  available_locales=available_locales, in_reader_language=in_reader_language,
                                  picker_back=picker_back,
