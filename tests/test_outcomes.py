@@ -178,8 +178,8 @@ def test_the_practice_s_french_copy_says_the_patient_did_not_come(client, doctor
     appt = visit(doctor)
     client.post(url(appt, "no-show"))
     pdf = report_text(app, appt)
-    assert "Issue Patient non venu. Le patient n'est pas venu : il n'est jamais entré en salle d'attente" in pdf
-    assert "Consentement aucun : le patient n'est pas venu" in pdf
+    assert "Issue Patient non venu. Le patient n’est pas venu : il n’est jamais entré en salle d’attente" in pdf
+    assert "Consentement aucun : le patient n’est pas venu" in pdf
 
 
 def test_no_show_message_sent_when_staff_choose_it(client, doctor):
