@@ -136,12 +136,12 @@ def test_email_text_in_english_names_the_date_time_and_practice(app):
     appt = book(app, starts_at=START, duration_minutes=15)
     email, sms = queue(app, appt, "invitation")
     assert plain(email.subject) == ("Your teleconsultation with Dr Claire Martin (Cabinet des Tilleuls) "
-                                    "on Tuesday, March 5, 2030")
+                                    "on Tuesday, 5 March 2030")      # English as written in France
     assert ("Cabinet des Tilleuls has booked a teleconsultation for you with Dr Claire Martin on Tuesday, "
-            "March 5, 2030 at 10:00 AM.") \
+            "5 March 2030 at 10:00.") \
         in plain(email.body)
-    assert plain(sms.body).startswith("Cabinet des Tilleuls: teleconsultation with Dr Claire Martin on Mar 5, 2030 "
-                                      "at 10:00 AM. "
+    assert plain(sms.body).startswith("Cabinet des Tilleuls: teleconsultation with Dr Claire Martin on 5 Mar 2030 "
+                                      "at 10:00. "
                                       "Your link: https://cabinet.test/p/")
     assert email.locale == "en" and sms.subject == "" and email.ics and not sms.ics
 
@@ -157,9 +157,9 @@ def test_french_patient_gets_french_messages(app):
 
 @pytest.mark.parametrize("kind, words, has_link, ics_method", [
     ("reminder", "This is a reminder of your teleconsultation", True, "REQUEST"),
-    ("moved", "has moved to Tuesday, March 5, 2030 at 10:00 AM", True, "REQUEST"),
+    ("moved", "has moved to Tuesday, 5 March 2030 at 10:00", True, "REQUEST"),
     ("link_resent", "Here is your link for the teleconsultation", True, None),
-    ("cancelled", "on Tuesday, March 5, 2030 at 10:00 AM is cancelled", False, "CANCEL"),
+    ("cancelled", "on Tuesday, 5 March 2030 at 10:00 is cancelled", False, "CANCEL"),
     ("closed", "Your documents and the payment request are waiting in your personal space", True, None),
 ])
 def test_each_kind_says_what_happened(app, kind, words, has_link, ics_method):
@@ -306,7 +306,7 @@ def test_reminders_fire_at_the_practice_times_once_each(app):
     assert len(rows) == 4 and {r.appointment_id for r in rows} == {appt.id}
     email = rows[0] if rows[0].channel == "email" else rows[1]
     assert plain(email.subject) == ("Reminder: teleconsultation with Dr Claire Martin (Cabinet des Tilleuls) "
-                                    "on Tuesday, March 5, 2030 at 10:00 AM")
+                                    "on Tuesday, 5 March 2030 at 10:00")
 
 
 def test_french_reminder(app):

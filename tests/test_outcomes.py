@@ -125,7 +125,7 @@ def test_held_by_telephone_records_when_and_why_and_shows_the_number(client, doc
     fill_checklist(client, appt)
     close(client, appt)
     pdf = report_text(app, appt, "patient_report")
-    assert "Outcome Held by telephone. Held by telephone at 9:50 AM. Why: Camera failed on the patient's phone" in pdf
+    assert "Outcome Held by telephone. Held by telephone at 09:50. Why: Camera failed on the patient's phone" in pdf
     event = AuditEvent.get(AuditEvent.action == "visit.outcome_recorded")
     assert (event.user_id, event.detail) == (doctor.id, "phone")       # no patient data, no reason
 
@@ -178,8 +178,8 @@ def test_the_practice_s_french_copy_says_the_patient_did_not_come(client, doctor
     appt = visit(doctor)
     client.post(url(appt, "no-show"))
     pdf = report_text(app, appt)
-    assert "Issue Patient non venu. Le patient n'est pas venu : il n'est jamais entré en salle d'attente" in pdf
-    assert "Consentement aucun : le patient n'est pas venu" in pdf
+    assert "Issue Patient non venu. Le patient n’est pas venu : il n’est jamais entré en salle d’attente" in pdf
+    assert "Consentement aucun : le patient n’est pas venu" in pdf
 
 
 def test_no_show_message_sent_when_staff_choose_it(client, doctor):
@@ -231,7 +231,7 @@ def test_ended_outside_cabinet_ends_at_the_last_media_seen(client, doctor, app):
     assert "The call ended outside Cabinet at 09:48 (the last media Cabinet" in page
     fill_checklist(client, appt)
     close(client, appt)
-    assert "Ended outside Cabinet. The call ended outside Cabinet at 9:48 AM (the last media" in report_text(app, appt)
+    assert "Ended outside Cabinet. The call ended outside Cabinet at 09:48 (the last media" in report_text(app, appt)
 
 
 def test_without_media_the_last_chat_line_says_when_it_ended(client, doctor):
@@ -271,7 +271,7 @@ def test_patient_left_early(client, doctor, app):
     fill_checklist(client, appt)
     close(client, appt)
     pdf = report_text(app, appt)
-    assert ("Outcome Patient left early. The patient left early; the call ended at 9:40 AM (ended in Cabinet by the "
+    assert ("Outcome Patient left early. The patient left early; the call ended at 09:40 (ended in Cabinet by the "
             "practitioner). Why: Felt unwell, will call back") in pdf
 
 

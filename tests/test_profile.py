@@ -218,10 +218,10 @@ def test_prescription_carries_what_a_pharmacist_expects(client, app, visit, cloc
     text = page.extract_text()
     for expected in (doctor.name, "Doctor — Médecine générale", "RPPS: 10101234564",
                      "Health-insurance (AM) no.: 691234567", "12 rue des Tilleuls", "69003 Lyon",
-                     "Phone: 04 78 12 34 56", "On June 11, 2036", "Patient: Jeanne DUPONT",
-                     "Born on May 17, 1970 (66 years old)", "Weight: 72.5 kg", "PRESCRIPTION",
+                     "Phone: 04 78 12 34 56", "On 11 June 2036", "Patient: Jeanne DUPONT",
+                     "Born on 17 May 1970 (66 years old)", "Weight: 72.5 kg", "PRESCRIPTION",
                      "Amoxicilline 1 g matin et soir, 6 jours",
-                     "Prescription issued after a teleconsultation on June 10, 2036."):
+                     "Prescription issued after a teleconsultation on 10 June 2036."):
         assert expected in text, expected
     assert len(page.images) == 1                # the signature
     assert page.images[0].image.size == (300, 120)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 from flask import Blueprint, abort, current_app, g, redirect, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _, lazy_gettext as _l, lazy_ngettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
@@ -58,9 +58,11 @@ class StaffForm(FlaskForm):
 
     def validate_password(self, field):
         if self.user is None and not field.data:
-            raise ValidationError(_l("Choose a password of at least %(n)s characters.", n=MIN_PASSWORD))
+            raise ValidationError(lazy_ngettext("Choose a password of at least %(num)d character.",
+                                                 "Choose a password of at least %(num)d characters.", MIN_PASSWORD))
         if field.data and len(field.data) < MIN_PASSWORD:
-            raise ValidationError(_l("At least %(n)s characters.", n=MIN_PASSWORD))
+            raise ValidationError(lazy_ngettext("At least %(num)d character.", "At least %(num)d characters.",
+                                                MIN_PASSWORD))
 
 
 class PracticeForm(FlaskForm):
@@ -91,7 +93,8 @@ class PracticeForm(FlaskForm):
         self.timezone.choices = options((tz, tz) for tz in sorted(available_timezones()))
         self.default_locale.choices = locale_options(with_default=False)
         if not self.is_submitted() and kwargs.get("obj") is not None:
-            # Stored in cents; shown in euros as the practice types them.
+            # Stored in cents; shown in euros as the reader types them, "25, 17.50" in English and
+            # "25, 17,50" in French (as the French hint writes it: the list splits on ", ").
             self.payment_presets.data = ", ".join(typed(c) for c in kwargs["obj"].preset_amounts)
 
     def validate_payment_presets(self, field):
@@ -100,6 +103,7 @@ class PracticeForm(FlaskForm):
         except ValueError:
             cents = None
         if cents is None or len(cents) > 8 or not all(1 <= c <= MAX_CENTS for c in cents):
+            # Translators: amounts are separated by ", " (comma and space); a decimal comma is followed by no space, as in "25, 30, 17,50"
             raise ValidationError(_l("Give up to 8 amounts between 0.01 and 1000 €, like 25, 30, 17.50."))
         field.data = ",".join(str(c) for c in cents)
 

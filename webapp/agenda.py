@@ -37,6 +37,7 @@ class AppointmentForm(FlaskForm):
     date = LocalDateField(_l("Date"), validators=[InputRequired(_l("Enter the date."))])
     time = LocalTimeField(_l("Time"), validators=[InputRequired(_l("Enter the time."))])
     duration = SelectField(_l("Duration"), coerce=int, default=15,
+                           # Translators: a visit's length in minutes, abbreviated ("20 min")
                            choices=options((m, _l("%(n)s min", n=m)) for m in DURATIONS))
     motive = TextAreaField(_l("Motive"), filters=[strip], default="",
                            validators=[Length(max=500, message=_l("At most 500 characters."))])

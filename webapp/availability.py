@@ -12,7 +12,7 @@ import re
 
 from babel.dates import get_day_names
 from flask import g
-from flask_babel import get_locale, lazy_gettext as _l
+from flask_babel import get_locale, lazy_gettext as _l, lazy_pgettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, ValidationError
@@ -126,7 +126,7 @@ def exception_kinds():
 
 class ExceptionForm(FlaskForm):
     kind = RadioField(_l("Kind"), default="closed", choices=options(exception_kinds().items()))
-    start_date = LocalDateField(_l("From"), validators=[InputRequired(_l("Enter the date."))])
+    start_date = LocalDateField(lazy_pgettext("date range", "From"), validators=[InputRequired(_l("Enter the date."))])
     start_time = LocalTimeField(_l("at (empty: the whole day)"))
     end_date = LocalDateField(_l("To (empty: the same day)"))
     end_time = LocalTimeField(_l("at (empty: the end of the day)"))

@@ -109,8 +109,12 @@ def translate():
 @translate.command("extract")
 def extract():
     """Collect the translatable strings into translations/messages.pot."""
-    pybabel("extract", "-F", "babel.cfg", "-k", "_l", "--no-location", "--sort-output",
-            "--project", "Cabinet", "-o", str(POT), ".")
+    # "Translators:" comments reach the catalogue; lazy forms with a context or plural are found too.
+    # Locations name the file without its line number: a translator sees where a string is used, and
+    # an edit that moves lines does not rewrite every catalogue.
+    pybabel("extract", "-F", "babel.cfg", "-k", "_l", "-k", "lazy_pgettext:1c,2", "-k", "lazy_ngettext:1,2",
+            "-c", "Translators:", "--add-location=file", "--sort-output", "--project", "Cabinet",
+            "-o", str(POT), ".")
 
 
 @translate.command("update")

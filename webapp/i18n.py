@@ -7,15 +7,18 @@ user's choice, then the practice's default; public pages follow the browser. Tim
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel import Locale, UnknownLocaleError
+from babel import Locale, UnknownLocaleError, dates
+from babel.core import get_global
+from babel.localedata import exists as locale_exists
 from flask import current_app, g, request
-from flask_babel import Babel, force_locale, get_locale
+from flask_babel import Babel, force_locale, get_locale, get_timezone, to_user_timezone
 from flask_babel import lazy_gettext as _l
 
-from .money import money
+from .money import money, plain
 
 babel = Babel()
 
@@ -61,6 +64,53 @@ def select_timezone() -> str:
     return practice.timezone if practice else "Europe/Paris"
 
 
+# Languages whose catalogue already is one country's variant: Babel's "pt" is Brazil's, and a
+# Lisbon practice's dates in it would mix two norms. Not regionalised until a catalogue says which.
+_NOT_REGIONAL = {"pt"}
+
+
+@lru_cache(maxsize=256)
+def dates_locale(language: str, tz_name: str) -> Locale:
+    """The locale dates and times are written in: the reader's language as written in the practice's
+    country, where the Unicode CLDR knows that pair (English in Paris or London "10 June 2036, 14:05",
+    in New York "June 10, 2036, 2:05 PM"; German in Zurich de_CH); otherwise the language alone.
+
+    The country comes from the practice's time zone (CLDR's zone → territory table), since the
+    practice has no country of its own. Numbers and amounts keep the language's own conventions:
+    they are what the reader types back.
+    """
+    base = Locale.parse(str(language))
+    territory = get_global("zone_territories").get(tz_name or "")
+    if base.territory or not territory or base.language in _NOT_REGIONAL:
+        return base
+    regional = f"{base.language}_{territory}"
+    return Locale.parse(regional) if locale_exists(regional) else base
+
+
+def reader_dates_locale() -> Locale:
+    """``dates_locale`` of this request: its language in its practice's time zone."""
+    return dates_locale(str(get_locale() or "en"), str(get_timezone()))
+
+
+def format_date(value=None, format="medium", rebase=True):
+    """The ``dateformat`` filter: as flask-babel's, in ``reader_dates_locale``."""
+    if rebase and isinstance(value, datetime):
+        value = to_user_timezone(value)
+    return dates.format_date(value, format, locale=reader_dates_locale())
+
+
+def format_datetime(value=None, format="medium", rebase=True):
+    """The ``datetimeformat`` filter: a stored (naive UTC) instant in the practice's time zone."""
+    return dates.format_datetime(value, format, tzinfo=get_timezone() if rebase else None,
+                                 locale=reader_dates_locale())
+
+
+def format_time(value=None, format="medium", rebase=True):
+    """The ``timeformat`` filter: a stored (naive UTC) instant's time in the practice's time zone."""
+    return dates.format_time(value, format, tzinfo=get_timezone() if rebase else None,
+                             locale=reader_dates_locale())
+
+
 def right_to_left(locale) -> bool:
     """Whether the language is written right to left (Arabic, Hebrew, Persian...), as Babel's CLDR data says."""
     try:
@@ -77,6 +127,8 @@ def text_direction() -> str:
 
 def waiting_note_presets() -> list:
     """Messages a practitioner sends the waiting room in one click (offered as they type)."""
+    # Translators: a message the practitioner sends the waiting room in one click; the patient
+    # reads it in their own language
     return [_l("I am running about %(n)s minutes late.", n=n) for n in (5, 10, 15, 30)]
 
 
@@ -120,7 +172,8 @@ def init_app(app, translations: Path):
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(translations))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters.update(money=money, amount_typed=plain, dateformat=format_date,
+                                 datetimeformat=format_datetime, timeformat=format_time)
     app.jinja_env.globals.update(text_direction=text_direction, right_to_left=right_to_left, locale_name=locale_name,
                                  available_locales=available_locales, in_reader_language=in_reader_language,
                                  picker_back=picker_back,

@@ -8,16 +8,19 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from babel.numbers import format_currency
+from babel.numbers import format_currency, get_decimal_symbol
 from flask_babel import get_locale
 
 # 1000 €: above that, a teleconsultation amount is a typo (25000 typed for 25.00).
 MAX_CENTS = 100_000
-_AMOUNT = re.compile(r"^(\d{1,7})(?:[.,](\d{1,2}))?$")
+# Either decimal mark, whatever the reader's language: a French keyboard's numeric pad types ".",
+# and an English reader may paste "25,50". The Arabic decimal separator (٫) too; ``\d`` and ``int``
+# read Arabic-Indic digits. No group separators: "1,000.50" is refused rather than guessed.
+_AMOUNT = re.compile(r"^(\d{1,7})(?:[.,\u066b](\d{1,2}))?$")
 
 
 def parse_cents(text: str) -> int:
-    """ "25", "25.5", "25,50 €" → cents; ValueError for anything else (signs, exponents, letters)."""
+    """ "25", "25.5", "25,50 €", "30.00" → cents; ValueError for anything else (signs, exponents, letters)."""
     cleaned = (text or "").replace("€", "").replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
     match = _AMOUNT.match(cleaned)
     if not match:
@@ -26,14 +29,19 @@ def parse_cents(text: str) -> int:
     return int(units) * 100 + int(cents)
 
 
-def typed(cents: int) -> str:
-    """Cents as a plain decimal, as an input field shows it back, e.g. 2550 → "25.50", 3000 → "30"."""
-    return f"{cents // 100}" if cents % 100 == 0 else f"{cents // 100}.{cents % 100:02d}"
+def _decimal_mark(locale) -> str:
+    return get_decimal_symbol(locale or get_locale() or "en")
 
 
-def plain(cents: int) -> str:
-    """Cents as a plain decimal with two places, e.g. 2550 → "25.50" (what an amount field is filled with)."""
-    return f"{cents // 100}.{cents % 100:02d}"
+def typed(cents: int, locale=None) -> str:
+    """Cents as the reader types them, shortest: 2550 → "25,50" in French, "25.50" in English; 3000 → "30"."""
+    return f"{cents // 100}" if cents % 100 == 0 else f"{cents // 100}{_decimal_mark(locale)}{cents % 100:02d}"
+
+
+def plain(cents: int, locale=None) -> str:
+    """Cents with two places as the reader types them, no symbol, no grouping: 2550 → "25,50" in French,
+    "25.50" in English (what an amount field is filled with, and reads back with ``parse_cents``)."""
+    return f"{cents // 100}{_decimal_mark(locale)}{cents % 100:02d}"
 
 
 def with_comma(cents: int) -> str:

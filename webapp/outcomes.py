@@ -2,11 +2,11 @@
 closing checklist, its PDF report and the patient record."""
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext as _l, lazy_pgettext
 
 
 def outcome_titles() -> dict:
-    return {"held": _l("Held"), "phone": _l("Held by telephone"), "no_show": _l("Patient did not come"),
+    return {"held": lazy_pgettext("visit outcome", "Held"), "phone": _l("Held by telephone"), "no_show": _l("Patient did not come"),
             "outside": _l("Ended outside Cabinet"), "left_early": _l("Patient left early")}
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import io
 
 from flask import Blueprint, abort, g, make_response, redirect, request, url_for
-from flask_babel import gettext as _
+from flask_babel import gettext as _, ngettext
 
 from .access import visible_practitioners
 from .answers import render, wants_fragment
@@ -188,7 +188,8 @@ def acts_csv():
     filters, errors = _filters()
     start, end = filters["start"], filters["end"]
     if not errors and (end - start).days >= MAX_EXPORT_DAYS:
-        errors["end"] = _("Export at most %(days)d days at a time.", days=MAX_EXPORT_DAYS)
+        errors["end"] = ngettext("Export at most %(num)d day at a time.", "Export at most %(num)d days at a time.",
+                                 MAX_EXPORT_DAYS)
     if errors:
         return render("payments/index.html", status=422, payments=[], totals={}, errors=errors,
                       labels=STATUS_LABELS, statuses=STATUSES, **filters)
@@ -202,6 +203,7 @@ def acts_csv():
                                                                 f"{len(rows)} rows")
     response = make_response("\ufeff" + out.getvalue())
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    # Translators: a word in a file name (acts-2036-06-01-2036-06-30.csv): lowercase, spaces become hyphens
     name = "-".join(_("acts").split()) + f"-{start.isoformat()}-{end.isoformat()}.csv"
     response.headers["Content-Disposition"] = content_disposition(name)
     response.headers["X-Content-Type-Options"] = "nosniff"

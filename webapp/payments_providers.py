@@ -9,7 +9,7 @@ mode; none is built without such a way to test it.
 """
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext as _l, lazy_pgettext
 
 from .money import MAX_CENTS
 from .models import AuditEvent, Payment, db, utcnow
@@ -17,10 +17,10 @@ from .models import AuditEvent, Payment, db, utcnow
 STATUSES = ("requested", "paid", "waived", "cancelled")
 
 STATUS_LABELS = {
-    "requested": _l("Requested"),
-    "paid": _l("Paid"),
-    "waived": _l("Waived"),
-    "cancelled": _l("Cancelled"),
+    "requested": lazy_pgettext("payment status", "Requested"),
+    "paid": lazy_pgettext("payment status", "Paid"),
+    "waived": lazy_pgettext("payment status", "Waived"),
+    "cancelled": lazy_pgettext("payment status", "Cancelled"),
 }
 
 

@@ -11,7 +11,7 @@ import io
 import warnings
 
 import phonenumbers
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext as _l, lazy_ngettext
 from flask_wtf import FlaskForm
 from PIL import Image, UnidentifiedImageError
 from wtforms import SelectField, StringField, TextAreaField
@@ -81,12 +81,12 @@ class ProfileForm(FlaskForm):
     """What a prescription says of its practitioner; every field may stay empty until known."""
     profession = SelectField(_l("Profession"))
     specialty = StringField(_l("Specialty"), filters=[strip], validators=[
-        Length(max=100, message=_l("At most %(max)s characters.", max=100))],
+        Length(max=100, message=lazy_ngettext("At most %(num)d character.", "At most %(num)d characters.", 100))],
         description=_l("As on your prescriptions, like “General medicine” or “Paediatrics”."))
     rpps = StringField(_l("RPPS number"), filters=[_digits_only], validators=[_valid_rpps])
     am_number = StringField(_l("Health-insurance (AM) number"), filters=[_digits_only], validators=[_valid_am])
     practice_address = TextAreaField(_l("Practice address"), filters=[strip], validators=[
-        Length(max=300, message=_l("At most %(max)s characters.", max=300))])
+        Length(max=300, message=lazy_ngettext("At most %(num)d character.", "At most %(num)d characters.", 300))])
     practice_phone = PhoneField(_l("Practice phone"), validators=[valid_phone])
 
     def __init__(self, *args, **kwargs):
@@ -178,6 +178,8 @@ def signature_image(user) -> bytes | None:
 
 def missing_for_prescription(user) -> list[str]:
     """What a French pharmacist expects on a prescription and this practitioner's profile lacks."""
+    # Translators: what a practitioner's profile still lacks for prescriptions, listed after
+    # "Missing on your prescriptions:"
     wanted = (("profession", _l("profession")), ("rpps", _l("RPPS number")),
               ("practice_address", _l("practice address")), ("signature_key", _l("signature")))
     return [str(label) for name, label in wanted if not getattr(user, name)]

@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from flask import Blueprint, abort, g, redirect, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _, lazy_gettext as _l, lazy_pgettext, pgettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
@@ -68,11 +68,11 @@ def visit_outcome(appt: Appointment, now: dt.datetime) -> str:
     """What became of a visit, in a few words: its outcome once it has one (recorded at closing, or
     "held" when the call ran in Cabinet), else where it stands."""
     if appt.status == "cancelled":
-        return _("Cancelled")
+        return pgettext("visit status", "Cancelled")
     if appt.outcome_shown:
         return str(outcome_titles()[appt.outcome_shown])
     if appt.status == "closed":
-        return _("Held") if appt.call_ended_at or appt.admitted_at else _("Closed without a call")
+        return pgettext("visit outcome", "Held") if appt.call_ended_at or appt.admitted_at else _("Closed without a call")
     if appt.status == "in_call":
         return _("Call ended, to close") if appt.call_ended_at else _("In call")
     if appt.status == "waiting":
@@ -80,8 +80,9 @@ def visit_outcome(appt: Appointment, now: dt.datetime) -> str:
     return _("Not held") if appt.ends_at < now else _("Upcoming")
 
 
-STATUS_LABELS = {"scheduled": _l("Scheduled"), "waiting": _l("Waiting"), "in_call": _l("In call"),
-                 "closed": _l("Closed"), "cancelled": _l("Cancelled")}
+STATUS_LABELS = {"scheduled": lazy_pgettext("visit status", "Scheduled"),
+                 "waiting": lazy_pgettext("visit status", "Waiting"), "in_call": _l("In call"),
+                 "closed": lazy_pgettext("visit status", "Closed"), "cancelled": lazy_pgettext("visit status", "Cancelled")}
 
 
 def _search_args():

@@ -7,7 +7,7 @@ import time
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, get_timezone
-from flask_babel import gettext as _
+from flask_babel import gettext as _, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
@@ -32,6 +32,7 @@ _rows: dict = {}
 
 
 def device_words():
+    # Translators: the patient's device check as the practitioner reads it: "camera: works", "connection: slow"
     return {"camera": _l("camera"), "microphone": _l("microphone"), "speaker": _l("sound"), "network": _l("connection"),
             "ok": _l("works"), "denied": _l("blocked"), "missing": _l("none found"), "busy": _l("in use elsewhere"),
             "error": _l("failed"), "silent": _l("silent"), "no": _l("not heard"), "unknown": _l("not checked"),
@@ -160,7 +161,8 @@ def note(appointment_id):
     text = request.form.get("text", "").strip()
     if len(text) > NOTE_MAX:
         return render("today/index.html", "today/_day.html", status=422,
-                      error=_("A message has at most %(n)s characters.", n=NOTE_MAX), **day_context(_ids()))
+                      error=ngettext("A message has at most %(num)d character.",
+                                     "A message has at most %(num)d characters.", NOTE_MAX), **day_context(_ids()))
     appt.leave_note(g.user, text)
     return _done(appt)
 

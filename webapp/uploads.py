@@ -42,6 +42,7 @@ def clean_filename(raw: str, extension: str) -> str:
     name = "".join(c for c in name if unicodedata.category(c)[0] in "LN" or c in " ._-()")
     name = re.sub(r"\s+", " ", name).strip(" .")
     stem = name.rsplit(".", 1)[0] if "." in name else name
+    # Translators: a word in a file name, for a file whose name had no usable letters: lowercase, no punctuation
     stem = stem[:STEM_MAX].strip(" .") or _("document")
     return f"{stem}.{extension}"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext as _l, lazy_pgettext
 
 from ..models import Document, Incident, Payment, Report, VisitAct, Waiver
 from ..outcomes import end_sources
@@ -29,7 +29,8 @@ def item_titles() -> dict:
 
 
 def state_names() -> dict:
-    return {"done": _l("Done"), "missing": _l("Missing"), "waived": _l("Waived"), "not_needed": _l("Not needed")}
+    return {"done": _l("Done"), "missing": _l("Missing"), "waived": lazy_pgettext("checklist item", "Waived"),
+            "not_needed": _l("Not needed")}
 
 
 @dataclass

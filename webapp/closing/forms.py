@@ -1,7 +1,7 @@
 """The checklist's forms; every message translated."""
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext as _l, lazy_ngettext
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, RadioField, SelectField, StringField, TextAreaField
@@ -15,8 +15,13 @@ from .inputs import MoneyField, WeightField
 REPORT_MAX = 20_000
 
 
+def at_most(maximum: int):
+    """The message of a too-long text field, in the plural form the language needs for this number."""
+    return lazy_ngettext("At most %(num)d character.", "At most %(num)d characters.", maximum)
+
+
 def _text(label, required_message=None, maximum=300):
-    validators = [Length(max=maximum, message=_l("At most %(max)s characters.", max=maximum))]
+    validators = [Length(max=maximum, message=at_most(maximum))]
     if required_message:
         validators.insert(0, DataRequired(required_message))
     return TextAreaField(label, filters=[strip], validators=validators)
@@ -30,7 +35,7 @@ class ReportForm(FlaskForm):
 
 class IncidentForm(FlaskForm):
     detail = StringField(_l("Add to the incidents"), filters=[strip], validators=[
-        DataRequired(_l("Describe the incident.")), Length(max=300, message=_l("At most %(max)s characters.", max=300))])
+        DataRequired(_l("Describe the incident.")), Length(max=300, message=at_most(300))])
 
 
 class UploadForm(FlaskForm):
@@ -56,7 +61,7 @@ class PaymentForm(FlaskForm):
 class WaiverForm(FlaskForm):
     reason = StringField(_l("Reason"), filters=[strip], validators=[
         DataRequired(_l("Give a reason for waiving this item.")),
-        Length(max=300, message=_l("At most %(max)s characters.", max=300))])
+        Length(max=300, message=at_most(300))])
 
 
 class AddendumForm(FlaskForm):
@@ -65,10 +70,10 @@ class AddendumForm(FlaskForm):
 
 class ActCatalogueForm(FlaskForm):
     code = StringField(_l("Code"), filters=[strip, lambda v: v.upper() if isinstance(v, str) else v], validators=[
-        DataRequired(_l("Enter the code.")), Length(max=16, message=_l("At most %(max)s characters.", max=16)),
+        DataRequired(_l("Enter the code.")), Length(max=16, message=at_most(16)),
         Regexp(r"^[A-Z0-9][A-Z0-9+._-]*$", message=_l("Letters, digits and + . _ - only, like TCG."))])
     label = StringField(_l("Label"), filters=[strip], validators=[
-        DataRequired(_l("Enter the label.")), Length(max=200, message=_l("At most %(max)s characters.", max=200))])
+        DataRequired(_l("Enter the label.")), Length(max=200, message=at_most(200))])
     fee = MoneyField(_l("Default fee (€)"), minimum=0, maximum=MAX_CENTS,
                      description=_l("A default, shown when coding the act: update it when the tariffs change."))
     profession = SelectField(_l("For"), default="")
@@ -89,7 +94,7 @@ class OutcomeForm(FlaskForm):
     ]), validators=[DataRequired(_l("Choose how the visit ended."))])
     phone_time = StringField(_l("Time of the telephone call (HH:MM)"), filters=[strip])
     reason = StringField(_l("Why, or what happened"), filters=[strip], validators=[
-        Length(max=300, message=_l("At most %(max)s characters.", max=300))])
+        Length(max=300, message=at_most(300))])
 
 
 class CloseForm(FlaskForm):

@@ -28,6 +28,7 @@ class MoneyField(StringField):
         try:
             self.cents = parse_cents(raw)
         except ValueError:
+            # Translators: write the example amounts with your language's decimal mark; both "25,50" and "25.50" are accepted
             raise ValidationError(_l("Enter an amount in euros like 25 or 25,50.")) from None
         if self.cents < self.minimum:
             raise ValidationError(_l("The amount must be more than 0 €.") if self.minimum > 0

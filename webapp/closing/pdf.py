@@ -24,7 +24,7 @@ from flask import current_app
 from flask_babel import force_locale, gettext as _
 from fpdf import FPDF
 
-from ..i18n import locale_name, right_to_left
+from ..i18n import dates_locale, locale_name, right_to_left
 from ..money import money
 from ..models import Addendum, Document, Incident, Report, VisitAct, Waiver, utcnow
 from ..outcomes import end_sources, outcome_titles
@@ -83,6 +83,7 @@ class _Writer:
 
     def __init__(self, pdf: CabinetPDF, locale: str, tz: str):
         self.pdf, self.locale, self.tz = pdf, locale, ZoneInfo(tz)
+        self.dates = dates_locale(locale, tz)                   # English in Paris: "10 June 2036, 14:05"
         self.start = "R" if right_to_left(locale) else "L"     # where a line of this language begins
 
     # Values.
@@ -90,15 +91,15 @@ class _Writer:
     def when(self, value: datetime | None) -> str:
         if value is None:
             return _("not recorded")
-        return babel_datetime(value.replace(tzinfo=timezone.utc), "medium", tzinfo=self.tz, locale=self.locale)
+        return babel_datetime(value.replace(tzinfo=timezone.utc), "medium", tzinfo=self.tz, locale=self.dates)
 
     def time(self, value: datetime | None) -> str:
         if value is None:
             return _("not recorded")
-        return babel_time(value.replace(tzinfo=timezone.utc), "short", tzinfo=self.tz, locale=self.locale)
+        return babel_time(value.replace(tzinfo=timezone.utc), "short", tzinfo=self.tz, locale=self.dates)
 
     def day(self, value) -> str:
-        return babel_date(value, "long", locale=self.locale) if value else _("not recorded")
+        return babel_date(value, "long", locale=self.dates) if value else _("not recorded")
 
     def money(self, cents: int, currency: str = "EUR") -> str:
         return money(cents, currency, locale=self.locale)
@@ -147,6 +148,7 @@ def _incident_label(kind: str) -> str:
 
 
 def _role_label(role: str) -> str:
+    # Translators: who had a connection incident, in a report line "10:06 — Reconnecting — patient"
     return {"practitioner": _("practitioner"), "patient": _("patient")}.get(role, role)
 
 
@@ -207,6 +209,7 @@ def _traceability(w: _Writer, appt):
     else:
         consent = _("not recorded")
     w.field(_("Consent"), consent)
+    # Translators: label: the time the visit was booked for, "10:00 to 10:20"
     w.field(_("Scheduled"), _("%(start)s to %(end)s", start=w.when(appt.starts_at), end=w.time(appt.ends_at)))
     if outcome == "no_show" or (appt.admitted_at is None and outcome):
         w.field(_("Actual start"), _("no call took place"))

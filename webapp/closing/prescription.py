@@ -16,7 +16,7 @@ from babel.dates import format_date
 from babel.numbers import format_decimal
 from flask_babel import force_locale, gettext as _, ngettext
 
-from ..i18n import utc_to_local
+from ..i18n import dates_locale, utc_to_local
 from ..models import utcnow
 from ..profiles import phone_for_print, profession_name, signature_image
 from .pdf import FONT, new_pdf
@@ -54,7 +54,8 @@ def _patient_lines(appt, today: date, weight_kg: Decimal | None, locale: str) ->
     name = f"{patient.first_name} {patient.last_name.upper()}".strip() if patient else appt.patient_name
     lines = [_("Patient: %(name)s", name=name)]
     if patient and patient.birth_date:
-        lines.append(_("Born on %(date)s (%(age)s)", date=format_date(patient.birth_date, "long", locale=locale),
+        lines.append(_("Born on %(date)s (%(age)s)", date=format_date(patient.birth_date, "long",
+                                                                  locale=dates_locale(locale, appt.practice.timezone)),
                        age=age_text(patient.birth_date, today)))
     if weight_kg is not None:
         lines.append(_("Weight: %(kg)s kg", kg=format_decimal(weight_kg, locale=locale)))
@@ -86,8 +87,8 @@ def render_prescription(appt, practitioner, text: str, locale: str, weight_kg: D
         pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
         pdf.ln(5)
         pdf.set_font(FONT, "", 10.5)
-        pdf.cell(0, 5, _("On %(date)s", date=format_date(today, "long", locale=locale)), align="R",
-                 new_x="LMARGIN", new_y="NEXT")
+        on = format_date(today, "long", locale=dates_locale(locale, practice.timezone))
+        pdf.cell(0, 5, _("On %(date)s", date=on), align="R", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(3)
         for line in _patient_lines(appt, today, weight_kg, locale):
             pdf.multi_cell(0, 5.5, line, new_x="LMARGIN", new_y="NEXT")
@@ -109,7 +110,8 @@ def _mention_and_signature(pdf, appt, practitioner, locale: str) -> None:
     held = utc_to_local(appt.admitted_at or appt.starts_at, appt.practice.timezone).date()
     pdf.set_font(FONT, "", 9.5)
     pdf.multi_cell(0, 5, _("Prescription issued after a teleconsultation on %(date)s.",
-                           date=format_date(held, "long", locale=locale)), new_x="LMARGIN", new_y="NEXT")
+                           date=format_date(held, "long", locale=dates_locale(locale, appt.practice.timezone))),
+                   new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     box_x = pdf.w - pdf.r_margin - SIGNATURE_BOX[0]
     data = signature_image(practitioner)

@@ -35,6 +35,7 @@ def close_visit(appt, actor, message: str | None = "closed") -> None:
                       ("patient_report", appt.effective_locale(practice.default_locale)))
             for kind, locale in copies:
                 with force_locale(locale):     # the file's name in the language of its text
+                    # Translators: words in a PDF's file name (report-2036-06-10.pdf): lowercase
                     name = dated_filename(_("patient report") if kind == "patient_report" else _("report"), day,
                                           "pdf").replace(".pdf", f"-{locale}.pdf")
                 doc = store_document(appt, build_report(appt, locale), source="report", kind=kind, author="system",

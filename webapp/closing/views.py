@@ -254,6 +254,7 @@ def write_prescription(appointment_id):
     data = render_prescription(appt, g.user, form.text.data, locale, weight_kg=form.weight.kg)
     today = utc_to_local(utcnow(), g.practice.timezone)       # the practice's date, not UTC's
     with force_locale(locale):        # the file's name in the language of its text
+        # Translators: a word in a PDF's file name (prescription-2036-06-10.pdf): lowercase
         name = dated_filename(_("prescription"), today, "pdf")
     _store(appt, data, "prescription", name, "application/pdf", locale)
     return _saved(appt, "documents")

@@ -14,7 +14,7 @@ from flask import current_app, render_template
 from flask_babel import gettext as _
 from icalendar import Calendar, Event, vCalAddress, vText
 
-from ..i18n import utc_to_local
+from ..i18n import dates_locale, utc_to_local
 
 KINDS = ("invitation", "reminder", "link_resent", "moved", "cancelled", "closed", "missed")
 # Kinds that carry the patient link; a cancelled appointment's link no longer works.
@@ -28,12 +28,14 @@ ICS_METHOD = {"invitation": "REQUEST", "moved": "REQUEST", "reminder": "REQUEST"
 def when(appt, locale: str, date_format: str = "full") -> dict:
     """The appointment's date and time as the patient reads them, in the practice's time zone."""
     local = utc_to_local(appt.starts_at, appt.practice.timezone)
-    return {"date": format_date(local.date(), date_format, locale=locale),
-            "time": format_time(local.time(), "short", locale=locale)}
+    dates = dates_locale(locale, appt.practice.timezone)
+    return {"date": format_date(local.date(), date_format, locale=dates),
+            "time": format_time(local.time(), "short", locale=dates)}
 
 
 def _subject(kind, **v):
     return {
+        # Translators: an e-mail subject; %(date)s is a full date ("Tuesday 10 June 2036")
         "invitation": lambda: _("Your teleconsultation with %(practitioner)s (%(practice)s) on %(date)s", **v),
         "reminder": lambda: _("Reminder: teleconsultation with %(practitioner)s (%(practice)s) on %(date)s at %(time)s", **v),
         "link_resent": lambda: _("Your link for the teleconsultation with %(practice)s", **v),
@@ -75,21 +77,41 @@ def _action(kind):
     return _("Open this link a few minutes before the start; it works only for this teleconsultation:")
 
 
+# Typography that is right on a page but outside the GSM 7-bit alphabet: one such character turns
+# an SMS into UCS-2, 70 characters a segment instead of 160. The French catalogue's ’ and no-break
+# spaces, Babel's narrow no-break space in "10:00 AM", become their plain forms in an SMS only.
+SMS_PLAIN = str.maketrans({"\u2019": "'", "\u2018": "'", "\u00a0": " ", "\u202f": " ", "\u2009": " ",
+                           "\u00ab": '"', "\u00bb": '"', "\u2026": "...", "\u2013": "-", "\u2014": "-"})
+
+
+def sms_text(text: str) -> str:
+    """An SMS body with its typographic characters as GSM 7-bit ones (’ → ', no-break space → space)."""
+    return (text or "").translate(SMS_PLAIN)
+
+
 def _sms(kind, instant, **v):
     if kind == "invitation" and instant:
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         return _("%(practice)s: your teleconsultation with %(practitioner)s starts now. Your link: %(link)s", **v)
     return {
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "invitation": lambda: _("%(practice)s: teleconsultation with %(practitioner)s on %(date)s at %(time)s. "
                                "Your link: %(link)s", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "reminder": lambda: _("%(practice)s: reminder, teleconsultation with %(practitioner)s on %(date)s at %(time)s. "
                               "Your link: %(link)s", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "link_resent": lambda: _("%(practice)s: your link for the teleconsultation on %(date)s at %(time)s: "
                                  "%(link)s", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "moved": lambda: _("%(practice)s: your teleconsultation with %(practitioner)s has moved to %(date)s at "
                            "%(time)s. Your link: %(link)s", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "cancelled": lambda: _("%(practice)s: your teleconsultation on %(date)s at %(time)s is cancelled.", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "closed": lambda: _("%(practice)s: your documents and the payment request are waiting in your space: "
                             "%(link)s", **v),
+        # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "missed": lambda: _("%(practice)s: you did not join your teleconsultation on %(date)s at %(time)s. Please "
                             "contact the practice if you need a new appointment.", **v),
     }[kind]()
@@ -113,7 +135,7 @@ def sms_content(appt, kind: str, locale: str, link: str) -> dict:
     """The text of the SMS of ``kind``: short, and without the patient's name."""
     v = {"practice": appt.practice.name, "practitioner": appt.practitioner.name, "link": link,
          **when(appt, locale, "medium")}
-    return {"subject": "", "body": _sms(kind, appt.kind == "instant", **v), "html": "", "ics": ""}
+    return {"subject": "", "body": sms_text(_sms(kind, appt.kind == "instant", **v)), "html": "", "ics": ""}
 
 
 def event_uid(appt) -> str:

@@ -16,7 +16,7 @@ from flask_babel import force_locale
 from ..access import patient_link_url, site_url
 from ..forms import can_receive_sms
 from ..models import Appointment, Message, Practice, utcnow
-from .compose import KINDS, WITH_LINK, email_content, sms_content
+from .compose import KINDS, WITH_LINK, email_content, sms_content, sms_text
 from .deliver import DeliveryError, send_email, sms_backend
 
 # Back-off between attempts; after MAX_ATTEMPTS failures a message is "failed" and waits for staff.
@@ -151,7 +151,7 @@ def _deliver(message, config):
         practice_name = message.appointment.practice.name if message.appointment_id else ""
         send_email(message, config, practice_name)
     else:
-        sms_backend(config).send(message.recipient, message.body)
+        sms_backend(config).send(message.recipient, sms_text(message.body))   # also bodies queued before it
 
 
 def _claim(message_id, now) -> bool:
