@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
+from babel.dates import format_date, format_interval, format_time
 from flask import Blueprint, abort, g, redirect, request, url_for
-from flask_babel import lazy_gettext as _l
+from flask_babel import get_locale, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
+from werkzeug.datastructures import MultiDict
 from wtforms.validators import InputRequired, Length
 
 from . import events, notify
@@ -61,6 +64,14 @@ class InstantForm(FlaskForm):
         return ok
 
 
+def _parse_time(raw: str | None) -> dt.time | None:
+    """A time given as HH:MM in the address (a free slot of the grid); None when unreadable."""
+    try:
+        return dt.time.fromisoformat(raw) if raw and len(raw) == 5 else None
+    except ValueError:
+        return None
+
+
 def _chosen_practitioner(practitioners, wanted):
     by_id = {p.id: p for p in practitioners}
     if wanted in by_id:
@@ -87,32 +98,196 @@ def _days(view: str, day: dt.date) -> list[dt.date]:
     return [day]
 
 
-def agenda_context(view: str, day: dt.date, practitioner_id: int | None) -> dict:
-    """Everything the agenda fragment needs for one view, day and practitioner."""
-    practitioners = visible_practitioners()
-    practitioner = _chosen_practitioner(practitioners, practitioner_id)
-    days = _days(view, day)
+# The time grid. Rows are 5 minutes of wall-clock time in the practice's time zone; a column is a
+# day (week view) or a practitioner (day view). Positions are classes (r<row>, s<span>, l<lane>,
+# w<width>) from static/css/agenda.css: the CSP allows no style attribute.
+STEP = 5                                    # minutes per grid row
+CELL = dt.timedelta(minutes=15)             # a free cell
+WORKING_HOURS = (dt.time(8), dt.time(19))   # local; the grid shows at least these hours
+MAX_LANES = 4                               # side-by-side overlapping visits in one column
+ROWS_PER_HOUR = 60 // STEP
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: dt.datetime      # naive UTC, as stored
+    end: dt.datetime
+
+
+def free_slots(practitioner, start_utc: dt.datetime, end_utc: dt.datetime, visit_type=None, now=None) -> list[Slot]:
+    """Free 15-minute cells of ``practitioner`` between ``start_utc`` and ``end_utc``: every cell
+    of the working hours (08:00-19:00 local) that no active visit overlaps and that has not begun.
+
+    A stand-in, with the same signature: replaced by slots.free_slots (opening hours minus
+    appointments and exceptions) once that is merged."""
     tz = g.practice.timezone
+    now = now or utcnow()
+    taken = [(a.starts_at, a.ends_at) for a in Appointment.in_range(
+        [practitioner.id], start_utc - dt.timedelta(hours=12), end_utc) if a.status != "cancelled"]
+    found = []
+    day = utc_to_local(start_utc, tz).date()
+    while local_to_utc(dt.datetime.combine(day, dt.time()), tz) < end_utc:
+        cell = dt.datetime.combine(day, WORKING_HOURS[0])
+        while cell.time() < WORKING_HOURS[1] and cell.date() == day:
+            start, end = local_to_utc(cell, tz), local_to_utc(cell + CELL, tz)
+            if start >= max(now, start_utc) and end <= end_utc and \
+                    not any(s < end and start < e for s, e in taken):
+                found.append(Slot(start, end))
+            cell += CELL
+        day += dt.timedelta(days=1)
+    return found
+
+
+@dataclass
+class Column:
+    """One column of the grid: the visits placed in it and its free cells."""
+    day: dt.date
+    practitioner: User
+    title: str
+    placed: list = field(default_factory=list)      # (appt, row, span, lane, width, start label)
+    free: list = field(default_factory=list)        # (row, span, date, time, time label)
+    lanes: int = 1
+    now_row: int | None = None
+
+
+def _minutes(local: dt.datetime, day: dt.date) -> int:
+    """Wall-clock minutes of ``local`` from the start of ``day`` (past midnight: more than 1440)."""
+    return (local.date() - day).days * 1440 + local.hour * 60 + local.minute
+
+
+def _lay_out(column: Column, entries: list) -> None:
+    """Lanes for overlapping visits: each visit takes the first free lane of its cluster, and the
+    last one of a cluster stretches over the lanes its cluster leaves empty."""
+    clusters, current, ends, cluster_end = [], [], [], -1
+    for entry in entries:           # (appt, first row, span, label), sorted by start
+        row, span = entry[1], entry[2]
+        if current and row >= cluster_end:
+            clusters.append((current, len(ends)))
+            current, ends = [], []
+        lane = next((i for i, end in enumerate(ends) if end <= row), None)
+        if lane is None:
+            lane = min(len(ends), MAX_LANES - 1)
+            if lane == len(ends):
+                ends.append(0)
+        ends[lane] = max(ends[lane], row + span)
+        cluster_end = max(cluster_end, row + span) if current else row + span
+        current.append((entry, lane))
+    if current:
+        clusters.append((current, len(ends)))
+    column.lanes = max((width for _, width in clusters), default=1)
+    for members, width in clusters:
+        for (appt, row, span, label), lane in members:
+            stretch = column.lanes - lane if lane == width - 1 else 1
+            column.placed.append((appt, row, span, lane, stretch, label))
+
+
+class Clock:
+    """Short times in the user's language, each formatted once per render (Babel is slow per call)."""
+
+    def __init__(self):
+        self.locale = get_locale()
+        self.cache = {}
+
+    def __call__(self, t: dt.time) -> str:
+        if t not in self.cache:
+            self.cache[t] = format_time(t, "short", locale=self.locale)
+        return self.cache[t]
+
+
+def grid_context(view: str, day: dt.date, practitioners: list, columns_of: str) -> dict:
+    """Columns, rows and hour labels of the time grid for the days and practitioners shown."""
+    tz = g.practice.timezone
+    days = _days(view, day)
     start = local_to_utc(dt.datetime.combine(days[0], dt.time()), tz)
     end = local_to_utc(dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time()), tz)
-    by_day = {d: [] for d in days}
-    if practitioner is not None:
-        for appt in Appointment.in_range([practitioner.id], start, end):
-            local = utc_to_local(appt.starts_at, tz)
-            by_day.setdefault(local.date(), []).append((local, appt))
+    clock = Clock()
+    if columns_of == "day":
+        columns = [Column(d, practitioners[0], "") for d in days]
+    else:
+        columns = [Column(day, p, p.name) for p in practitioners]
+    index = {(c.day, c.practitioner.id): c for c in columns}
+    first = WORKING_HOURS[0].hour * 60
+    last = WORKING_HOURS[1].hour * 60
+    entries = {key: [] for key in index}
+    for appt in Appointment.in_range([p.id for p in practitioners], start, end):
+        local = utc_to_local(appt.starts_at, tz)
+        key = (local.date(), appt.practitioner_id)
+        if key not in entries:
+            continue
+        begin = _minutes(local, local.date())
+        finish = max(_minutes(utc_to_local(appt.ends_at, tz), local.date()), begin + STEP)
+        first, last = min(first, begin), max(last, finish)
+        entries[key].append((appt, begin, finish, clock(local.time())))
+    first = first // 60 * 60
+    last = min(-(-last // 60) * 60, 24 * 60)
+    for key, found in entries.items():
+        placed = [(appt, (begin - first) // STEP + 1, max(1, -(-(min(finish, last) - begin) // STEP)), label)
+                  for appt, begin, finish, label in found]
+        _lay_out(index[key], placed)
+    now = utcnow()
+    for p in practitioners:
+        for slot in free_slots(p, start, end, now=now):
+            local, local_end = utc_to_local(slot.start, tz), utc_to_local(slot.end, tz)
+            column = index.get((local.date(), p.id))
+            begin = _minutes(local, local.date())
+            if column is None or begin < first:
+                continue
+            span = max(1, (min(_minutes(local_end, local.date()), last) - begin) // STEP)
+            column.free.append(((begin - first) // STEP + 1, span, local.date(), local.time(), clock(local.time())))
+    local_now = utc_to_local(now, tz)
+    for column in columns:
+        minute = _minutes(local_now, column.day)
+        if first <= minute < last:
+            column.now_row = (minute - first) // STEP + 1
+    hours = [((h * 60 - first) // STEP + 1, clock(dt.time(h))) for h in range(first // 60, last // 60)]
+    return {"columns": columns, "rows": (last - first) // STEP, "hours": hours, "grid_start": first,
+            "now_minute": _minutes(local_now, local_now.date()) - first}
+
+
+def agenda_context(view: str, day: dt.date, practitioner_id: int | None, everyone: bool = False,
+                   moving: Appointment | None = None) -> dict:
+    """Everything the agenda fragment needs for one view, day and practitioner(s)."""
+    practitioners = visible_practitioners()
+    practitioner = _chosen_practitioner(practitioners, practitioner_id)
+    # A day view of the whole practice side by side: what a secretary or an admin opens on.
+    side_by_side = view == "day" and len(practitioners) > 1 and (everyone or (
+        practitioner_id is None and g.user.role != "practitioner"))
+    shown = practitioners if side_by_side else [practitioner] if practitioner else []
     step = dt.timedelta(days=7 if view == "week" else 1)
-    return {"view": view, "day": day, "days": days, "by_day": by_day, "today": _local_today(),
-            "practitioners": practitioners, "practitioner": practitioner,
-            "previous": day - step, "next": day + step}
+    context = {"view": view, "day": day, "days": _days(view, day), "today": _local_today(),
+               "practitioners": practitioners, "practitioner": None if side_by_side else practitioner,
+               "everyone": side_by_side, "previous": day - step, "next": day + step, "moving": moving,
+               "range_title": _range_title(_days(view, day))}
+    if shown:
+        context.update(grid_context(view, day, shown, "practitioner" if side_by_side else "day"))
+    return context
+
+
+def _range_title(days: list[dt.date]) -> str:
+    """"8 – 14 June 2036": the days shown, as the user's language writes a range."""
+    if len(days) == 1:
+        return format_date(days[0], "full", locale=get_locale())
+    return format_interval(days[0], days[-1], "yMMMd", locale=get_locale())
+
+
+def _agenda_args():
+    """View, day, practitioner and the whole-practice switch, as the address asks."""
+    view = "week" if request.args.get("view") == "week" else "day"
+    wanted = request.args.get("practitioner", "")
+    return (view, _parse_day(request.args.get("date")), row_id(wanted) if wanted != "all" else None,
+            wanted == "all")
 
 
 @bp.route("/")
 @staff_required()
 def index():
-    """The day or week view of one practitioner's agenda."""
-    view = "week" if request.args.get("view") == "week" else "day"
-    context = agenda_context(view, _parse_day(request.args.get("date")),
-                             request.args.get("practitioner", type=row_id))
+    """The day or week time grid: one practitioner's, or the whole practice's day side by side."""
+    view, day, practitioner_id, everyone = _agenda_args()
+    moving = request.args.get("move", type=row_id)
+    moving = appointment_or_404(moving) if moving else None
+    if moving is not None and not moving.is_active:
+        moving = None
+    context = agenda_context(view, day, practitioner_id, everyone, moving)
     return render("agenda/index.html", "agenda/_agenda.html", **context)
 
 
@@ -220,7 +395,8 @@ def _validated_booking(form, appt):
 def new():
     """Book a teleconsultation."""
     form = AppointmentForm(practitioner=request.args.get("practitioner", type=row_id) or g.user.id,
-                           date=_parse_day(request.args.get("date")), patient_id=request.args.get("patient", ""))
+                           date=_parse_day(request.args.get("date")), time=_parse_time(request.args.get("time")),
+                           patient_id=request.args.get("patient", ""))
     _practitioner_choices(form)
     checked = _validated_booking(form, None)
     if checked is None:
@@ -239,19 +415,17 @@ def new():
     return _saved(appt)
 
 
-@bp.route("/<int:appointment_id>/edit", methods=["GET", "POST"])
-@staff_required()
-def edit(appointment_id):
-    """Edit or move a teleconsultation; a new time revokes the old link."""
-    appt = appointment_or_404(appointment_id)
-    if not appt.is_active:
-        abort(409)
+def _as_booked(appt) -> dict:
+    """The edit form's fields as the appointment stands."""
     local = utc_to_local(appt.starts_at, g.practice.timezone)
-    form = AppointmentForm(obj=None, data=None if request.method == "POST" else {
-        "patient_id": str(appt.patient_id or ""), "practitioner": appt.practitioner_id,
-        "date": local.date(), "time": local.time(), "duration": appt.duration_minutes,
-        "motive": appt.motive, "mode": appt.mode, "language": _chosen_language(appt),
-        "send_by": "both" if appt.notify_email and appt.notify_sms else "sms" if appt.notify_sms else "email"})
+    return {"patient_id": str(appt.patient_id or ""), "practitioner": appt.practitioner_id,
+            "date": local.date(), "time": local.time(), "duration": appt.duration_minutes,
+            "motive": appt.motive, "mode": appt.mode, "language": _chosen_language(appt),
+            "send_by": "both" if appt.notify_email and appt.notify_sms else "sms" if appt.notify_sms else "email"}
+
+
+def _change(form, appt):
+    """Check and save an edit (or a move from the grid): the same checks, audit and message to the patient."""
     _practitioner_choices(form)
     checked = _validated_booking(form, appt)
     if checked is None:
@@ -273,6 +447,39 @@ def edit(appointment_id):
         if moved:
             notify.queue(appt, "moved")
     return _saved(appt)
+
+
+def _active_or_409(appointment_id):
+    appt = appointment_or_404(appointment_id)
+    if not appt.is_active:
+        abort(409)
+    return appt
+
+
+@bp.route("/<int:appointment_id>/edit", methods=["GET", "POST"])
+@staff_required()
+def edit(appointment_id):
+    """Edit or move a teleconsultation; a new time revokes the old link."""
+    appt = _active_or_409(appointment_id)
+    return _change(AppointmentForm(obj=None, data=None if request.method == "POST" else _as_booked(appt)), appt)
+
+
+@bp.route("/<int:appointment_id>/move", methods=["POST"])
+@staff_required()
+def move(appointment_id):
+    """Move a teleconsultation to a slot chosen on the grid ("practitioner|YYYY-MM-DD|HH:MM"),
+    through the edit form's checks: an overlap or a bad slot shows that form, with the new time."""
+    appt = _active_or_409(appointment_id)
+    parts = request.form.get("slot", "")[:40].split("|")
+    practitioner, day, time = parts if len(parts) == 3 else ("", "", "")
+    booked = {**_as_booked(appt), "practitioner": practitioner, "date": day, "time": time}
+    data = MultiDict({key: value if isinstance(value, str) else
+                      value.strftime("%H:%M") if isinstance(value, dt.time) else str(value)
+                      for key, value in booked.items()})
+    for key in ("csrf_token", "confirm_overlap"):
+        if key in request.form:
+            data[key] = request.form[key]
+    return _change(AppointmentForm(formdata=data), appt)
 
 
 @bp.route("/overlaps")

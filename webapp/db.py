@@ -209,6 +209,16 @@ def _appointment_language(database):
     add_missing_columns(database, Appointment, {"locale_source": CharField(max_length=10, default="")})
 
 
+def _calendar_feed(database):
+    """A practitioner's calendar feed: whether it is on, the version its address must carry, and
+    whether it names patients."""
+    add_missing_columns(database, User, {
+        "feed_version": IntegerField(default=0),
+        "feed_on": BooleanField(default=False),
+        "feed_details": BooleanField(default=False),
+    })
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
@@ -223,6 +233,7 @@ MIGRATIONS = [
     (11, _patient_record),
     (12, _practitioner_profile),
     (13, _appointment_language),
+    (15, _calendar_feed),
 ]
 
 

@@ -104,6 +104,10 @@ class User(BaseModel):
     # The signature image, encrypted in the document store under this key ("" when none).
     signature_key = CharField(max_length=100, default="")
     signature_type = CharField(max_length=20, default="")  # image/png or image/jpeg
+    # The calendar feed: 0 while none is on; renewing or revoking moves it past every address given out.
+    feed_version = IntegerField(default=0)
+    feed_on = BooleanField(default=False)
+    feed_details = BooleanField(default=False)            # patient names and motives in the feed (opt-in)
 
     ROLES_WITH_SECOND_FACTOR = ("practitioner", "admin")
 
