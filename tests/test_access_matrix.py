@@ -125,6 +125,7 @@ TABLE: dict[str, Rule] = {
     "agenda.instant": Rule("/agenda/instant", GET=ANY_STAFF, POST=any_staff("422")),
     "agenda.overlaps": Rule("/agenda/overlaps", GET=ANY_STAFF),
     "agenda.move": Rule("/agenda/{other}/move", POST=staff("422")),
+    "agenda.new_patient": Rule("/agenda/patient", POST=any_staff("422")),
     "agenda.cancel": Rule("/agenda/{other}/cancel", POST=staff(">/agenda/{other}")),
     "agenda.renew_link": Rule("/agenda/{other}/link", POST=staff(">/agenda/{other}")),
     "agenda.hand_over": Rule("/agenda/{call}/hand-over", POST="login login login 403 422 404 422"),

@@ -7,7 +7,7 @@ import re
 
 from conftest import HX, db_snapshot, login_as, make_appointment, make_patient, make_user, text_of
 from webapp.i18n import local_to_utc, utc_to_local
-from webapp.models import Appointment, AuditEvent, Message, utcnow
+from webapp.models import Appointment, AuditEvent, Message, Patient, utcnow
 
 PARIS = "Europe/Paris"
 TOMORROW = dt.date(2036, 6, 11)     # the day after the frozen clock's, a Wednesday
@@ -211,3 +211,61 @@ def test_a_cancelled_visit_cannot_be_moved(client):
     me = login_as(client, "practitioner")
     appt = make_appointment(practitioner=me, starts_at=at(TOMORROW, 9), status="cancelled")
     assert client.post(f"/agenda/{appt.id}/move", data={"slot": f"{me.id}|{TOMORROW}|11:00"}).status_code == 409
+
+
+# A new patient while booking.
+
+def test_new_patient_is_a_step_inside_the_booking_form(client):
+    me = login_as(client, "practitioner")
+    typed = {"patient_query": "Nouvelle", "practitioner": str(me.id), "date": str(TOMORROW), "time": "11:15",
+             "duration": "30", "mode": "audio", "send_by": "email", "motive": "Renouvellement", "language": ""}
+    booking = client.get(f"/agenda/new?practitioner={me.id}&date={TOMORROW}&time=11:15", headers=HX)
+    assert 'formaction="/agenda/patient"' in booking.get_data(as_text=True)
+    step = client.post("/agenda/patient", data={**typed, "start": "1"}, headers=HX)
+    html = step.get_data(as_text=True)
+    assert step.status_code == 200 and "<header" not in html and 'id="appointment-form"' in html
+    assert 'name="first_name"' in html and '<input type="hidden" name="motive" value="Renouvellement">' in html
+    before = db_snapshot()
+    bad = client.post("/agenda/patient", data={**typed, "first_name": "Zoé", "last_name": "Nouvelle"}, headers=HX)
+    assert bad.status_code == 422 and "Enter the birth date." in text_of(bad) and db_snapshot() == before
+    done = client.post("/agenda/patient", headers=HX, data={
+        **typed, "first_name": "Zoé", "last_name": "Nouvelle", "birth_date": "1990-02-03",
+        "email": "zoe@example.org", "phone": "", "locale": ""})
+    html = done.get_data(as_text=True)
+    patient = Patient.get(Patient.last_name == "Nouvelle")
+    assert done.status_code == 200 and 'action="/agenda/new"' in html and "<header" not in html
+    assert re.search(rf'<input[^>]*value="{patient.id}"[^>]*checked', html)       # chosen
+    assert re.search(r'id="time"[^>]*value="11:15"', html) and "Renouvellement" in html
+    assert re.search(r'value="audio"[^>]*checked|checked[^>]*value="audio"', html)
+    assert AuditEvent.select().where(AuditEvent.action == "patient.saved", AuditEvent.patient == patient).count() == 1
+    # The booking then goes through with that patient.
+    booked = client.post("/agenda/new", headers=HX, data={**typed, "patient_id": str(patient.id), "patient_query": ""})
+    assert booked.status_code == 200
+    appt = Appointment.get(Appointment.patient == patient)
+    assert appt.starts_at == at(TOMORROW, 11, 15) and appt.mode == "audio" and appt.motive == "Renouvellement"
+
+
+def test_back_from_the_patient_step_keeps_the_booking(client):
+    me = login_as(client, "practitioner")
+    chosen = make_patient()
+    before = db_snapshot()
+    back = client.post("/agenda/patient", headers=HX, data={
+        "patient_id": str(chosen.id), "practitioner": str(me.id), "date": str(TOMORROW), "time": "09:30",
+        "duration": "20", "mode": "video", "send_by": "both", "back": "1"})
+    html = back.get_data(as_text=True)
+    assert back.status_code == 200 and re.search(r'id="time"[^>]*value="09:30"', html)
+    assert re.search(rf'<input[^>]*value="{chosen.id}"[^>]*checked', html)
+    assert db_snapshot() == before
+
+
+def test_a_duplicate_patient_is_offered_instead_of_a_second_record(client):
+    me = login_as(client, "practitioner")
+    known = make_patient(first_name="Zoé", last_name="Déjà", birth_date=dt.date(1990, 2, 3))
+    typed = {"practitioner": str(me.id), "date": str(TOMORROW), "time": "09:30", "duration": "20", "mode": "video",
+             "send_by": "both", "first_name": "Zoé", "last_name": "Déjà", "birth_date": "1990-02-03", "locale": ""}
+    before = db_snapshot()
+    warned = client.post("/agenda/patient", data=typed, headers=HX)
+    assert warned.status_code == 409 and "already on file" in text_of(warned) and db_snapshot() == before
+    used = client.post("/agenda/patient", data={**typed, "use": str(known.id)}, headers=HX)
+    assert re.search(rf'<input[^>]*value="{known.id}"[^>]*checked', used.get_data(as_text=True))
+    assert db_snapshot() == before

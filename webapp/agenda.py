@@ -16,7 +16,7 @@ from . import events, notify
 from .access import appointment_or_404, patient_link_url, visible_practitioners
 from .answers import after_change, form_status, go_to, no_store, render
 from .auth import staff_required
-from .forms import (LocalDateField, LocalTimeField, PhoneField, can_receive_sms, clamp_day, known_locale,
+from .forms import (LocalDateField, LocalTimeField, PatientForm, PhoneField, can_receive_sms, clamp_day, known_locale,
                     locale_options, options, parse_day, row_id, strip, valid_email, valid_mobile, valid_phone)
 from .i18n import local_to_utc, utc_to_local
 from .models import Appointment, AuditEvent, Patient, User, db, utcnow
@@ -480,6 +480,59 @@ def move(appointment_id):
         if key in request.form:
             data[key] = request.form[key]
     return _change(AppointmentForm(formdata=data), appt)
+
+
+# A new patient while booking: a step inside the booking form, which then comes back with the
+# patient chosen and everything else as it was typed.
+BOOKING_FIELDS = ("patient_id", "patient_query", "practitioner", "date", "time", "duration", "motive", "mode", "send_by",
+                  "language", "confirm_overlap", "appointment")
+
+
+def _carried() -> dict:
+    """The booking form's fields as typed, carried through the patient step in hidden inputs."""
+    return {name: request.form[name][:500] for name in BOOKING_FIELDS if name in request.form}
+
+
+def _back_to_booking(booking: dict, patient_id=None):
+    appt = appointment_or_404(row_id(booking["appointment"])) if booking.get("appointment") else None
+    data = MultiDict({k: v for k, v in booking.items() if k != "appointment"})
+    if patient_id:
+        data["patient_id"], data["patient_query"] = str(patient_id), ""
+    form = AppointmentForm(formdata=data)
+    _practitioner_choices(form)
+    return _render_form(form, appt, status=200)
+
+
+@bp.route("/patient", methods=["POST"])
+@staff_required()
+@no_store
+def new_patient():
+    """Create a patient from inside the booking form, then return to the booking with them chosen."""
+    booking = _carried()
+    if "back" in request.form:
+        return _back_to_booking(booking)
+    chosen = row_id(request.form.get("use"))
+    if chosen and Patient.get_or_none(Patient.id == chosen, Patient.practice == g.practice):
+        return _back_to_booking(booking, chosen)        # a duplicate on file: that record, not a new one
+    form = PatientForm(formdata=None if "start" in request.form else request.form,
+                       data={"last_name": booking.get("patient_query", "")[:100]})
+    form.locale.choices = locale_options()
+    if "start" in request.form or not form.validate_on_submit():
+        return _patient_step(form, booking, status=200 if "start" in request.form else form_status(form))
+    duplicates = list(Patient.duplicates(g.practice, form.first_name.data, form.last_name.data, form.birth_date.data))
+    if duplicates and not form.create_anyway.data:
+        return _patient_step(form, booking, status=409, duplicates=duplicates)
+    with db.atomic():
+        patient = Patient(practice=g.practice)
+        form.populate_obj(patient)
+        patient.save()
+        AuditEvent.record(g.user, "patient.saved", patient=patient)
+    return _back_to_booking(booking, patient.id)
+
+
+def _patient_step(form, booking, status, duplicates=()):
+    return render("agenda/patient_step.html", "agenda/_patient_step.html", form=form, booking=booking,
+                  duplicates=duplicates, status=status)
 
 
 @bp.route("/overlaps")
