@@ -116,6 +116,11 @@ TABLE: dict[str, Rule] = {
     "profile.upload_signature": Rule("/profile/signature", POST=practitioners("422")),
     "profile.delete_signature": Rule("/profile/signature/delete", POST=practitioners(">/profile/")),
     "profile.signature": Rule("/profile/signature", GET=practitioners("404")),      # none uploaded in this world
+    "profile.renew_feed": Rule("/profile/calendar/renew", POST=practitioners(">/profile/")),
+    "profile.revoke_feed": Rule("/profile/calendar/revoke", POST=practitioners(">/profile/")),
+    "profile.feed_names": Rule("/profile/calendar/names", POST=practitioners(">/profile/")),
+    # The calendar feed answers its secret address only: a wrong one is not found, whoever asks.
+    "agenda.feed": Rule("/agenda/feed/not-a-token.ics", GET="404 404 404 404 404 404 404"),
     "admin.audit": Rule("/admin/audit", GET=ADMIN),
     "agenda.index": Rule("/agenda/", GET=ANY_STAFF),
     "agenda.today": Rule("/agenda/today", GET=any_staff(">/agenda/")),

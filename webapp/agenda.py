@@ -5,8 +5,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from babel.dates import format_date, format_interval, format_time
-from flask import Blueprint, abort, g, redirect, request, url_for
-from flask_babel import get_locale, lazy_gettext as _l
+from flask import Blueprint, abort, current_app, g, make_response, redirect, request, url_for
+from flask_babel import force_locale, get_locale, lazy_gettext as _l
+from icalendar import Calendar, Event
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
 from werkzeug.datastructures import MultiDict
@@ -20,6 +21,7 @@ from .forms import (LocalDateField, LocalTimeField, PatientForm, PhoneField, can
                     locale_options, options, parse_day, row_id, strip, valid_email, valid_mobile, valid_phone)
 from .i18n import local_to_utc, utc_to_local
 from .models import Appointment, AuditEvent, Patient, User, db, utcnow
+from .tokens import FeedKey, read_feed_token
 
 bp = Blueprint("agenda", __name__, url_prefix="/agenda")
 
@@ -568,6 +570,56 @@ def instant():
         AuditEvent.record(g.user, "appointment.created", appt, detail="instant")
         notify.queue(appt, "invitation")
     return _saved(appt)
+
+
+# The practitioner's calendar feed, for a phone's calendar to subscribe to.
+
+FEED_PAST, FEED_AHEAD = dt.timedelta(days=30), dt.timedelta(days=366)
+
+
+def _initials(appt) -> str:
+    """"J. D.": what the feed says of a patient unless the practitioner chose names."""
+    if appt.patient is None:
+        return str(_l("Instant visit"))
+    return " ".join(f"{name.strip()[:1].upper()}." for name in (appt.patient.first_name, appt.patient.last_name)
+                    if name.strip())
+
+
+def _feed_event(appt, details: bool, stamp: dt.datetime) -> Event:
+    event = Event()
+    event.add("uid", f"appointment-{appt.id}@cabinet")     # not the ref: that one is in the patient's link
+    event.add("dtstamp", stamp.replace(tzinfo=dt.timezone.utc))
+    event.add("dtstart", appt.starts_at.replace(tzinfo=dt.timezone.utc))
+    event.add("dtend", appt.ends_at.replace(tzinfo=dt.timezone.utc))
+    mode = _l("Audio only") if appt.mode == "audio" else _l("Video")
+    event.add("summary", f"{appt.patient_name if details else _initials(appt)} · {mode}")
+    if details and appt.motive:
+        event.add("description", appt.motive)
+    return event
+
+
+@bp.route("/feed/<token>.ics")
+def feed(token):
+    """A practitioner's agenda as iCalendar: times and initials, names and motives only if they opted in."""
+    key = read_feed_token(current_app.config["SECRET_KEY"], token)
+    user = User.get_or_none(User.id == key.user_id) if isinstance(key, FeedKey) else None
+    if user is None or not (user.active and user.feed_on and user.feed_version == key.version
+                            and user.role == "practitioner"):
+        abort(404)
+    now = utcnow()
+    calendar = Calendar()
+    calendar.add("prodid", "-//Cabinet//Agenda//EN")
+    calendar.add("version", "2.0")
+    with force_locale(user.locale or user.practice.default_locale):
+        calendar.add("x-wr-calname", f"{user.practice.name} · {user.name}")
+        for appt in Appointment.in_range([user.id], now - FEED_PAST, now + FEED_AHEAD):
+            if appt.status != "cancelled":
+                calendar.add_component(_feed_event(appt, user.feed_details, now))
+    AuditEvent.record(user, "calendar_feed.read", detail="names" if user.feed_details else "initials")
+    response = make_response(calendar.to_ical())
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 # One appointment.

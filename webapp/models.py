@@ -122,6 +122,30 @@ class User(BaseModel):
             return self.second_factor_required
         return self.role in self.ROLES_WITH_SECOND_FACTOR
 
+    def renew_feed(self, actor):
+        """Turn the calendar feed on under a new address; every address given out before stops working."""
+        with db.atomic():
+            User.update(feed_version=User.feed_version + 1, feed_on=True).where(User.id == self.id).execute()
+            self.feed_version, self.feed_on = User.get_by_id(self.id).feed_version, True
+            AuditEvent.record(actor, "calendar_feed.renewed", detail=f"user {self.id}")
+
+    def revoke_feed(self, actor):
+        """Turn the calendar feed off: its address stops working, and a new one will differ."""
+        with db.atomic():
+            User.update(feed_version=User.feed_version + 1, feed_on=False).where(User.id == self.id).execute()
+            self.feed_version, self.feed_on = User.get_by_id(self.id).feed_version, False
+            AuditEvent.record(actor, "calendar_feed.revoked", detail=f"user {self.id}")
+
+    def show_names_in_feed(self, actor, on: bool):
+        """Whether the feed names patients and motives (off by default: initials and times only)."""
+        if self.feed_details == on:
+            return
+        with db.atomic():
+            self.feed_details = on
+            self.save(only=[User.feed_details])
+            AuditEvent.record(actor, "calendar_feed.names_shown" if on else "calendar_feed.names_hidden",
+                              detail=f"user {self.id}")
+
     def end_sessions(self):
         """Every session of this user, on every browser, stops working at its next request."""
         User.update(session_version=User.session_version + 1).where(User.id == self.id).execute()

@@ -1,10 +1,12 @@
-"""A practitioner's own profile: what their prescriptions say of them, and their signature."""
+"""A practitioner's own profile: what their prescriptions say of them, their signature, and the
+calendar feed of their agenda (its secret address, renewed or turned off here)."""
 from __future__ import annotations
 
 import io
 
 from flask import Blueprint, abort, g, redirect, request, send_file, url_for
 
+from .access import feed_url
 from .answers import form_status, no_store, render, wants_fragment
 from .auth import staff_required
 from .profiles import (ProfileForm, SIGNATURE_MAX_BYTES, missing_for_prescription, profession_name, read_signature,
@@ -17,7 +19,8 @@ def _page(status: int = 200, form=None, signature_error: str | None = None, frag
     form = form or ProfileForm(formdata=None, obj=g.user)
     return render("profile/edit.html", fragment, status=status, form=form, member=g.user,
                   missing=missing_for_prescription(g.user), signature_error=signature_error,
-                  max_kb=SIGNATURE_MAX_BYTES // 1024, profession_name=profession_name)
+                  max_kb=SIGNATURE_MAX_BYTES // 1024, profession_name=profession_name,
+                  feed=feed_url(g.user) if g.user.feed_on else None)
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -70,3 +73,36 @@ def signature():
     response = send_file(io.BytesIO(data), mimetype=g.user.signature_type, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@bp.route("/calendar/renew", methods=["POST"])
+@staff_required("practitioner")
+@no_store
+def renew_feed():
+    """Turn the calendar feed on, under a new secret address (any older one stops working)."""
+    g.user.renew_feed(g.user)
+    return _feed_changed()
+
+
+@bp.route("/calendar/revoke", methods=["POST"])
+@staff_required("practitioner")
+@no_store
+def revoke_feed():
+    """Turn the calendar feed off: phones subscribed to it get nothing more."""
+    g.user.revoke_feed(g.user)
+    return _feed_changed()
+
+
+@bp.route("/calendar/names", methods=["POST"])
+@staff_required("practitioner")
+@no_store
+def feed_names():
+    """Whether the feed shows patients' names and motives, or only initials and times."""
+    g.user.show_names_in_feed(g.user, request.form.get("names") == "1")
+    return _feed_changed()
+
+
+def _feed_changed():
+    if wants_fragment():
+        return _page(fragment="profile/_feed.html")
+    return redirect(url_for("profile.edit", _anchor="calendar-feed"))
