@@ -373,6 +373,17 @@ class Appointment(BaseModel):
                 .order_by(cls.starts_at))
 
     @classmethod
+    def on_grid(cls, practitioner_ids, start: datetime, end: datetime):
+        """``in_range`` with only what the agenda's grid shows: a busy week renders in a few
+        milliseconds instead of hydrating every column of every visit and its patient."""
+        return (cls.select(cls.id, cls.practitioner, cls.patient, cls.starts_at, cls.duration_minutes, cls.status,
+                           cls.mode, cls.kind, cls.contact_email, cls.contact_phone, cls.consent_version,
+                           Patient.id, Patient.first_name, Patient.last_name)
+                .join(Patient, join_type=JOIN.LEFT_OUTER, on=(cls.patient == Patient.id))
+                .where(cls.practitioner.in_(list(practitioner_ids)), cls.starts_at >= start, cls.starts_at < end)
+                .order_by(cls.starts_at))
+
+    @classmethod
     def overlapping(cls, practitioner_id, start: datetime, end: datetime, exclude_id=None,
                     longest_minutes: int = 24 * 60):
         """Live appointments of this practitioner that share some time with [start, end)."""
