@@ -109,7 +109,7 @@ def test_a_secretary_sees_the_practitioners_day_side_by_side(client):
 
 
 def test_a_practitioner_sees_only_their_own_column(client):
-    me = login_as(client, "practitioner")
+    login_as(client, "practitioner")
     make_user("practitioner", name="Dr Autre")
     html = client.get(f"/agenda/?date={TOMORROW}&practitioner=all", headers=HX).get_data(as_text=True)
     assert 'class="tg cols-1' in html and "Dr Autre" not in html
@@ -153,6 +153,8 @@ def test_move_mode_offers_the_free_cells_as_targets(client):
     assert f'action="/agenda/{appt.id}/move"' in html
     assert f'name="slot" value="{me.id}|{TOMORROW}|11:00"' in html
     assert "is-moved" in block(html, appt)
+    # Another day stays in the move.
+    assert re.search(rf'href="[^"]*move={appt.id}[^"]*" hx-get="[^"]*" [^>]*rel="next"', html)
     detail = client.get(f"/agenda/{appt.id}", headers=HX).get_data(as_text=True)
     assert f"move={appt.id}" in detail      # the panel's way into it
 
