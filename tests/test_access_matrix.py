@@ -116,6 +116,11 @@ TABLE: dict[str, Rule] = {
     "profile.upload_signature": Rule("/profile/signature", POST=practitioners("422")),
     "profile.delete_signature": Rule("/profile/signature/delete", POST=practitioners(">/profile/")),
     "profile.signature": Rule("/profile/signature", GET=practitioners("404")),      # none uploaded in this world
+    "profile.renew_feed": Rule("/profile/calendar/renew", POST=practitioners(">/profile/")),
+    "profile.revoke_feed": Rule("/profile/calendar/revoke", POST=practitioners(">/profile/")),
+    "profile.feed_names": Rule("/profile/calendar/names", POST=practitioners(">/profile/")),
+    # The calendar feed answers its secret address only: a wrong one is not found, whoever asks.
+    "agenda.feed": Rule("/agenda/feed/not-a-token.ics", GET="404 404 404 404 404 404 404"),
     "admin.audit": Rule("/admin/audit", GET=ADMIN),
     # Availability: a practitioner's own hours, exceptions and visit types (999: no such row, 404 past the door);
     # an admin's, for any practitioner, with the practice's booking settings and visit types.
@@ -142,6 +147,8 @@ TABLE: dict[str, Rule] = {
     "agenda.new": Rule("/agenda/new", GET=ANY_STAFF, POST=any_staff("422")),
     "agenda.instant": Rule("/agenda/instant", GET=ANY_STAFF, POST=any_staff("422")),
     "agenda.overlaps": Rule("/agenda/overlaps", GET=ANY_STAFF),
+    "agenda.move": Rule("/agenda/{other}/move", POST=staff("422")),
+    "agenda.new_patient": Rule("/agenda/patient", POST=any_staff("422")),
     "agenda.cancel": Rule("/agenda/{other}/cancel", POST=staff(">/agenda/{other}")),
     "agenda.renew_link": Rule("/agenda/{other}/link", POST=staff(">/agenda/{other}")),
     "agenda.hand_over": Rule("/agenda/{call}/hand-over", POST="login login login 403 422 404 422"),

@@ -221,8 +221,8 @@ def test_ids_out_of_range_are_not_found(world, who, method, path):
     ("date=0001-01-01", "Monday, 1 January 1900"),
     ("date=1899-12-31", "Monday, 1 January 1900"),
     ("date=9999-12-31", "Tuesday, 31 December 2999"),
-    ("date=9999-12-31&view=week", "Tue 31 Dec"),
-    ("date=0001-01-01&view=week", "Mon 1 Jan"),
+    ("date=9999-12-31&view=week", "30 Dec 2999 – 5 Jan 3000"),
+    ("date=0001-01-01&view=week", "1–7 Jan 1900"),
     ("date=2036-06-10", "Tuesday, 10 June 2036"),
     ("date=not-a-day", "Tuesday, 10 June 2036"),
 ])

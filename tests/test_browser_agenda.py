@@ -49,11 +49,11 @@ def test_book_and_cancel_without_a_page_reload(served):
 
         # The agenda refreshes itself; move to tomorrow without leaving the page.
         page.click("#agenda a[rel=next]")
-        page.wait_for_selector("#agenda .appt >> text=Berthe Lachaise")
+        page.wait_for_selector("#agenda .ev >> text=Berthe Lachaise")
         assert page.evaluate("window.__sameDocument") is True
 
         # A form error comes back as a fragment (422) next to its field.
-        page.click("#agenda .appt a")
+        page.click("#agenda .ev")
         page.wait_for_selector(".detail")
         page.once("dialog", lambda d: d.accept())
         page.click("text=Cancel the teleconsultation")

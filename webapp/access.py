@@ -16,7 +16,7 @@ from flask import abort, current_app, g, make_response, redirect, render_templat
 from .i18n import best_browser_locale
 from .models import Appointment, Practice, User, utcnow
 from .tokens import (
-    TokenProblem, make_identity_cookie, make_patient_cookie, make_patient_token, read_identity_cookie,
+    TokenProblem, make_feed_token, make_identity_cookie, make_patient_cookie, make_patient_token, read_identity_cookie,
     read_patient_cookie,
 )
 
@@ -114,6 +114,15 @@ def patient_link_url(appt: Appointment) -> str:
     if base:
         return f"{base}{url_for('patient.open_link', token=token)}"
     return url_for("patient.open_link", token=token, _external=True)
+
+
+def feed_url(user: User) -> str:
+    """The practitioner's calendar-feed address, absolute, for their phone to subscribe to."""
+    token = make_feed_token(current_app.config["SECRET_KEY"], user.id, user.feed_version)
+    base = site_url(user.practice)
+    if base:
+        return f"{base}{url_for('agenda.feed', token=token)}"
+    return url_for("agenda.feed", token=token, _external=True)
 
 
 def link_state(appt: Appointment, version: int) -> str | None:

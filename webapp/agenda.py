@@ -2,22 +2,28 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
-from flask import Blueprint, abort, g, redirect, request, url_for
-from flask_babel import get_locale, lazy_gettext as _l
+from babel.dates import format_date, format_interval, format_time
+from flask import Blueprint, abort, current_app, g, make_response, redirect, request, url_for
+from flask_babel import force_locale, get_locale, gettext, lazy_gettext as _l, pgettext
+from icalendar import Calendar, Event
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
+from werkzeug.datastructures import MultiDict
 from wtforms.validators import InputRequired, Length
 
 from . import events, notify
 from .access import appointment_or_404, patient_link_url, visible_practitioners
 from .answers import after_change, form_status, go_to, no_store, render
 from .auth import staff_required
-from .forms import (LocalDateField, LocalTimeField, PhoneField, can_receive_sms, clamp_day, known_locale,
+from .forms import (LocalDateField, LocalTimeField, PatientForm, PhoneField, can_receive_sms, clamp_day, known_locale,
                     locale_options, options, parse_day, row_id, strip, valid_email, valid_mobile, valid_phone)
-from .i18n import local_to_utc, utc_to_local
-from .models import Appointment, AuditEvent, Patient, User, VisitType, db, utcnow
-from .slots import next_free_slots
+from .i18n import local_to_utc, reader_dates_locale, utc_to_local
+from .models import Appointment, AuditEvent, Patient, User, VisitType, WeeklyHours, db, utcnow
+from .slots import free_slots, next_free_slots
+from .tokens import FeedKey, read_feed_token
 
 bp = Blueprint("agenda", __name__, url_prefix="/agenda")
 
@@ -63,6 +69,14 @@ class InstantForm(FlaskForm):
         return ok
 
 
+def _parse_time(raw: str | None) -> dt.time | None:
+    """A time given as HH:MM in the address (a free slot of the grid); None when unreadable."""
+    try:
+        return dt.time.fromisoformat(raw) if raw and len(raw) == 5 else None
+    except ValueError:
+        return None
+
+
 def _chosen_practitioner(practitioners, wanted):
     by_id = {p.id: p for p in practitioners}
     if wanted in by_id:
@@ -89,32 +103,224 @@ def _days(view: str, day: dt.date) -> list[dt.date]:
     return [day]
 
 
-def agenda_context(view: str, day: dt.date, practitioner_id: int | None) -> dict:
-    """Everything the agenda fragment needs for one view, day and practitioner."""
-    practitioners = visible_practitioners()
-    practitioner = _chosen_practitioner(practitioners, practitioner_id)
-    days = _days(view, day)
+# The time grid. Rows are 5 minutes of wall-clock time in the practice's time zone; a column is a
+# day (week view) or a practitioner (day view). Positions are classes (r<row>, s<span>, l<lane>,
+# w<width>) from static/css/agenda.css: the CSP allows no style attribute.
+STEP = 5                                    # minutes per grid row
+CELL = dt.timedelta(minutes=15)             # a free cell
+WORKING_HOURS = (dt.time(8), dt.time(19))   # local; the grid shows at least these hours
+MAX_LANES = 4                               # side-by-side overlapping visits in one column
+ROWS_PER_HOUR = 60 // STEP
+
+
+def free_cells(practitioner, start_utc: dt.datetime, end_utc: dt.datetime, now: dt.datetime) -> list[tuple]:
+    """The grid's free cells of ``practitioner`` between ``start_utc`` and ``end_utc``, as (start, end)
+    in naive UTC: their free slots inside their opening hours (``slots.free_slots``). A practitioner
+    with no opening hours yet, whom staff book by phone, gets every 15-minute cell of 08:00-19:00
+    local that no active visit overlaps and that has not begun."""
+    if WeeklyHours.select().where(WeeklyHours.practitioner == practitioner.id).exists():
+        return [(slot.starts_at, slot.ends_at) for slot in free_slots(practitioner, start_utc, end_utc, now=now)]
     tz = g.practice.timezone
+    taken = [(start, start + dt.timedelta(minutes=minutes)) for start, minutes in
+             Appointment.select(Appointment.starts_at, Appointment.duration_minutes)
+             .where(Appointment.practitioner == practitioner.id, Appointment.status != "cancelled",
+                    Appointment.starts_at >= start_utc - dt.timedelta(hours=12), Appointment.starts_at < end_utc)
+             .tuples()]
+    found = []
+    day = utc_to_local(start_utc, tz).date()
+    while local_to_utc(dt.datetime.combine(day, dt.time()), tz) < end_utc:
+        cell = dt.datetime.combine(day, WORKING_HOURS[0])
+        while cell.time() < WORKING_HOURS[1] and cell.date() == day:
+            start, end = local_to_utc(cell, tz), local_to_utc(cell + CELL, tz)
+            if start >= max(now, start_utc) and end <= end_utc and \
+                    not any(s < end and start < e for s, e in taken):
+                found.append((start, end))
+            cell += CELL
+        day += dt.timedelta(days=1)
+    return found
+
+
+@dataclass
+class Column:
+    """One column of the grid: the visits placed in it and its free cells."""
+    day: dt.date
+    practitioner: User
+    title: str
+    placed: list = field(default_factory=list)      # (appt, row, span, lane, width, start label)
+    free: list = field(default_factory=list)        # (row, span, date, time, time label)
+    lanes: int = 1
+    now_row: int | None = None
+
+
+def _minutes(local: dt.datetime, day: dt.date) -> int:
+    """Wall-clock minutes of ``local`` from the start of ``day`` (past midnight: more than 1440)."""
+    return (local.date() - day).days * 1440 + local.hour * 60 + local.minute
+
+
+def _lay_out(column: Column, entries: list) -> None:
+    """Lanes for overlapping visits: each visit takes the first free lane of its cluster, and the
+    last one of a cluster stretches over the lanes its cluster leaves empty."""
+    clusters, current, ends, cluster_end = [], [], [], -1
+    for entry in entries:           # (appt, first row, span, label), sorted by start
+        row, span = entry[1], entry[2]
+        if current and row >= cluster_end:
+            clusters.append((current, len(ends)))
+            current, ends = [], []
+        lane = next((i for i, end in enumerate(ends) if end <= row), None)
+        if lane is None:
+            lane = min(len(ends), MAX_LANES - 1)
+            if lane == len(ends):
+                ends.append(0)
+        ends[lane] = max(ends[lane], row + span)
+        cluster_end = max(cluster_end, row + span) if current else row + span
+        current.append((entry, lane))
+    if current:
+        clusters.append((current, len(ends)))
+    column.lanes = max((width for _, width in clusters), default=1)
+    for members, width in clusters:
+        for (appt, row, span, label), lane in members:
+            stretch = column.lanes - lane if lane == width - 1 else 1
+            column.placed.append((appt, row, span, lane, stretch, label))
+
+
+class Clock:
+    """Short times in the user's language, each formatted once per render (Babel is slow per call)."""
+
+    def __init__(self):
+        self.locale = reader_dates_locale()
+        self.cache = {}
+
+    def __call__(self, t: dt.time) -> str:
+        if t not in self.cache:
+            self.cache[t] = format_time(t, "short", locale=self.locale)
+        return self.cache[t]
+
+
+def grid_context(view: str, day: dt.date, practitioners: list, columns_of: str) -> dict:
+    """Columns, rows and hour labels of the time grid for the days and practitioners shown."""
+    tz = g.practice.timezone
+    days = _days(view, day)
     start = local_to_utc(dt.datetime.combine(days[0], dt.time()), tz)
     end = local_to_utc(dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time()), tz)
-    by_day = {d: [] for d in days}
-    if practitioner is not None:
-        for appt in Appointment.in_range([practitioner.id], start, end):
-            local = utc_to_local(appt.starts_at, tz)
-            by_day.setdefault(local.date(), []).append((local, appt))
+    clock = Clock()
+    if columns_of == "day":
+        columns = [Column(d, practitioners[0], "") for d in days]
+    else:
+        columns = [Column(day, p, p.name) for p in practitioners]
+    index = {(c.day, c.practitioner.id): c for c in columns}
+    first = WORKING_HOURS[0].hour * 60
+    last = WORKING_HOURS[1].hour * 60
+    entries = {key: [] for key in index}
+    for appt in Appointment.on_grid([p.id for p in practitioners], start, end):
+        local = utc_to_local(appt.starts_at, tz)
+        key = (local.date(), appt.practitioner_id)
+        if key not in entries:
+            continue
+        begin = _minutes(local, local.date())
+        finish = max(_minutes(utc_to_local(appt.ends_at, tz), local.date()), begin + STEP)
+        first, last = min(first, begin), max(last, finish)
+        entries[key].append((appt, begin, finish, clock(local.time())))
+    first = first // 60 * 60
+    last = min(-(-last // 60) * 60, 24 * 60)
+    for key, found in entries.items():
+        placed = [(appt, (begin - first) // STEP + 1, max(1, -(-(min(finish, last) - begin) // STEP)), label)
+                  for appt, begin, finish, label in found]
+        _lay_out(index[key], placed)
+    now = utcnow()
+    for p in practitioners:
+        for slot_start, slot_end in free_cells(p, start, end, now):
+            local, local_end = utc_to_local(slot_start, tz), utc_to_local(slot_end, tz)
+            column = index.get((local.date(), p.id))
+            begin = _minutes(local, local.date())
+            if column is None or begin < first:
+                continue
+            span = max(1, (min(_minutes(local_end, local.date()), last) - begin) // STEP)
+            column.free.append(((begin - first) // STEP + 1, span, local.date(), local.time(), clock(local.time())))
+    local_now = utc_to_local(now, tz)
+    for column in columns:
+        minute = _minutes(local_now, column.day)
+        if first <= minute < last:
+            column.now_row = (minute - first) // STEP + 1
+    hours = [((h * 60 - first) // STEP + 1, clock(dt.time(h))) for h in range(first // 60, last // 60)]
+    _ready(columns)
+    return {"columns": columns, "rows": (last - first) // STEP, "hours": hours, "grid_start": first,
+            "now_minute": _minutes(local_now, local_now.date()) - first}
+
+
+def _ready(columns: list) -> None:
+    """Classes, addresses and labels of every cell, made here rather than in the template: a busy
+    week has hundreds of cells, and Jinja calls (url_for, gettext) cost ten times a Python one."""
+    new_url = url_for("agenda.new")
+    book, move_here = gettext("Book at %(time)s"), gettext("Move here: %(time)s")
+    metas = {}
+    for column in columns:
+        suffix = f" · {column.title}" if column.title else ""
+        cells = []
+        for row, span, on, at, label in column.free:
+            query = {"practitioner": column.practitioner.id, "date": on.isoformat(), "time": f"{at:%H:%M}"}
+            cells.append((f"free r{row} s{span}", "|".join(map(str, query.values())),
+                          f"{new_url}?{urlencode(query, safe=':')}",       # url_for once, not per cell
+                          book % {"time": label} + suffix, move_here % {"time": label} + suffix, label))
+        column.free = cells
+        placed = []
+        for appt, row, span, lane, width, label in column.placed:
+            key = (appt.duration_minutes, appt.mode, appt.status, appt.consent_declined)
+            if key not in metas:
+                metas[key] = " · ".join(filter(None, (
+                    gettext("%(n)s min", n=appt.duration_minutes),
+                    gettext("Audio only") if appt.mode == "audio" else gettext("Video"),
+                    pgettext("visit status", "Cancelled") if appt.status == "cancelled" else
+                    gettext("Consent declined") if appt.consent_declined else "")))
+            size = " short" if span < 5 else " medium" if span < 6 else ""
+            placed.append((appt, f"ev r{row} s{span} l{lane} w{width} status-{appt.status} mode-{appt.mode}{size}",
+                           label, metas[key]))
+        column.placed = placed
+
+
+def agenda_context(view: str, day: dt.date, practitioner_id: int | None, everyone: bool = False,
+                   moving: Appointment | None = None) -> dict:
+    """Everything the agenda fragment needs for one view, day and practitioner(s)."""
+    practitioners = visible_practitioners()
+    practitioner = _chosen_practitioner(practitioners, practitioner_id)
+    # A day view of the whole practice side by side: what a secretary or an admin opens on.
+    side_by_side = view == "day" and len(practitioners) > 1 and (everyone or (
+        practitioner_id is None and g.user.role != "practitioner"))
+    shown = practitioners if side_by_side else [practitioner] if practitioner else []
     step = dt.timedelta(days=7 if view == "week" else 1)
-    return {"view": view, "day": day, "days": days, "by_day": by_day, "today": _local_today(),
-            "practitioners": practitioners, "practitioner": practitioner,
-            "previous": day - step, "next": day + step}
+    context = {"view": view, "day": day, "days": _days(view, day), "today": _local_today(),
+               "practitioners": practitioners, "practitioner": None if side_by_side else practitioner,
+               "everyone": side_by_side, "previous": day - step, "next": day + step, "moving": moving,
+               "range_title": _range_title(_days(view, day))}
+    if shown:
+        context.update(grid_context(view, day, shown, "practitioner" if side_by_side else "day"))
+    return context
+
+
+def _range_title(days: list[dt.date]) -> str:
+    """"8 – 14 June 2036": the days shown, as the user's language writes a range."""
+    if len(days) == 1:
+        return format_date(days[0], "full", locale=reader_dates_locale())
+    return format_interval(days[0], days[-1], "yMMMd", locale=reader_dates_locale())
+
+
+def _agenda_args():
+    """View, day, practitioner and the whole-practice switch, as the address asks."""
+    view = "week" if request.args.get("view") == "week" else "day"
+    wanted = request.args.get("practitioner", "")
+    return (view, _parse_day(request.args.get("date")), row_id(wanted) if wanted != "all" else None,
+            wanted == "all")
 
 
 @bp.route("/")
 @staff_required()
 def index():
-    """The day or week view of one practitioner's agenda."""
-    view = "week" if request.args.get("view") == "week" else "day"
-    context = agenda_context(view, _parse_day(request.args.get("date")),
-                             request.args.get("practitioner", type=row_id))
+    """The day or week time grid: one practitioner's, or the whole practice's day side by side."""
+    view, day, practitioner_id, everyone = _agenda_args()
+    moving = request.args.get("move", type=row_id)
+    moving = appointment_or_404(moving) if moving else None
+    if moving is not None and not moving.is_active:
+        moving = None
+    context = agenda_context(view, day, practitioner_id, everyone, moving)
     return render("agenda/index.html", "agenda/_agenda.html", **context)
 
 
@@ -247,11 +453,7 @@ def new():
 
 def _prefill() -> dict:
     """A time and a visit type's length and mode from the address (a free slot's link), when readable."""
-    fields = {}
-    try:
-        fields["time"] = dt.time.fromisoformat(request.args.get("time", ""))
-    except ValueError:
-        pass
+    fields = {"time": _parse_time(request.args.get("time"))}
     wanted = request.args.get("visit_type", type=row_id)
     visit_type = wanted and VisitType.get_or_none(VisitType.id == wanted, VisitType.practice == g.practice)
     if visit_type:
@@ -259,19 +461,17 @@ def _prefill() -> dict:
     return fields
 
 
-@bp.route("/<int:appointment_id>/edit", methods=["GET", "POST"])
-@staff_required()
-def edit(appointment_id):
-    """Edit or move a teleconsultation; a new time revokes the old link."""
-    appt = appointment_or_404(appointment_id)
-    if not appt.is_active:
-        abort(409)
+def _as_booked(appt) -> dict:
+    """The edit form's fields as the appointment stands."""
     local = utc_to_local(appt.starts_at, g.practice.timezone)
-    form = AppointmentForm(obj=None, data=None if request.method == "POST" else {
-        "patient_id": str(appt.patient_id or ""), "practitioner": appt.practitioner_id,
-        "date": local.date(), "time": local.time(), "duration": appt.duration_minutes,
-        "motive": appt.motive, "mode": appt.mode, "language": _chosen_language(appt),
-        "send_by": "both" if appt.notify_email and appt.notify_sms else "sms" if appt.notify_sms else "email"})
+    return {"patient_id": str(appt.patient_id or ""), "practitioner": appt.practitioner_id,
+            "date": local.date(), "time": local.time(), "duration": appt.duration_minutes,
+            "motive": appt.motive, "mode": appt.mode, "language": _chosen_language(appt),
+            "send_by": "both" if appt.notify_email and appt.notify_sms else "sms" if appt.notify_sms else "email"}
+
+
+def _change(form, appt):
+    """Check and save an edit (or a move from the grid): the same checks, audit and message to the patient."""
     _practitioner_choices(form)
     checked = _validated_booking(form, appt)
     if checked is None:
@@ -293,6 +493,92 @@ def edit(appointment_id):
         if moved:
             notify.queue(appt, "moved")
     return _saved(appt)
+
+
+def _active_or_409(appointment_id):
+    appt = appointment_or_404(appointment_id)
+    if not appt.is_active:
+        abort(409)
+    return appt
+
+
+@bp.route("/<int:appointment_id>/edit", methods=["GET", "POST"])
+@staff_required()
+def edit(appointment_id):
+    """Edit or move a teleconsultation; a new time revokes the old link."""
+    appt = _active_or_409(appointment_id)
+    return _change(AppointmentForm(obj=None, data=None if request.method == "POST" else _as_booked(appt)), appt)
+
+
+@bp.route("/<int:appointment_id>/move", methods=["POST"])
+@staff_required()
+def move(appointment_id):
+    """Move a teleconsultation to a slot chosen on the grid ("practitioner|YYYY-MM-DD|HH:MM"),
+    through the edit form's checks: an overlap or a bad slot shows that form, with the new time."""
+    appt = _active_or_409(appointment_id)
+    parts = request.form.get("slot", "")[:40].split("|")
+    practitioner, day, time = parts if len(parts) == 3 else ("", "", "")
+    booked = {**_as_booked(appt), "practitioner": practitioner, "date": day, "time": time}
+    data = MultiDict({key: value if isinstance(value, str) else
+                      value.strftime("%H:%M") if isinstance(value, dt.time) else str(value)
+                      for key, value in booked.items()})
+    for key in ("csrf_token", "confirm_overlap"):
+        if key in request.form:
+            data[key] = request.form[key]
+    return _change(AppointmentForm(formdata=data), appt)
+
+
+# A new patient while booking: a step inside the booking form, which then comes back with the
+# patient chosen and everything else as it was typed.
+BOOKING_FIELDS = ("patient_id", "patient_query", "practitioner", "date", "time", "duration", "motive", "mode",
+                  "send_by", "language", "confirm_overlap", "appointment")
+
+
+def _carried() -> dict:
+    """The booking form's fields as typed, carried through the patient step in hidden inputs."""
+    return {name: request.form[name][:500] for name in BOOKING_FIELDS if name in request.form}
+
+
+def _back_to_booking(booking: dict, patient_id=None):
+    appt = appointment_or_404(row_id(booking["appointment"])) if booking.get("appointment") else None
+    data = MultiDict({k: v for k, v in booking.items() if k != "appointment"})
+    if patient_id:
+        data["patient_id"], data["patient_query"] = str(patient_id), ""
+    form = AppointmentForm(formdata=data)
+    _practitioner_choices(form)
+    return _render_form(form, appt, status=200)
+
+
+@bp.route("/patient", methods=["POST"])
+@staff_required()
+@no_store
+def new_patient():
+    """Create a patient from inside the booking form, then return to the booking with them chosen."""
+    booking = _carried()
+    if "back" in request.form:
+        return _back_to_booking(booking)
+    chosen = row_id(request.form.get("use"))
+    if chosen and Patient.get_or_none(Patient.id == chosen, Patient.practice == g.practice):
+        return _back_to_booking(booking, chosen)        # a duplicate on file: that record, not a new one
+    form = PatientForm(formdata=None if "start" in request.form else request.form,
+                       data={"last_name": booking.get("patient_query", "")[:100]})
+    form.locale.choices = locale_options()
+    if "start" in request.form or not form.validate_on_submit():
+        return _patient_step(form, booking, status=200 if "start" in request.form else form_status(form))
+    duplicates = list(Patient.duplicates(g.practice, form.first_name.data, form.last_name.data, form.birth_date.data))
+    if duplicates and not form.create_anyway.data:
+        return _patient_step(form, booking, status=409, duplicates=duplicates)
+    with db.atomic():
+        patient = Patient(practice=g.practice)
+        form.populate_obj(patient)
+        patient.save()
+        AuditEvent.record(g.user, "patient.saved", patient=patient)
+    return _back_to_booking(booking, patient.id)
+
+
+def _patient_step(form, booking, status, duplicates=()):
+    return render("agenda/patient_step.html", "agenda/_patient_step.html", form=form, booking=booking,
+                  duplicates=duplicates, status=status)
 
 
 @bp.route("/overlaps")
@@ -328,6 +614,56 @@ def instant():
         AuditEvent.record(g.user, "appointment.created", appt, detail="instant")
         notify.queue(appt, "invitation")
     return _saved(appt)
+
+
+# The practitioner's calendar feed, for a phone's calendar to subscribe to.
+
+FEED_PAST, FEED_AHEAD = dt.timedelta(days=30), dt.timedelta(days=366)
+
+
+def _initials(appt) -> str:
+    """"J. D.": what the feed says of a patient unless the practitioner chose names."""
+    if appt.patient is None:
+        return str(_l("Instant visit"))
+    return " ".join(f"{name.strip()[:1].upper()}." for name in (appt.patient.first_name, appt.patient.last_name)
+                    if name.strip())
+
+
+def _feed_event(appt, details: bool, stamp: dt.datetime) -> Event:
+    event = Event()
+    event.add("uid", f"appointment-{appt.id}@cabinet")     # not the ref: that one is in the patient's link
+    event.add("dtstamp", stamp.replace(tzinfo=dt.timezone.utc))
+    event.add("dtstart", appt.starts_at.replace(tzinfo=dt.timezone.utc))
+    event.add("dtend", appt.ends_at.replace(tzinfo=dt.timezone.utc))
+    mode = _l("Audio only") if appt.mode == "audio" else _l("Video")
+    event.add("summary", f"{appt.patient_name if details else _initials(appt)} · {mode}")
+    if details and appt.motive:
+        event.add("description", appt.motive)
+    return event
+
+
+@bp.route("/feed/<token>.ics")
+def feed(token):
+    """A practitioner's agenda as iCalendar: times and initials, names and motives only if they opted in."""
+    key = read_feed_token(current_app.config["SECRET_KEY"], token)
+    user = User.get_or_none(User.id == key.user_id) if isinstance(key, FeedKey) else None
+    if user is None or not (user.active and user.feed_on and user.feed_version == key.version
+                            and user.role == "practitioner"):
+        abort(404)
+    now = utcnow()
+    calendar = Calendar()
+    calendar.add("prodid", "-//Cabinet//Agenda//EN")
+    calendar.add("version", "2.0")
+    with force_locale(user.locale or user.practice.default_locale):
+        calendar.add("x-wr-calname", f"{user.practice.name} · {user.name}")
+        for appt in Appointment.in_range([user.id], now - FEED_PAST, now + FEED_AHEAD):
+            if appt.status != "cancelled":
+                calendar.add_component(_feed_event(appt, user.feed_details, now))
+    AuditEvent.record(user, "calendar_feed.read", detail="names" if user.feed_details else "initials")
+    response = make_response(calendar.to_ical())
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 # One appointment.

@@ -224,6 +224,16 @@ def _availability(database):
     })
 
 
+def _calendar_feed(database):
+    """A practitioner's calendar feed: whether it is on, the version its address must carry, and
+    whether it names patients."""
+    add_missing_columns(database, User, {
+        "feed_version": IntegerField(default=0),
+        "feed_on": BooleanField(default=False),
+        "feed_details": BooleanField(default=False),
+    })
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
@@ -239,6 +249,7 @@ MIGRATIONS = [
     (12, _practitioner_profile),
     (13, _appointment_language),
     (14, _availability),
+    (15, _calendar_feed),
 ]
 
 

@@ -6,9 +6,10 @@ import datetime as dt
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
-from wtforms import DateField, StringField, TimeField
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, EmailField, SelectField, StringField, TimeField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import StopValidation, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, StopValidation, ValidationError
 
 from .i18n import available_locales, locale_name
 
@@ -234,3 +235,18 @@ def valid_nir(form, field):
         raise StopValidation(_l("Enter a valid social security number: 13 digits and a 2-digit key, "
                                 "like 2 84 05 75 123 456 72."))
     field.data = normalized
+
+
+# A patient's record, as staff fill it in: the records' pages, and the booking form's "New patient" step.
+class PatientForm(FlaskForm):
+    first_name = StringField(_l("First name"), filters=[strip], validators=[
+        DataRequired(_l("Enter the first name.")), Length(max=100, message=_l("At most 100 characters."))])
+    last_name = StringField(_l("Last name"), filters=[strip], validators=[
+        DataRequired(_l("Enter the last name.")), Length(max=100, message=_l("At most 100 characters."))])
+    birth_date = LocalDateField(_l("Birth date"), validators=[InputRequired(_l("Enter the birth date.")),
+                                                              past_birth_date])
+    email = EmailField(_l("E-mail"), default="", validators=[Optional(), valid_email])
+    phone = PhoneField(_l("Mobile phone"), validators=[valid_phone])
+    locale = SelectField(_l("Language"))
+    nir = StringField(_l("Social security number (optional)"), default="", validators=[valid_nir])
+    create_anyway = BooleanField(_l("This is another person: create a new record anyway"))

@@ -1,11 +1,13 @@
-"""A practitioner's own profile: what their prescriptions say of them, their signature, and their
-availability (opening hours, exceptions, visit types)."""
+"""A practitioner's own profile: what their prescriptions say of them, their signature, their
+availability (opening hours, exceptions, visit types), and the calendar feed of their agenda (its
+secret address, renewed or turned off here)."""
 from __future__ import annotations
 
 import io
 
 from flask import Blueprint, abort, g, redirect, request, send_file, url_for
 
+from .access import feed_url
 from .answers import after_change, form_status, no_store, render, wants_fragment
 from .auth import staff_required
 from .availability import (ExceptionForm, HoursForm, add_exception as add_hours_exception, availability_context,
@@ -21,7 +23,8 @@ def _page(status: int = 200, form=None, signature_error: str | None = None, frag
     form = form or ProfileForm(formdata=None, obj=g.user)
     return render("profile/edit.html", fragment, status=status, form=form, member=g.user,
                   missing=missing_for_prescription(g.user), signature_error=signature_error,
-                  max_kb=SIGNATURE_MAX_BYTES // 1024, profession_name=profession_name)
+                  max_kb=SIGNATURE_MAX_BYTES // 1024, profession_name=profession_name,
+                  feed=feed_url(g.user) if g.user.feed_on else None)
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -165,3 +168,34 @@ def _visit_type(visit_type):
     return render("availability/visit_type.html", "availability/_visit_type_form.html", status=form_status(form),
                   form=form, visit_type=visit_type, back=url_for("profile.availability"),
                   action=request.path)
+@bp.route("/calendar/renew", methods=["POST"])
+@staff_required("practitioner")
+@no_store
+def renew_feed():
+    """Turn the calendar feed on, under a new secret address (any older one stops working)."""
+    g.user.renew_feed(g.user)
+    return _feed_changed()
+
+
+@bp.route("/calendar/revoke", methods=["POST"])
+@staff_required("practitioner")
+@no_store
+def revoke_feed():
+    """Turn the calendar feed off: phones subscribed to it get nothing more."""
+    g.user.revoke_feed(g.user)
+    return _feed_changed()
+
+
+@bp.route("/calendar/names", methods=["POST"])
+@staff_required("practitioner")
+@no_store
+def feed_names():
+    """Whether the feed shows patients' names and motives, or only initials and times."""
+    g.user.show_names_in_feed(g.user, request.form.get("names") == "1")
+    return _feed_changed()
+
+
+def _feed_changed():
+    if wants_fragment():
+        return _page(fragment="profile/_feed.html")
+    return redirect(url_for("profile.edit", _anchor="calendar-feed"))

@@ -11,15 +11,14 @@ from dataclasses import dataclass, field
 from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l, lazy_pgettext, pgettext
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, SelectField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms import StringField
+from wtforms.validators import DataRequired
 
 from .access import may_read_clinical, readable_visit_or_404, visible_practitioners
 from .answers import form_status, no_store, render
 from .auth import staff_required
-from .forms import (FIRST_DAY, LAST_DAY, LocalDateField, PhoneField, day_out_of_range, format_nir, locale_options,
-                    mask_nir, normalize_phone, parse_day, past_birth_date, row_id, strip, valid_email, valid_nir,
-                    valid_phone)
+from .forms import (FIRST_DAY, LAST_DAY, PatientForm, day_out_of_range, format_nir, locale_options, mask_nir,
+                    normalize_phone, parse_day, row_id)
 from .i18n import local_to_utc
 from .models import (JOIN, Addendum, Appointment, AuditEvent, Document, Message, Patient, Payment, Practice, Report,
                      User, db, utcnow)
@@ -27,20 +26,6 @@ from .outcomes import outcome_titles
 from .uploads import audited_download
 
 bp = Blueprint("records", __name__, url_prefix="/patients")
-
-
-class PatientForm(FlaskForm):
-    first_name = StringField(_l("First name"), filters=[strip], validators=[
-        DataRequired(_l("Enter the first name.")), Length(max=100, message=_l("At most 100 characters."))])
-    last_name = StringField(_l("Last name"), filters=[strip], validators=[
-        DataRequired(_l("Enter the last name.")), Length(max=100, message=_l("At most 100 characters."))])
-    birth_date = LocalDateField(_l("Birth date"), validators=[InputRequired(_l("Enter the birth date.")),
-                                                              past_birth_date])
-    email = EmailField(_l("E-mail"), default="", validators=[Optional(), valid_email])
-    phone = PhoneField(_l("Mobile phone"), validators=[valid_phone])
-    locale = SelectField(_l("Language"))
-    nir = StringField(_l("Social security number (optional)"), default="", validators=[valid_nir])
-    create_anyway = BooleanField(_l("This is another person: create a new record anyway"))
 
 
 class MergeForm(FlaskForm):

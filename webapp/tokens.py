@@ -116,3 +116,32 @@ def read_room_ticket(secret: str, ticket: str, now: float | None = None) -> Room
     if role not in ("practitioner", "patient"):
         return TokenProblem.MALFORMED
     return RoomTicket(room, role, peer)
+
+
+FEED_SALT = "cabinet.calendar-feed.v1"
+
+
+@dataclass(frozen=True)
+class FeedKey:
+    user_id: int
+    version: int
+
+
+def make_feed_token(secret: str, user_id: int, version: int) -> str:
+    """The secret part of a practitioner's calendar-feed address. It does not expire (a phone
+    subscribes once); renewing or revoking changes the version it must carry."""
+    return _serializer(secret, FEED_SALT).dumps({"u": user_id, "v": version})
+
+
+def read_feed_token(secret: str, token: str) -> FeedKey | TokenProblem:
+    """The practitioner and feed version a calendar-feed address names, or why not."""
+    if not isinstance(token, str) or not token or len(token) > 512:
+        return TokenProblem.MALFORMED
+    try:
+        data = _serializer(secret, FEED_SALT).loads(token)
+    except BadSignature:
+        return TokenProblem.MALFORMED
+    u, v = (data.get("u"), data.get("v")) if isinstance(data, dict) else (None, None)
+    if not isinstance(u, int) or not isinstance(v, int) or isinstance(u, bool) or isinstance(v, bool):
+        return TokenProblem.MALFORMED
+    return FeedKey(u, v)

@@ -34,3 +34,48 @@
     navigator.serviceWorker.register(sw, { scope: "/" }).catch(function () { /* optional */ });
   }
 })();
+
+// The agenda's time grid: the line at the current time moves with the clock (the server placed it
+// when the page was drawn), and a visit can be dragged onto a free cell to move it there (the
+// "Move" button in its panel does the same without dragging).
+(function () {
+  "use strict";
+  var STEP = 5;
+
+  function placeNow() {
+    document.querySelectorAll(".tg[data-now]").forEach(function (grid) {
+      var line = grid.querySelector(".tg-now");
+      if (!line) return;
+      if (!grid._drawnAt) grid._drawnAt = Date.now();
+      var minute = Number(grid.getAttribute("data-now")) + Math.floor((Date.now() - grid._drawnAt) / 60000);
+      var row = Math.floor(minute / STEP) + 1;
+      line.className = line.className.replace(/\br\d+\b/, "r" + row);
+      line.hidden = row < 1 || row > Number(grid.getAttribute("data-rows"));
+    });
+  }
+  placeNow();
+  setInterval(placeNow, 60000);
+
+  var dragged = null;
+  document.addEventListener("dragstart", function (event) {
+    var visit = event.target.closest && event.target.closest(".ev[data-move]");
+    if (!visit) return;
+    dragged = visit.getAttribute("data-move");
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", visit.id);
+  });
+  document.addEventListener("dragend", function () { dragged = null; });
+  ["dragover", "dragleave", "drop"].forEach(function (type) {
+    document.addEventListener(type, function (event) {
+      var cell = dragged && event.target.closest && event.target.closest(".tg .free[data-slot]");
+      if (!cell) return;
+      event.preventDefault();
+      cell.classList.toggle("drop", type === "dragover");
+      if (type === "drop" && window.htmx) {
+        htmx.ajax("POST", dragged, {source: cell, target: "#panel", swap: "innerHTML",
+                                     values: {slot: cell.getAttribute("data-slot")}});
+        dragged = null;
+      }
+    });
+  });
+})();
