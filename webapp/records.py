@@ -81,7 +81,7 @@ def visit_outcome(appt: Appointment, now: dt.datetime) -> str:
 
 
 STATUS_LABELS = {"scheduled": _l("Scheduled"), "waiting": _l("Waiting"), "in_call": _l("In call"),
-                 "closed": _l("Closed"), "cancelled": _l("Cancelled")}
+                 "closed": _l("Closed"), "cancelled": _l("Cancelled"), "requested": _l("Awaiting approval")}
 
 
 def _search_args():
