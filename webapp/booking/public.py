@@ -16,7 +16,7 @@ from flask import abort, current_app, g, redirect, render_template, request, url
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, RadioField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 
 from .. import events, notify, online
 from ..answers import form_status, render, same_site_path
@@ -228,7 +228,7 @@ class CodeForm(FlaskForm):
 
     def validate_code(self, field):
         if not (field.data.isascii() and field.data.isdigit() and len(field.data) == 6):
-            raise ValueError(_l("The code has 6 digits."))
+            raise ValidationError(_l("The code has 6 digits."))
 
 
 def _booking_or_404(token: str) -> BookingRequest:
