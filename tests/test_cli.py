@@ -6,8 +6,10 @@ import datetime as dt
 from conftest import make_app
 from test_acts import SEEDED, fees
 from webapp.forms import normalize_nir
-from webapp.models import Appointment, Document, Message, Patient, Payment, Practice, Report, User, db, utcnow
+from webapp.models import (Appointment, Document, Message, Patient, Payment, Practice, Report, User, VisitType, db,
+                           utcnow)
 from webapp.profiles import rpps_valid
+from webapp.slots import next_free_slots
 
 
 def test_init_db_is_repeatable(runner):
@@ -77,6 +79,11 @@ def test_demo(runner, app):
                                           Appointment.starts_at <= now + dt.timedelta(minutes=10))
         assert soon.count() == 1
     assert Appointment.select().where(Appointment.starts_at > now + dt.timedelta(days=1)).count() >= 10
+    # Opening hours and visit types, so the next free slots show something.
+    assert VisitType.select().count() == 3
+    for doctor, slots in next_free_slots(VisitType.select().where(VisitType.practitioner.is_null()).get(),
+                                         User.select().where(User.role == "practitioner")):
+        assert len(slots) == 3, doctor.name
     assert "already" in runner.invoke(args=["demo"]).output
 
 

@@ -190,4 +190,6 @@ def test_an_old_database_is_migrated_without_losing_rows(tmp_path):
         from webapp.models import Practice
         assert Practice.get_by_id(1).share_records is False      # migration 7: records are not shared
         assert (appt.outcome, appt.outcome_reason, appt.call_end_source) == ("", "", "")   # 10: none recorded
+        practice = Practice.get_by_id(1)        # 14: online booking off, 24 h notice, no visit type
+        assert (practice.online_booking, practice.patient_change_notice_hours, appt.visit_type_id) == (False, 24, None)
         db.close()

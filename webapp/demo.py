@@ -3,6 +3,7 @@ with every outcome (or left to close), today's visits (one about to start) and n
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import unicodedata
 
@@ -14,7 +15,8 @@ from .closing.prescription import render_prescription
 from .closing.service import close_visit
 from .forms import nir_key
 from .i18n import local_to_utc, utc_to_local
-from .models import Act, Appointment, Message, Patient, Payment, Practice, Report, User, VisitAct, Waiver, db, utcnow
+from .models import (Act, Appointment, Message, Patient, Payment, Practice, Report, User, VisitAct, VisitType, Waiver,
+                     WeeklyHours, db, utcnow)
 from .patient.join import CONSENT_VERSION
 from .uploads import store_document
 
@@ -68,12 +70,39 @@ def load_demo(seed: int = 7) -> list[User]:
                                    phone=f"+3361234{5600 + i:04d}", nir=_nir(i, born))
                     for i, (first, last, born, locale) in enumerate(PATIENTS)]
         _book_week(practice, [u for u in staff if u.role == "practitioner"], patients, rng)
+        _availability(practice, {u.email: u for u in staff})
         # The closing messages of last week went out last week: the e-mails sent, the SMS copied.
         # (Without this, starting the demo would try to send them all now.)
         done = utcnow()
         Message.update(status="sent", sent_at=done).where(Message.kind == "closed").execute()
         Message.update(copied_at=done).where(Message.kind == "closed", Message.channel == "sms").execute()
     return staff
+
+
+# Opening hours for teleconsultations (weekday, start, end in minutes) and visit types (names, minutes,
+# mode, act, fee in cents, bookable online, for new patients, confirmation; whose: None for everyone).
+HOURS = {
+    "claire.martin@cabinet.example.org": [(d, s, e) for d in range(5) for s, e in ((540, 720), (840, 1080))
+                                          if (d, s) != (2, 840)],        # Wednesday afternoons off
+    "julien.bernard@cabinet.example.org": [(1, 480, 720), (3, 480, 720), (4, 1020, 1140)],
+}
+VISIT_TYPES = [
+    ({"fr": "Téléconsultation de suivi", "en": "Follow-up teleconsultation"}, 15, "video", "TCG", 2500, True, False,
+     "auto", None),
+    ({"fr": "Première téléconsultation", "en": "First teleconsultation"}, 30, "video", "TCG", 2500, True, True,
+     "staff", "claire.martin@cabinet.example.org"),
+    ({"fr": "Télésoin infirmier", "en": "Nursing telecare"}, 20, "audio", "TLS", 1000, False, False, "staff",
+     "julien.bernard@cabinet.example.org"),
+]
+
+
+def _availability(practice, staff_by_email):
+    WeeklyHours.insert_many([{"practitioner": staff_by_email[email].id, "weekday": d, "start_minute": s,
+                              "end_minute": e} for email, ranges in HOURS.items() for d, s, e in ranges]).execute()
+    for names, minutes, mode, act, fee, online, new, confirmation, whose in VISIT_TYPES:
+        VisitType.create(practice=practice, practitioner=staff_by_email[whose].id if whose else None,
+                         names=json.dumps(names, ensure_ascii=False), duration_minutes=minutes, mode=mode,
+                         act_code=act, fee_cents=fee, online=online, new_patients=new, confirmation=confirmation)
 
 
 # Birthplaces for made-up social-security numbers (one in Corsica, one abroad); every third patient has none.

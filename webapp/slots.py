@@ -42,10 +42,6 @@ class Slot:
     local_start: dt.datetime
     local_end: dt.datetime
 
-    @property
-    def minutes(self) -> int:
-        return int((self.ends_at - self.starts_at).total_seconds() // 60)
-
 
 class SlotUnavailable(Exception):
     """The slot asked for is not free (taken meanwhile, outside the hours, too soon or too far);
