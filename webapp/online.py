@@ -82,7 +82,8 @@ def practice_phones(practitioners) -> list[tuple[str, str]]:
     found = []
     for number in dict.fromkeys(p.practice_phone for p in practitioners if p.practice_phone):
         try:
-            shown = phonenumbers.format_number(phonenumbers.parse(number, None), phonenumbers.PhoneNumberFormat.NATIONAL)
+            shown = phonenumbers.format_number(phonenumbers.parse(number, None),
+                                               phonenumbers.PhoneNumberFormat.NATIONAL)
         except phonenumbers.NumberParseException:
             shown = number
         found.append((number, shown))

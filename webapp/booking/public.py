@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 
 from flask import abort, current_app, g, redirect, render_template, request, url_for
+from flask_limiter.util import get_remote_address
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, RadioField, StringField
@@ -156,10 +157,16 @@ class DetailsForm(FlaskForm):
 
 
 def _contact_key() -> str:
-    """Rate-limit key of the contact typed, so one address or number meets a limit from any client."""
+    """Rate-limit key of the contact typed, so one address or number meets a limit from any client
+    (none typed: the client's own, never one key shared by everyone who forgot it)."""
     email = (request.form.get("email") or "").strip().lower()[:254]
     phone = normalize_phone((request.form.get("phone") or "").strip()[:40]) or ""
-    return "booking-contact:" + (email or phone)
+    return "booking-contact:" + (email or phone or get_remote_address())
+
+
+def _code_sent(response) -> bool:
+    """Only codes actually sent count against a contact: typing mistakes do not lock anyone out."""
+    return response.status_code == 303
 
 
 def _slot(person: User, visit_type):
@@ -180,7 +187,8 @@ def _unavailable(person, visit_type, reason: str):
 @bp.route("/book/<int:practitioner_id>/details", methods=["GET", "POST"])
 @limiter.limit("60 per minute", methods=["GET"])
 @limiter.limit("5 per minute; 20 per hour", methods=["POST"])
-@limiter.limit("3 per 10 minutes; 10 per day", methods=["POST"], key_func=_contact_key)
+@limiter.limit("3 per 10 minutes; 10 per day", methods=["POST"], key_func=_contact_key,
+               deduct_when=_code_sent)
 @public
 def details(practitioner_id):
     """The patient's names, birth date and contacts for the slot chosen; then the code is sent."""
@@ -239,8 +247,9 @@ def _booking_or_404(token: str) -> BookingRequest:
 
 
 def _code_contact() -> str:
-    booking = BookingRequest.get_or_none(BookingRequest.token == (request.view_args or {}).get("token", "")[:32])
-    return "booking-code:" + ((booking.email or booking.phone) if booking else "")
+    token = (request.view_args or {}).get("token", "")[:32]
+    booking = BookingRequest.get_or_none(BookingRequest.token == token)
+    return "booking-code:" + ((booking.email or booking.phone) if booking else f"unknown:{token}")
 
 
 @bp.route("/book/code/<token>", methods=["GET", "POST"])
