@@ -15,8 +15,8 @@ from conftest import (FROZEN_AT, HX, db_snapshot, holding_link, login_as, make_a
 from smtp_helpers import smtp_server
 from webapp import events, notify
 from webapp.auth import limiter
-from webapp.models import (Appointment, AuditEvent, BookingRequest, Message, Patient, Practice, VisitType,
-                           WeeklyHours, db)
+from webapp.models import (Appointment, AuditEvent, BookingRequest, HoursException, Message, Patient, Practice,
+                           VisitType, WeeklyHours, db)
 
 NOW = FROZEN_AT.replace(tzinfo=None)          # Tuesday 2036-06-10, 10:00 in Paris
 # Wednesday 2036-06-11: 09:00 and 09:20 in Paris (UTC+2), the first two slots of the morning.
@@ -126,6 +126,10 @@ def test_the_week_moves_with_htmx_and_without(app, client):
     assert "Monday 16 June" in text_of(plain) and "<header" in plain.get_data(as_text=True)
     assert fragment.get_data(as_text=True).lstrip().startswith('<section id="booking-week"')
     assert "Monday 16 June" in text_of(fragment)
+    # Without a week, the first with a free slot: this one, until it is full.
+    assert "Week of 9 June" in text_of(client.get(f"/book/{doctor.id}?type={kind.id}"))
+    HoursException.create(practitioner=doctor, kind="closed", starts_at=NOW, ends_at=dt.datetime(2036, 6, 16))
+    assert "Week of 16 June" in text_of(client.get(f"/book/{doctor.id}?type={kind.id}"))
     # A week before this one shows this one; far beyond the horizon, the horizon's last week.
     assert "Week of 9 June" in text_of(client.get(f"/book/{doctor.id}?type={kind.id}&week=2030-01-01"))
     assert "Week of 21 July" in text_of(client.get(f"/book/{doctor.id}?type={kind.id}&week=2099-01-01"))

@@ -90,11 +90,13 @@ def start():
     return render_template("booking/start.html", practitioners=online.bookable_practitioners(g.practice))
 
 
-def _week(raw: str | None, visit_type) -> dt.date | None:
-    """The Monday of the week asked for, kept between this week and the visit type's horizon."""
+def _week(raw: str | None, person: User, visit_type) -> dt.date | None:
+    """The Monday of the week asked for, kept between this week and the visit type's horizon; by
+    default the week of the first free slot (a Friday evening opens on next week, not an empty one)."""
     this_week = online.week_monday(online.local_today(g.practice))
     if not raw:
-        return this_week
+        first = online.next_slots(person, visit_type)[:1]
+        return online.week_monday(first[0].local_start.date()) if first else this_week
     day = parse_day(raw)
     if day is None:
         return None
@@ -111,7 +113,7 @@ def practitioner(practitioner_id):
     types, chosen = _visit_type(person, required=False)
     context = {"person": person, "types": types, "chosen": chosen, "days": [], "monday": None}
     if chosen is not None:
-        monday = _week(request.args.get("week"), chosen)
+        monday = _week(request.args.get("week"), person, chosen)
         if monday is None:
             return _refused(_l("This date could not be read. Choose a week with the buttons."))
         context.update(monday=monday, days=online.week_of_slots(person, chosen, monday),
