@@ -140,6 +140,22 @@ TABLE: dict[str, Rule] = {
     "admin.new_visit_type": Rule("/admin/visit-types/new", GET=ADMIN, POST=admin("422")),
     "admin.edit_visit_type": Rule("/admin/visit-types/999", GET=admin("404"), POST=admin("404")),
     "agenda.next_free": Rule("/agenda/next-free", GET=ANY_STAFF),
+    # Online booking: public pages, closed (503, the same for everyone) while the practice takes no online
+    # bookings, as in this world; the language picker works whatever the switch says.
+    "booking.start": Rule("/book", GET=" ".join(["503"] * 7)),
+    "booking.practitioner": Rule("/book/{doctor}", GET=" ".join(["503"] * 7)),
+    "booking.details": Rule("/book/{doctor}/details", GET=" ".join(["503"] * 7), POST=" ".join(["503"] * 7)),
+    "booking.code": Rule("/book/code/nothing", GET=" ".join(["503"] * 7), POST=" ".join(["503"] * 7)),
+    "booking.language": Rule("/book/language", POST=" ".join([">/book"] * 7)),
+    # Staff: the bookings waiting for approval (the world's visits are not requested: 409 past the door).
+    "booking.requests": Rule("/booking/requests", GET=ANY_STAFF),
+    "booking.approve": Rule("/booking/requests/{other}/approve", POST=staff("409")),
+    "booking.decline": Rule("/booking/requests/{other}/decline", POST=staff("409")),
+    "booking.checked": Rule("/booking/patients/{patient}/checked", POST=any_staff(">/booking/requests")),
+    # The patient's own cancel and move: their cookie only (the visit in call can no longer change).
+    "patient.change": Rule("/v/{call_ref}/change", GET=patient("200")),
+    "patient.cancel_own": Rule("/v/{call_ref}/cancel", POST=patient("409")),
+    "patient.move_own": Rule("/v/{call_ref}/move", POST=patient("400")),
     "agenda.index": Rule("/agenda/", GET=ANY_STAFF),
     "agenda.today": Rule("/agenda/today", GET=any_staff(">/agenda/")),
     "agenda.detail": Rule("/agenda/{call}", GET=STAFF),

@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "webapp"
 # What a person does; each may import the floor, never another feature.
-FEATURES = {"agenda", "today", "records", "admin", "patient", "visit", "closing", "payments", "site", "profile"}
+FEATURES = {"agenda", "today", "records", "admin", "patient", "visit", "closing", "payments", "site", "profile",
+            "booking"}
 ENTRY = {"app", "cli", "demo"}
 
 

@@ -270,6 +270,7 @@ def _ready(columns: list) -> None:
                     gettext("%(n)s min", n=appt.duration_minutes),
                     gettext("Audio only") if appt.mode == "audio" else gettext("Video"),
                     pgettext("visit status", "Cancelled") if appt.status == "cancelled" else
+                    gettext("Awaiting approval") if appt.status == "requested" else
                     gettext("Consent declined") if appt.consent_declined else "")))
             size = " short" if span < 5 else " medium" if span < 6 else ""
             placed.append((appt, f"ev r{row} s{span} l{lane} w{width} status-{appt.status} mode-{appt.mode}{size}",

@@ -13,7 +13,7 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import (__version__, access, admin, agenda, assets, auth, cli, closing, config, db, events, i18n, notify, patient, payments,
+from . import (__version__, access, admin, agenda, assets, auth, booking, cli, closing, config, db, events, i18n, notify, patient, payments,
                profile, records, site, storage, today, visit)
 from .answers import htmx
 from .forms import MAX_ID
@@ -117,7 +117,7 @@ def make_instance_folder(path: Path) -> None:
 
 
 def _register_blueprints(app):
-    for module in (auth, site, agenda, today, records, admin, patient, visit, closing, payments, profile):
+    for module in (auth, site, agenda, today, records, admin, patient, visit, closing, payments, profile, booking):
         app.register_blueprint(module.bp)
 
     @app.before_request

@@ -13,7 +13,7 @@ from playhouse.db_url import connect
 from playhouse.migrate import SchemaMigrator, migrate as apply
 
 from .models import (
-    Act, Addendum, Appointment, AuditEvent, ChatLine, Document, Incident, Message, Patient, Payment, Practice,
+    Act, Addendum, Appointment, BookingRequest, AuditEvent, ChatLine, Document, Incident, Message, Patient, Payment, Practice,
     RecoveryCode, Report, SchemaVersion, User, VisitAct, VisitType, Waiver, WeeklyHours, HoursException, db,
 )
 from .private_files import create_once
@@ -234,6 +234,14 @@ def _calendar_feed(database):
     })
 
 
+def _online_booking(database):
+    """Patients book online: the booking waiting for its code, the records staff check, and which
+    appointments patients booked themselves."""
+    add_missing_columns(database, Patient, {"needs_check": BooleanField(default=False)})
+    add_missing_columns(database, Appointment, {"booked_online": BooleanField(default=False)})
+    database.create_tables([BookingRequest])
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
@@ -250,6 +258,7 @@ MIGRATIONS = [
     (13, _appointment_language),
     (14, _availability),
     (15, _calendar_feed),
+    (16, _online_booking),
 ]
 
 

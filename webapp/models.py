@@ -209,6 +209,9 @@ class Patient(BaseModel):
     # with the record it was merged into (a purge never brings it back as a patient of its own).
     merged_into = ForeignKeyField("self", null=True, on_delete="CASCADE", column_name="merged_into_id")
     merged_at = DateTimeField(null=True)
+    # Created by a patient booking online (schema 16) without matching a record: staff check it
+    # (a duplicate to merge, a typo) and clear the flag.
+    needs_check = BooleanField(default=False)
 
     # Details a merge copies from the merged-away record where the kept one has none.
     MERGE_FILLS = ("birth_date", "email", "phone", "locale", "nir")
@@ -263,6 +266,15 @@ class Patient(BaseModel):
         if phone:
             query = query.where(cls.phone.contains(phone))
         return query.order_by(cls.last_name, cls.first_name).limit(limit)
+
+    def mark_checked(self, actor) -> bool:
+        """Staff checked a record made by an online booking; False when someone already had."""
+        with db.atomic():
+            done = Patient.update(needs_check=False).where(Patient.id == self.id, Patient.needs_check).execute()
+            if done:
+                self.needs_check = False
+                AuditEvent.record(actor, "patient.checked", patient=self)
+        return bool(done)
 
 
 # Availability (schema 14): when each practitioner sees patients, and what kinds of visits they offer.
@@ -364,6 +376,9 @@ class Appointment(BaseModel):
         (call ended) --resume_call--> in_call again (while the link's window is open, before closing)
         waiting --send_back--> scheduled (a new time today)
         scheduled | waiting | in_call --cancel--> cancelled (its links stop working)
+        requested --approve--> scheduled; requested --decline--> cancelled (an online booking staff confirm)
+        requested | scheduled --cancel_by_patient / move_by_patient--> cancelled / moved (the patient's own
+            link, up to the practice's notice before the start)
         any live visit --record_outcome--> (outcome recorded; may end a call that ended outside Cabinet)
         in_call, or a past visit --close--> closed (the closing checklist is done)
 
@@ -381,7 +396,8 @@ class Appointment(BaseModel):
     call, the patient's leaving) and a reason (``outcome_reason``).
     """
 
-    STATUSES = ("scheduled", "waiting", "in_call", "closed", "cancelled")
+    # "requested": booked online, waiting for staff to approve; it holds its slot meanwhile.
+    STATUSES = ("requested", "scheduled", "waiting", "in_call", "closed", "cancelled")
 
     ref = CharField(max_length=32, unique=True, default=new_ref)
     practice = ForeignKeyField(Practice, backref="appointments", on_delete="CASCADE")
@@ -427,6 +443,8 @@ class Appointment(BaseModel):
     outcome_reason = CharField(max_length=300, default="")
     # What kind of visit it was booked as (schema 14); None for visits booked without one.
     visit_type = ForeignKeyField(VisitType, null=True, on_delete="SET NULL")
+    # Booked by the patient on the public page (schema 16).
+    booked_online = BooleanField(default=False)
 
     OUTCOMES = ("held", "phone", "no_show", "outside", "left_early")
     # Media seen is written at most this often: the end of a call lost outside Cabinet is known to this.
@@ -544,6 +562,36 @@ class Appointment(BaseModel):
             self.updated_at = utcnow()
             self.save()
             AuditEvent.record(actor, "appointment.cancelled", self)
+
+    def approve(self, actor) -> bool:
+        """requested → scheduled: staff accept an online booking. False when it was no longer requested."""
+        return self._staff_decides(actor, "scheduled", "appointment.approved")
+
+    def decline(self, actor) -> bool:
+        """requested → cancelled: staff refuse an online booking; its slot is free again."""
+        return self._staff_decides(actor, "cancelled", "appointment.declined")
+
+    def _staff_decides(self, actor, status: str, action: str) -> bool:
+        now = utcnow()
+        with db.atomic():
+            done = Appointment.update(status=status, updated_at=now).where(
+                Appointment.id == self.id, Appointment.status == "requested").execute()
+            if done:
+                self.status, self.updated_at = status, now
+                AuditEvent.record(actor, action, self)
+        return bool(done)
+
+    def cancel_by_patient(self) -> bool:
+        """The patient cancels from their link (the caller checked the notice). False when it was
+        no longer requested or scheduled (staff or another tab got there first)."""
+        now = utcnow()
+        with db.atomic():
+            done = Appointment.update(status="cancelled", updated_at=now).where(
+                Appointment.id == self.id, Appointment.status.in_(("requested", "scheduled"))).execute()
+            if done:
+                self.status, self.updated_at = "cancelled", now
+                AuditEvent.record("patient", "appointment.cancelled", self, detail="by the patient")
+        return bool(done)
 
     def renew_link(self, actor):
         """Make a new link version, which revokes every older link and cookie (and unlocks it)."""
@@ -897,6 +945,63 @@ class RecoveryCode(BaseModel):
             RecoveryCode.id == self.id, RecoveryCode.used_at.is_null()).execute())
 
 
+class BookingRequest(BaseModel):
+    """A booking started on the public page (schema 16): the slot and the details typed, waiting for
+    the one-time code sent to the e-mail address or mobile given. The code is kept only as an HMAC;
+    the row is found by its random ``token`` (in the confirmation page's address). Once confirmed
+    it points at the appointment and its details are blanked; unconfirmed ones are deleted a day
+    after they expire."""
+    CODE_MINUTES = 10
+    MAX_TRIES = 5
+
+    token = CharField(max_length=32, unique=True, default=new_ref)
+    practice = ForeignKeyField(Practice, on_delete="CASCADE")
+    practitioner = ForeignKeyField(User, on_delete="CASCADE")
+    visit_type = ForeignKeyField(VisitType, on_delete="CASCADE")
+    starts_at = DateTimeField()                          # UTC
+    first_name = CharField(max_length=100, default="")
+    last_name = CharField(max_length=100, default="")
+    birth_date = DateField(null=True)
+    email = CharField(max_length=254, default="")
+    phone = CharField(max_length=20, default="")
+    locale = CharField(max_length=16, default="")
+    locale_source = CharField(max_length=10, default="")
+    channel = CharField(max_length=8, default="email")  # where the code went: "email" or "sms"
+    code_hash = CharField(max_length=64, default="")
+    tries = IntegerField(default=0)
+    expires_at = DateTimeField(index=True)
+    created_at = DateTimeField(default=utcnow)
+    confirmed_at = DateTimeField(null=True)
+    appointment = ForeignKeyField(Appointment, null=True, on_delete="SET NULL")
+
+    @property
+    def tries_left(self) -> int:
+        return max(0, self.MAX_TRIES - self.tries)
+
+    def spend_try(self, now: datetime) -> bool:
+        """Count one try at the code, if any is left and the code is still valid; False otherwise.
+        The condition is in the UPDATE: two guesses at once cannot both take the last try."""
+        done = BookingRequest.update(tries=BookingRequest.tries + 1).where(
+            BookingRequest.id == self.id, BookingRequest.tries < self.MAX_TRIES, BookingRequest.expires_at > now,
+            BookingRequest.confirmed_at.is_null()).execute()
+        self.tries = BookingRequest.get_by_id(self.id).tries
+        return bool(done)
+
+    def claim(self, now: datetime) -> bool:
+        """The right code: take the request for confirming, once (a double submit confirms nothing twice)."""
+        done = BookingRequest.update(confirmed_at=now).where(
+            BookingRequest.id == self.id, BookingRequest.confirmed_at.is_null()).execute()
+        if done:
+            self.confirmed_at = now
+        return bool(done)
+
+    def done(self, appointment) -> None:
+        """Confirmed: keep the appointment, forget the details (the record and the appointment hold them)."""
+        BookingRequest.update(appointment=appointment, first_name="", last_name="", birth_date=None, email="",
+                              phone="", code_hash="").where(BookingRequest.id == self.id).execute()
+        self.appointment = appointment
+
+
 class Message(BaseModel):
     """One e-mail or SMS in the outbox. Never deleted on failure: retried, then shown to staff."""
     appointment = ForeignKeyField(Appointment, backref="messages", null=True, on_delete="CASCADE")
@@ -1107,4 +1212,5 @@ class SchemaVersion(BaseModel):
 
 
 MODELS = [Practice, User, Patient, Appointment, AuditEvent, Message, ChatLine, Document, Incident,
-          Act, VisitAct, Report, Addendum, Waiver, Payment, RecoveryCode, WeeklyHours, HoursException, VisitType]
+          Act, VisitAct, Report, Addendum, Waiver, Payment, RecoveryCode, WeeklyHours, HoursException, VisitType,
+          BookingRequest]

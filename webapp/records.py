@@ -67,7 +67,8 @@ def visit_outcome(appt: Appointment, now: dt.datetime) -> str:
 
 STATUS_LABELS = {"scheduled": lazy_pgettext("visit status", "Scheduled"),
                  "waiting": lazy_pgettext("visit status", "Waiting"), "in_call": _l("In call"),
-                 "closed": lazy_pgettext("visit status", "Closed"), "cancelled": lazy_pgettext("visit status", "Cancelled")}
+                 "closed": lazy_pgettext("visit status", "Closed"), "cancelled": lazy_pgettext("visit status", "Cancelled"),
+                 "requested": _l("Awaiting approval")}
 
 
 def _search_args():

@@ -3,7 +3,9 @@
 ``queue(appt, kind)`` is what features call: it puts the message(s) of that kind
 for this appointment in the outbox (``Message`` rows), on the channels chosen at
 booking, in the patient's language. Kinds: invitation, reminder, link_resent,
-moved, cancelled, closed. The engine is ``outbox.py``; ``compose.py`` writes the
+moved, cancelled, closed, missed, requested and declined
+(an online booking waiting for staff, and their refusal); ``queue_code`` sends an online
+booking's one-time code, which belongs to no appointment yet. The engine is ``outbox.py``; ``compose.py`` writes the
 texts, ``deliver.py`` hands them over, ``sender.py`` is the in-process sender.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ from flask import g
 
 from ..models import Message
 from . import sender, views
+from .codes import queue_code, sms_possible
 from .compose import KINDS
 from .deliver import DeliveryError
 from .outbox import messages_of, queue, queue_due_reminders, retry, run_once, send_due
@@ -32,5 +35,5 @@ def init_app(app) -> None:
         return {"sms_to_copy_count": count}
 
 
-__all__ = ["queue", "queue_due_reminders", "send_due", "retry", "messages_of", "run_once", "init_app",
+__all__ = ["queue", "queue_code", "sms_possible", "queue_due_reminders", "send_due", "retry", "messages_of", "run_once", "init_app",
            "KINDS", "DeliveryError"]

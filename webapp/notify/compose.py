@@ -16,9 +16,9 @@ from icalendar import Calendar, Event, vCalAddress, vText
 
 from ..i18n import dates_locale, utc_to_local
 
-KINDS = ("invitation", "reminder", "link_resent", "moved", "cancelled", "closed", "missed")
+KINDS = ("invitation", "reminder", "link_resent", "moved", "cancelled", "closed", "missed", "requested", "declined")
 # Kinds that carry the patient link; a cancelled appointment's link no longer works.
-WITH_LINK = {"invitation", "reminder", "link_resent", "moved", "closed", "missed"}
+WITH_LINK = {"invitation", "reminder", "link_resent", "moved", "closed", "missed", "requested"}
 # Kinds sent after the visit: their link opens the patient's space, not the way in.
 AFTER = {"closed", "missed"}
 # Kinds that come with a calendar file, and its iTIP method.
@@ -43,6 +43,8 @@ def _subject(kind, **v):
         "cancelled": lambda: _("Your teleconsultation with %(practice)s is cancelled", **v),
         "closed": lambda: _("Your documents from %(practice)s", **v),
         "missed": lambda: _("Your missed teleconsultation with %(practice)s", **v),
+        "requested": lambda: _("Your request for a teleconsultation with %(practice)s", **v),
+        "declined": lambda: _("Your request for a teleconsultation with %(practice)s was not accepted", **v),
     }[kind]()
 
 
@@ -63,11 +65,18 @@ def _lead(kind, instant, **v):
         "closed": lambda: _("Thank you for your teleconsultation with %(practitioner)s (%(practice)s) on %(date)s.", **v),
         "missed": lambda: _("You did not join your teleconsultation with %(practitioner)s (%(practice)s) on %(date)s "
                             "at %(time)s.", **v),
+        "requested": lambda: _("%(practice)s has received your request for a teleconsultation with %(practitioner)s "
+                               "on %(date)s at %(time)s. You will receive a message once the practice has confirmed it.",
+                               **v),
+        "declined": lambda: _("%(practice)s could not accept your request for a teleconsultation with "
+                              "%(practitioner)s on %(date)s at %(time)s.", **v),
     }[kind]()
 
 
 def _action(kind):
-    if kind == "cancelled":
+    if kind == "requested":
+        return _("This link shows your request; you can also cancel it there:")
+    if kind in ("cancelled", "declined"):
         return _("Please contact the practice if you need a new appointment.")
     if kind == "closed":
         return _("Your documents and the payment request are waiting in your personal space:")
@@ -114,6 +123,10 @@ def _sms(kind, instant, **v):
         # Translators: an SMS: keep it short (one SMS is 160 characters, the link included)
         "missed": lambda: _("%(practice)s: you did not join your teleconsultation on %(date)s at %(time)s. Please "
                             "contact the practice if you need a new appointment.", **v),
+        "requested": lambda: _("%(practice)s: your request for %(date)s at %(time)s is received; a message will "
+                               "confirm it. Your link: %(link)s", **v),
+        "declined": lambda: _("%(practice)s: your request for %(date)s at %(time)s could not be accepted. Please "
+                              "contact the practice.", **v),
     }[kind]()
 
 
@@ -124,7 +137,8 @@ def email_content(appt, kind: str, locale: str, link: str) -> dict:
     v = {"practice": practice.name, "practitioner": appt.practitioner.name, **when(appt, locale)}
     context = {"subject": _subject(kind, **v), "lead": _lead(kind, instant, **v), "action": _action(kind),
                "link": link if kind in WITH_LINK else "", "practice": practice.name, "locale": locale,
-               "opens": practice.link_opens_minutes_before if kind in WITH_LINK - AFTER and not instant else None}
+               "opens": practice.link_opens_minutes_before if kind in WITH_LINK - AFTER - {"requested"} and not instant
+               else None}
     return {"subject": context["subject"],
             "body": render_template("notify/email.txt", **context),
             "html": render_template("notify/email.html", **context),

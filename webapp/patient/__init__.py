@@ -7,4 +7,4 @@ from flask import Blueprint
 
 bp = Blueprint("patient", __name__)
 
-from . import entry, join, lost, space, waiting  # noqa: E402,F401 - their routes live on this blueprint
+from . import change, entry, join, lost, space, waiting  # noqa: E402,F401 - their routes live on this blueprint

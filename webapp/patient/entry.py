@@ -21,6 +21,7 @@ from ..access import (
 from ..auth import limiter
 from ..i18n import browser_locale
 from ..models import Appointment, AuditEvent
+from ..online import may_cancel
 from ..tokens import TokenProblem, read_patient_token
 from . import bp
 
@@ -97,8 +98,11 @@ def visit(ref):
     appt = current_appointment(ref, closed_ok=True)
     if appt.status == "closed":
         return redirect(url_for("patient.space", ref=ref))
+    if appt.status == "requested":      # booked online, the practice has not confirmed it yet
+        return render_template("patient/requested.html", appt=appt, may_change=may_cancel(appt)), 403
     state = window(appt)
     if state == "open":
         return redirect(url_for(next_step(appt), ref=ref))
     opens_at = appt.starts_at - dt.timedelta(minutes=appt.practice.link_opens_minutes_before)
-    return render_template(f"patient/{state}.html", appt=appt, opens_at=opens_at), 403
+    return render_template(f"patient/{state}.html", appt=appt, opens_at=opens_at,
+                           may_change=state == "early" and may_cancel(appt)), 403

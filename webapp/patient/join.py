@@ -37,7 +37,7 @@ def step_appointment(ref: str, endpoint: str):
     appt = current_appointment(ref)
     if appt.admitted:  # identity, consent and device check are frozen once the patient was let in
         return appt, redirect(url_for("visit.patient_call", ref=ref))
-    if window(appt) != "open":
+    if window(appt) != "open" or appt.status == "requested":
         return appt, redirect(url_for("patient.visit", ref=ref))
     due = next_step(appt)
     if due in ("patient.locked", "visit.patient_call") and endpoint != due:
