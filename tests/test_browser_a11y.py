@@ -164,6 +164,11 @@ CHECK_PAGE = """() => {
   };
 }"""
 
+FOCUS_RING = """() => {
+  const el = document.activeElement, style = getComputedStyle(el);
+  return {id: el.id, style: style.outlineStyle, width: parseFloat(style.outlineWidth), color: style.outlineColor};
+}"""
+
 RUN_AXE = """async () => {
   const result = await axe.run(document, {resultTypes: ['violations']});
   return result.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
@@ -233,6 +238,13 @@ def test_every_page_is_accessible_and_fits_the_screen(site, lang):
             page.goto(site["links"][lang, step].replace("https://cabinet.test", url))
             page.wait_for_url(re.compile(f"/v/{appt.ref}/"))
             examine(page, site, lang, width, f"patient-{step}", problems, patient_axe)
+            if step == "call":
+                # On the call's dark control bar the ring turns white.
+                page.focus("#btn-mic")
+                page.keyboard.press("Tab")
+                ring = page.evaluate(FOCUS_RING)
+                if not (ring["id"] == "btn-cam" and ring["style"] == "solid" and ring["color"] == "rgb(255, 255, 255)"):
+                    problems.append(f"patient-call [{lang} {width}px]: no light focus ring on the dark bar: {ring}")
             if step == "identity" and width == min(VIEWPORTS):
                 # A wrong birth date, once (three would lock the link): the error, by its field.
                 page.check("input[name=confirm]")
@@ -247,5 +259,12 @@ def test_every_page_is_accessible_and_fits_the_screen(site, lang):
         examine(page, site, lang, width, "offline", problems, patient_axe)
         page.goto(f"{url}/login")
         examine(page, site, lang, width, "login", problems, patient_axe)
+        # Our own focus ring, for keyboard users: on the first field of the form (a light surface).
+        page.focus("#email")
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Tab")
+        ring = page.evaluate(FOCUS_RING)
+        if not (ring["style"] == "solid" and ring["width"] >= 2 and ring["id"] == "email"):
+            problems.append(f"login [{lang} {width}px]: no focus ring of our own: {ring}")
         context.close()
     assert problems == [], "\n".join(problems)
