@@ -8,6 +8,14 @@ PORT   ?= 5000
 
 .PHONY: run test setup test-setup system-test-deps translations bench clean
 
+.DELETE_ON_ERROR:
+
+# axe-core, the accessibility checker the browser tests inject (tests/test_browser_a11y.py), from the
+# npm registry: this version, this file (its SHA-256), kept outside git under tests/.axe/.
+AXE_VERSION := 4.14.1
+AXE_SHA256  := 29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c
+AXE         := tests/.axe/axe-core-$(AXE_VERSION)/axe.min.js
+
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -36,7 +44,14 @@ system-test-deps:
 	  else echo "Install chromium chromium-driver postgresql iproute2 nftables (as root) for the full test suite"; exit 1; fi; \
 	fi
 
-test: setup system-test-deps
+$(AXE):
+	mkdir -p $(@D)
+	cd $(@D) && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null \
+	  && tar -xzf axe-core-$(AXE_VERSION).tgz --strip-components=1 package/axe.min.js package/LICENSE \
+	  && rm axe-core-$(AXE_VERSION).tgz \
+	  && echo "$(AXE_SHA256)  axe.min.js" | sha256sum --check --quiet
+
+test: setup system-test-deps $(AXE)
 	tests/run_all.sh $(PY)
 
 bench: setup

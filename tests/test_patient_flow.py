@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -87,6 +88,34 @@ def test_identity_errors(patient, appt, data, message):
     assert reload(appt).identity_confirmed_at is None
     # Only a wrong date counts towards the lock.
     assert reload(appt).identity_failures == (1 if data.get("birth_date") == "1980-04-03" else 0)
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"birth_date": "1980-04-02"}, "confirm"),
+    ({"confirm": "y", "birth_date": ""}, "birth_date"),
+    ({"confirm": "y", "birth_date": "1980-04-03"}, "birth_date"),
+])
+def test_an_identity_error_is_linked_to_its_field(patient, appt, data, field):
+    """A screen reader on the field hears that it is wrong and why; the other field is left alone."""
+    html = patient.post(f"{base(appt)}/identity", data=data).get_data(as_text=True)
+    named = re.search(r"<input[^>]*\bname=\"%s\"[^>]*>" % field, html).group(0)
+    other = re.search(r"<input[^>]*\bname=\"%s\"[^>]*>" % ({"confirm", "birth_date"} - {field}).pop(), html).group(0)
+    assert 'aria-invalid="true"' in named and f"{field}-error" in named and 'aria-invalid' not in other
+    assert re.search(r'<p class="error" id="%s-error" role="alert">' % field, html)
+
+
+def test_a_wrong_birth_date_says_how_many_tries_are_left(patient, appt):
+    first = patient.post(f"{base(appt)}/identity", data={"confirm": "y", "birth_date": "1999-01-01"})
+    assert "You have 2 tries left before this link is locked." in text_of(first)
+    second = patient.post(f"{base(appt)}/identity", data={"confirm": "y", "birth_date": "1999-01-01"})
+    assert "You have 1 try left before this link is locked." in text_of(second)
+
+
+def test_tries_left_in_french(app, appt):
+    Appointment.update(locale="fr").where(Appointment.id == appt.id).execute()
+    patient = holding_link(app, appt)
+    response = patient.post(f"{base(appt)}/identity", data={"confirm": "y", "birth_date": "1999-01-01"})
+    assert "Il vous reste 2 essais avant que ce lien soit bloqué." in text_of(response)
 
 
 def test_three_wrong_birth_dates_lock_the_link_until_staff_send_a_new_one(app, patient, appt):

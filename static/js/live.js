@@ -57,7 +57,19 @@
     known = ids;
   }
 
-  function refresh() { followRedirect(); waitingRoom(); }
+  // The patient's waiting room: its status is swapped whole, and a live region that appears with its
+  // words is not announced by every screen reader; the page's lasting region says what changed.
+  var lastNews = null;
+  function announce() {
+    var region = document.getElementById("live-news");
+    if (!region) return;
+    var parts = document.querySelectorAll("#waiting-status [data-announce]");
+    var news = Array.prototype.map.call(parts, function (el) { return el.textContent.replace(/\s+/g, " ").trim(); }).join(" ");
+    if (lastNews !== null && news !== lastNews) region.textContent = news;
+    lastNews = news;
+  }
+
+  function refresh() { followRedirect(); waitingRoom(); announce(); }
   document.addEventListener("DOMContentLoaded", refresh);
   document.addEventListener("DOMContentLoaded", function () {
     var button = document.querySelector("[data-enable-notifications]");

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from flask import g, redirect, render_template, request, url_for
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext as _l, ngettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField
 
@@ -80,17 +80,20 @@ def identity(ref):
         return elsewhere
     form = IdentityForm()
     patient = appt.patient
-    error = None
+    error, error_field = None, "birth_date"     # the field the error is linked to (aria-describedby)
     if form.validate_on_submit():
         if not form.confirm.data:
-            error = _l("Tick the box to confirm that you are this person.")
+            error, error_field = _l("Tick the box to confirm that you are this person."), "confirm"
         elif patient and patient.birth_date and form.birth_date.data is None:
             error = _l("Enter your date of birth.")
         elif patient and patient.birth_date and form.birth_date.data != patient.birth_date:
             appt.fail_identity()  # counted in the database; ``locked`` is then the row's, not this request's
             if appt.locked:
                 return redirect(url_for("patient.locked", ref=ref))
-            error = _l("This date of birth does not match. Please check it and try again.")
+            left = appt.IDENTITY_TRIES - appt.identity_failures
+            error = " ".join((str(_l("This date of birth does not match. Please check it and try again.")),
+                              ngettext("You have %(num)d try left before this link is locked.",
+                                       "You have %(num)d tries left before this link is locked.", left)))
         else:
             if not appt.confirm_identity():  # another request locked the link meanwhile
                 return redirect(url_for(next_step(appt), ref=ref))
@@ -98,8 +101,10 @@ def identity(ref):
     elif request.method == "POST":
         error = form.birth_date.errors[0] if form.birth_date.errors else None
     status = 422 if error else 200
+    asks_birth_date = bool(patient and patient.birth_date)
     return render_template("patient/identity.html", appt=appt, form=form, error=error,
-                           asks_birth_date=bool(patient and patient.birth_date)), status
+                           error_field=error_field if asks_birth_date else "confirm",
+                           asks_birth_date=asks_birth_date), status
 
 
 @bp.route("/v/<ref>/locked")

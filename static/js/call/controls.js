@@ -10,17 +10,12 @@ const requestBox = $("camera-request");
 
 function bind(id, fn) { const el = $(id); if (el) el.addEventListener("click", fn); return el; }
 
-// An icon button's words: read by screen readers (the hidden label) and shown as its tooltip.
-export function label(button, text) {
-  button.querySelector(".label").textContent = text;
-  button.title = text;
-}
-
-// The label says what a press does next; aria-pressed says whether it is off; the other side is told.
-function muteButton(id, kind, offLabel, onLabel) {
+// A toggle carries one state signal: its label stays ("Mute") and aria-pressed says whether it is on
+// (a label that also flipped to "Unmute" would be read as "Unmute, pressed"). The icon and the button's
+// colour show it to the eye. The other side is told.
+function muteButton(id, kind) {
   bind(id, function () {
     const on = media.toggle(kind);
-    label(this, on ? t(offLabel) : t(onLabel));
     this.setAttribute("aria-pressed", String(!on));
     signaling.send({ type: "mute", kind: kind, muted: !on });
   });
@@ -71,20 +66,16 @@ function shareButton() {
   button.hidden = false;
   button.addEventListener("click", function () {
     if (media.sharing()) { media.stopShare(); return; }
-    media.share(function () { label(button, t("share")); button.setAttribute("aria-pressed", "false"); })
-      .then(function (started) {
-        if (!started) return;
-        label(button, t("stopShare"));
-        button.setAttribute("aria-pressed", "true");
-      });
+    media.share(function () { button.setAttribute("aria-pressed", "false"); })
+      .then(function (started) { if (started) button.setAttribute("aria-pressed", "true"); });
   });
 }
 
 function ask(kind, msg) { lastAsk = kind; note(""); signaling.send(msg); }
 
 export function init() {
-  muteButton("btn-mic", "audio", "mute", "unmute");
-  muteButton("btn-cam", "video", "cameraOff", "cameraOn");
+  muteButton("btn-mic", "audio");
+  muteButton("btn-cam", "video");
   bind("btn-flip", function () { media.flip(); });
   shareButton();
   bind("btn-ask-back", function () { ask("back", { type: "camera-request", facing: "environment" }); });

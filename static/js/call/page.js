@@ -24,7 +24,9 @@ export function setStatus(key, extra) {
   statusEl.textContent = t(key) + (extra ? " " + extra : "");
   statusEl.setAttribute("data-state", key);
 }
-export function note(text) { peerNote.textContent = text; peerNote.hidden = !text; }
+// The note is a live region that stays in the page (hidden only to the eye while empty): a region
+// that appears together with its words is not announced by every screen reader.
+export function note(text) { peerNote.textContent = text; }
 
 // Who is in the call, as the worker tells it: the status line says what is true for both sides
 // together ("Connected" only while the other side is there too, never over a black video).
