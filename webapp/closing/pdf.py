@@ -141,6 +141,8 @@ def _incident_label(kind: str) -> str:
         "reconnected": _("Reconnected"),
         "media_stall": _("Picture or sound stalled"),
         "relay_lost": _("Media relay lost"),
+        "media_lost": _("Picture and sound stopped (connection lost)"),
+        "media_back": _("Picture and sound back"),
         "note": _("Note"),
     }
     return labels.get(kind, kind)

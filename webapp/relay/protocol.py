@@ -25,7 +25,9 @@ ROLES = ("practitioner", "patient")
 KINDS = ("audio", "video")
 FACINGS = ("user", "environment")
 REPLY_REASONS = ("refused", "unsupported")
-PEER_STATES = ("joined", "left", "connected", "reconnecting", "failed")
+# "lost": connected, but no media from that side for a few seconds (a phone in a tunnel); "connected"
+# again when it comes back, "failed" when ICE gives up.
+PEER_STATES = ("joined", "left", "connected", "reconnecting", "failed", "lost")
 
 # Stable error codes: the bridge translates them, so never rename one.
 BAD_JSON = "bad-json"

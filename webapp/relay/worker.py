@@ -47,6 +47,10 @@ class Settings:
     ice_servers: tuple[dict, ...] = ()       # browser-style dicts: urls, username, credential
     stats_interval: float = 5.0
     transcode: bool = False                  # benchmark comparison only: decode and re-encode
+    # A participant whose media stops this long while connected is reported "lost" to the room:
+    # ICE consent only gives up after ~30 s, and the other side would watch a frozen picture until then.
+    media_silence: float = 3.0
+    media_check_interval: float = 0.5
 
     def rtc_configuration(self) -> RTCConfiguration:
         # An explicit list, even empty: aiortc's default is a public STUN server.
@@ -168,13 +172,15 @@ class Worker:
         participant = await self._admit(ws)
         if participant is None:
             return
-        stats = asyncio.ensure_future(self._report_stats(participant))
+        watchers = [asyncio.ensure_future(self._report_stats(participant)),
+                    asyncio.ensure_future(self._watch_media(participant))]
         try:
             await self._serve(participant)
         except ConnectionClosed:
             pass
         finally:
-            stats.cancel()
+            for task in watchers:
+                task.cancel()
             await self._leave(participant)
 
     async def _admit(self, ws) -> Participant | None:
@@ -359,6 +365,34 @@ class Worker:
             if participant.pc is not None:
                 participant.post(await participant.stats())
 
+    async def _watch_media(self, participant: Participant) -> None:
+        """Tell the room when a connected participant's media stops, and when it comes back.
+
+        A phone in a tunnel closes nothing: its peer connection stays "connected" until ICE
+        consent expires. Frames that stop arriving say it within ``media_silence`` seconds. Only
+        a peer connection that has sent something counts (no camera nor microphone: nothing to miss).
+        """
+        loop, settings = asyncio.get_running_loop(), self.settings
+        watched, received, quiet_since, lost = None, 0, None, False
+        while True:
+            await asyncio.sleep(settings.media_check_interval)
+            pc, now = participant.pc, loop.time()
+            if pc is not watched:
+                watched, received, quiet_since = pc, 0, None
+            total = sum(tap.received for tap in participant.taps.values())
+            if total != received:
+                received, quiet_since = total, now
+                if lost:
+                    lost = False
+                    logger.info("%s %s: media back", participant.pc_id, participant.role)
+                    self._room(participant).broadcast(p.PeerState(participant.role, "connected"))
+            elif (not lost and quiet_since is not None and now - quiet_since >= settings.media_silence
+                  and pc is not None and pc.connectionState == "connected"):
+                lost = True
+                logger.info("%s %s: no media for %.1f s", participant.pc_id, participant.role,
+                            now - quiet_since)
+                self._room(participant).broadcast(p.PeerState(participant.role, "lost"))
+
     async def close_all(self) -> None:
         """Close every peer connection at once (shutdown)."""
         await asyncio.gather(*(pc.close() for pc in list(self._pcs)), return_exceptions=True)
@@ -422,8 +456,11 @@ class EmbeddedRelay:
 
 def start_embedded(secret: str, host: str = "127.0.0.1", port: int = 0,
                    host_addresses=("127.0.0.1",), ice_servers=(),
-                   stats_interval: float = 5.0) -> EmbeddedRelay:
-    """Run a worker in this process; ``.url`` is its websocket URL, ``.stop()`` ends it."""
+                   stats_interval: float = 5.0, **options) -> EmbeddedRelay:
+    """Run a worker in this process; ``.url`` is its websocket URL, ``.stop()`` ends it.
+
+    ``options`` are further ``Settings`` (``media_silence``, ``max_calls``...).
+    """
     settings = Settings(secret=secret, host_addresses=tuple(host_addresses),
-                        ice_servers=tuple(ice_servers), stats_interval=stats_interval)
+                        ice_servers=tuple(ice_servers), stats_interval=stats_interval, **options)
     return EmbeddedRelay(settings, host, port)

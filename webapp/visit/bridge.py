@@ -132,6 +132,7 @@ class Bridge:
         self._progress_at = time.monotonic()
         self._stalled = False
         self._media_noted = float("-inf")
+        self._lost_at: float | None = None
         self.place = relay()
 
     # Sending to the browser, from any of the three threads.
@@ -281,8 +282,17 @@ class Bridge:
     def _own_state(self, state: str) -> None:
         if state == "connected":
             self._media_up, self._progress_at, self._stalled = True, time.monotonic(), False
+            if self._lost_at is not None:
+                record_incident(self.appointment_id, "media_back", self.role,
+                                f"media back after {time.monotonic() - self._lost_at:.0f} s")
+                self._lost_at = None
             return
         self._media_up = False
+        if state == "lost":
+            # The worker heard nothing from this side for a few seconds while connected (the
+            # other side's page says so): one incident, not also a media_stall later.
+            self._lost_at = time.monotonic()
+            record_incident(self.appointment_id, "media_lost", self.role, "no media while connected")
         if state == "failed":
             record_incident(self.appointment_id, "connection_failed", self.role, "ICE/DTLS failed")
         elif state == "reconnecting":
