@@ -143,6 +143,7 @@ def _incident_label(kind: str) -> str:
         "relay_lost": _("Media relay lost"),
         "media_lost": _("Picture and sound stopped (connection lost)"),
         "media_back": _("Picture and sound back"),
+        "relay_full": _("Call service full: the call waited for a place"),
         "note": _("Note"),
     }
     return labels.get(kind, kind)

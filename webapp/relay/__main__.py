@@ -1,7 +1,7 @@
 """``python -m webapp.relay --host 127.0.0.1 --port 8765``: the worker as its own process.
 
-Reads SECRET_KEY, RELAY_HOST_ADDRESSES and ICE_SERVERS from the environment;
-the web app must share SECRET_KEY to sign room tickets.
+Reads SECRET_KEY, RELAY_HOST_ADDRESSES, ICE_SERVERS and RELAY_MAX_CALLS from the
+environment; the web app must share SECRET_KEY to sign room tickets.
 """
 from __future__ import annotations
 
@@ -27,7 +27,14 @@ def settings_from_env(transcode: bool, stats_interval: float) -> Settings:
         secret=secret,
         host_addresses=tuple(parse_host_addresses(os.environ.get("RELAY_HOST_ADDRESSES", "127.0.0.1"))),
         ice_servers=tuple(parse_ice_servers(os.environ.get("ICE_SERVERS", ""))),
-        stats_interval=stats_interval, transcode=transcode)
+        stats_interval=stats_interval, transcode=transcode, max_calls=max_calls_from_env())
+
+
+def max_calls_from_env() -> int:
+    raw = os.environ.get("RELAY_MAX_CALLS", "").strip() or "0"
+    if not raw.isdigit():
+        sys.exit(f"RELAY_MAX_CALLS must be a whole number of calls (0: no limit), not {raw!r}")
+    return int(raw)
 
 
 async def run(settings: Settings, host: str, port: int) -> None:

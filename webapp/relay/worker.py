@@ -51,6 +51,9 @@ class Settings:
     # ICE consent only gives up after ~30 s, and the other side would watch a frozen picture until then.
     media_silence: float = 3.0
     media_check_interval: float = 0.5
+    # Calls (rooms) this worker takes at most; 0: no limit. Past its capacity every call would lose
+    # frames at once, so a new call is refused instead (its participants are told FULL).
+    max_calls: int = 0
 
     def rtc_configuration(self) -> RTCConfiguration:
         # An explicit list, even empty: aiortc's default is a public STUN server.
@@ -167,6 +170,10 @@ class Worker:
                     "participants": sum(len(r.members) for r in self._rooms.values()),
                     "peer_connections": len(self._pcs)}
 
+    def full(self) -> bool:
+        """Whether a new call would be refused now."""
+        return self._full_for("")
+
     async def handle(self, ws) -> None:
         """One websocket connection, from join to close."""
         participant = await self._admit(ws)
@@ -193,12 +200,21 @@ class Worker:
                 reply = p.Error(p.NOT_JOINED, "send join with a ticket first")
             else:
                 ticket = read_room_ticket(self.settings.secret, msg.ticket)
+                if not isinstance(ticket, TokenProblem) and self._full_for(ticket.room):
+                    await ws.send(p.encode(p.Error(p.FULL, "this worker carries all the calls it can")))
+                    return None
                 if not isinstance(ticket, TokenProblem):
                     return self._enter(ws, ticket)
                 code = p.EXPIRED_TICKET if ticket is TokenProblem.EXPIRED else p.BAD_TICKET
                 reply = p.Error(code, "the room ticket was refused")
             await ws.send(p.encode(reply))
         return None
+
+    def _full_for(self, room: str) -> bool:
+        """A new room past ``max_calls``; a call already here always takes its participants back."""
+        limit = self.settings.max_calls
+        with self._lock:
+            return bool(limit) and room not in self._rooms and len(self._rooms) >= limit
 
     def _enter(self, ws, ticket) -> Participant:
         participant = Participant(ws, ticket)
