@@ -135,8 +135,15 @@ def test_video_chat_and_files_between_practitioner_and_patient(call_app, tmp_pat
         assert response.status == 200 and response.body() == PNG
         doctor.wait_decoding()     # the reload got its video back
         assert doctor.problems == [] and patient.problems == []
+
+        # The patient's phone goes into a tunnel: nothing closes, media just stops. The practitioner
+        # is told within 5 s (ICE alone would say so after ~30 s), and the visit keeps the incident.
+        patient.page.evaluate("document.getElementById('local-video').srcObject.getTracks().forEach(t => t.stop())")
+        doctor.page.wait_for_selector("#call-status[data-state=otherLost]", timeout=5000)
+        assert doctor.page.locator("#call-status").inner_text() == "The patient’s connection was lost, waiting…"
     with app.app_context():
         assert [d.filename for d in Document.select()] == ["genou.png"]
+        assert ("media_lost", "patient") in {(i.kind, i.role) for i in Incident.select()}
 
 
 def test_both_sides_recover_when_the_worker_is_killed_and_restarted(call_app):

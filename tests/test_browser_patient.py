@@ -198,9 +198,16 @@ def test_patient_walks_in_and_is_admitted_live(served):
 
         # The call pages belong to the visit; only the way there is checked here.
         assert patients.problems == [] and staff.problems == [], (patients.problems, staff.problems)
+        # The waiting room opened the camera the call will use, and shows its picture.
+        page.wait_for_selector("#waiting-preview video", state="visible", timeout=5000)
+        page.evaluate("window.__sameDocument = true")
         doctor.click("#today-day [data-waiting] button:has-text('Let in')")
         doctor.wait_for_url(f"{url}/today/{appt.id}/call")
         page.wait_for_url(f"{url}/v/{appt.ref}/call", timeout=5000)
+        # Let in without a new page load (the camera stays open): the call page is swapped in, and runs.
+        page.wait_for_function("window.cabinetCall && window.cabinetCall.stats", timeout=5000)
+        assert page.evaluate("window.__sameDocument") is True
+        assert page.locator("#waiting-room").count() == 0 and page.title() == "Teleconsultation"
         with app.app_context():
             assert Appointment.get_by_id(appt.id).status == "in_call"
             db.close()

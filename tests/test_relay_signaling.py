@@ -2,11 +2,12 @@
 import itertools
 import os
 import socket
+import time
 
 import pytest
 
 from webapp.relay import protocol as p
-from webapp.relay.client import RelayUnavailable, connect
+from webapp.relay.client import ConnectionClosed, RelayUnavailable, connect
 from webapp.relay.worker import start_embedded
 from webapp.tokens import make_room_ticket
 from tests.relay_helpers import SDP_WITHOUT_CODECS, SECRET, ticket
@@ -175,3 +176,24 @@ def test_a_participant_who_stops_reading_is_dropped_instead_of_queueing_without_
             raise AssertionError("the worker kept queueing for a participant who does not read")
         assert relay.worker.snapshot()["participants"] == 1
         pat.close()
+
+
+def test_past_max_calls_a_new_call_is_refused_and_a_running_one_takes_its_people_back():
+    small = start_embedded(SECRET, host_addresses=["127.0.0.1"], max_calls=1)
+    try:
+        doc = join(small, "call-1", "practitioner")
+        assert small.worker.full()
+        other = connect(small.url, ticket("call-2", "practitioner"))
+        assert receive(other) == p.Error(p.FULL, "this worker carries all the calls it can")
+        with pytest.raises(ConnectionClosed):
+            other.receive(5)                            # and the worker closes that connection
+        pat = join(small, "call-1", "patient")           # the running call's second side: taken
+        doc.close()
+        pat.close()
+        deadline = time.monotonic() + 5
+        while small.worker.full():                       # the call ended: a place is free again
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        join(small, "call-2", "practitioner").close()
+    finally:
+        small.stop()

@@ -362,6 +362,47 @@ def test_media_stall_and_failures_become_incidents(served):
             ("media_stall", "patient"), ("connection_failed", "patient")]
 
 
+def test_media_lost_and_back_are_two_incidents_and_no_stall(served):
+    from webapp.relay import protocol as p
+    from webapp.visit.bridge import Bridge
+    app = served["app"]
+    app.config["MEDIA_STALL_SECONDS"] = 0.2
+    with app.test_request_context():
+        bridge = Bridge(None, Appointment.get_by_id(served["appt"].id), "patient", None)
+        db.close()
+    counts = lambda n: p.Stats("patient", received={"audio": n, "video": n})  # noqa: E731
+    bridge._own_state("connected")
+    bridge._stats(counts(30))
+    bridge._own_state("lost")          # the worker heard nothing from this side
+    time.sleep(0.3)
+    bridge._stats(counts(30))          # longer than a stall, but already recorded as lost
+    bridge._own_state("connected")
+    bridge._own_state("connected")     # once back, "connected" is no news
+    with app.app_context():
+        assert [(i.kind, i.role, i.detail) for i in Incident.select().order_by(Incident.id)] == [
+            ("media_lost", "patient", "no media while connected"), ("media_back", "patient", "media back after 0 s")]
+
+
+def test_a_call_past_the_relays_capacity_waits_told_so_then_starts(served):
+    s = served
+    s["app"].extensions["relay"]._settings["max_calls"] = 1     # RELAY_MAX_CALLS=1, before it starts
+    s["app"].config["RELAY_FULL_RETRY_SECONDS"] = 0.2
+    first = open_staff(s)
+    try:
+        next_of(first, "ready")
+        second = open_staff(s, s["other"])
+        assert next_of(second, "error")["code"] == "relay-full"
+    finally:
+        first.close()                                   # that call ends: a place frees up
+    try:
+        next_of(second, "ready", timeout=5)
+    finally:
+        second.close()
+    with s["app"].app_context():
+        assert [(i.appointment_id, i.kind, i.role) for i in Incident.select()] == [
+            (s["other"].id, "relay_full", "practitioner")]      # once, though asked again and again
+
+
 def test_healthz_reports_a_relay_that_is_down_without_failing(tmp_path):
     app = make_app(tmp_path, RELAY_URLS=["ws://127.0.0.1:9"])
     with app.app_context():

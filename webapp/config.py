@@ -114,6 +114,8 @@ def from_environment(instance_path: Path, env=None) -> dict:
         "RELAY_URLS": _list(env, "RELAY_URLS"),
         "ICE_SERVERS": _network(env, parse_ice_servers, "ICE_SERVERS"),
         "RELAY_HOST_ADDRESSES": _network(env, parse_host_addresses, "RELAY_HOST_ADDRESSES") or ["127.0.0.1"],
+        # Calls the embedded relay takes at most (0: no limit); a worker process reads it itself.
+        "RELAY_MAX_CALLS": _int(env, "RELAY_MAX_CALLS", 0, 0, 10000),
         "DOCUMENT_KEY": env.get("DOCUMENT_KEY") or "",
         "DEFAULT_LOCALE": locale,
         "LINK_OPENS_MINUTES_BEFORE": _int(env, "LINK_OPENS_MINUTES_BEFORE", 15, 0, 24 * 60),

@@ -25,7 +25,15 @@
   if (!window.RTCPeerConnection || !navigator.mediaDevices) return;
   // The call will run: its chat panel may start hidden (without this, it shows, for the file form).
   document.documentElement.classList.add("call-js");
-  start.media = navigator.mediaDevices.getUserMedia({ audio: start.audio(), video: start.video("user") });
+  // The waiting room's stream, when this page was swapped into it (js/waiting-call.js): still live,
+  // it saves the camera's start-up, the longest step of the call's set-up.
+  var warm = window.cabinetWarmMedia;
+  window.cabinetWarmMedia = null;
+  function ask() { return navigator.mediaDevices.getUserMedia({ audio: start.audio(), video: start.video("user") }); }
+  start.media = warm ? warm.then(function (s) {
+    var live = s.getTracks().length && s.getTracks().every(function (tr) { return tr.readyState === "live"; });
+    return live ? s : ask();
+  }, ask) : ask();
   start.media.catch(function () { /* js/call/media.js explains the failure and falls back */ });
   var ws = start.ws = start.socket();
   ws.onopen = function () { start.openedAt = Math.round(performance.now()); };

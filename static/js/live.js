@@ -5,7 +5,12 @@
 
   function followRedirect() {
     var target = document.querySelector("[data-redirect]");
-    if (target) window.location.assign(target.getAttribute("data-redirect"));
+    if (!target) return;
+    var url = target.getAttribute("data-redirect");
+    target.removeAttribute("data-redirect");      // followed once, whichever way
+    // Into the call without a new page load where the waiting room can (js/waiting-call.js).
+    if (window.cabinetEnterCall && url.slice(-5) === "/call" && window.cabinetEnterCall(url)) return;
+    window.location.assign(url);
   }
 
   var baseTitle = document.title;

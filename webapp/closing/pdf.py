@@ -142,6 +142,9 @@ def _incident_label(kind: str) -> str:
         "reconnected": _("Reconnected"),
         "media_stall": _("Picture or sound stalled"),
         "relay_lost": _("Media relay lost"),
+        "media_lost": _("Picture and sound stopped (connection lost)"),
+        "media_back": _("Picture and sound back"),
+        "relay_full": _("Call service full: the call waited for a place"),
         "note": _("Note"),
     }
     return labels.get(kind, kind)

@@ -1,7 +1,7 @@
 """``python -m webapp.relay --host 127.0.0.1 --port 8765``: the worker as its own process.
 
-Reads SECRET_KEY, RELAY_HOST_ADDRESSES, ICE_SERVERS and RELAY_RECEIVE_BUFFER from the environment;
-the web app must share SECRET_KEY to sign room tickets.
+Reads SECRET_KEY, RELAY_HOST_ADDRESSES, ICE_SERVERS, RELAY_RECEIVE_BUFFER and RELAY_MAX_CALLS
+from the environment; the web app must share SECRET_KEY to sign room tickets.
 """
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import logging
 import os
 import signal
 import sys
+
+import uvloop
 
 from webapp.netsettings import parse_host_addresses, parse_ice_servers, parse_receive_buffer
 from webapp.relay import malloc
@@ -26,7 +28,14 @@ def settings_from_env(transcode: bool, stats_interval: float) -> Settings:
         host_addresses=tuple(parse_host_addresses(os.environ.get("RELAY_HOST_ADDRESSES", "127.0.0.1"))),
         ice_servers=tuple(parse_ice_servers(os.environ.get("ICE_SERVERS", ""))),
         receive_buffer=parse_receive_buffer(os.environ.get("RELAY_RECEIVE_BUFFER", "")),
-        stats_interval=stats_interval, transcode=transcode)
+        stats_interval=stats_interval, transcode=transcode, max_calls=max_calls_from_env())
+
+
+def max_calls_from_env() -> int:
+    raw = os.environ.get("RELAY_MAX_CALLS", "").strip() or "0"
+    if not raw.isdigit():
+        sys.exit(f"RELAY_MAX_CALLS must be a whole number of calls (0: no limit), not {raw!r}")
+    return int(raw)
 
 
 async def run(settings: Settings, host: str, port: int) -> None:
@@ -51,7 +60,8 @@ def main() -> None:
     malloc.limit_arenas()        # as MALLOC_ARENA_MAX=2 would, unless it is set
     logging.basicConfig(level=os.environ.get("RELAY_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run(settings_from_env(args.transcode, args.stats_interval), args.host, args.port))
+    # uvloop: asyncio's own loop checks getpid() on every datagram (18% of the busy worker's time).
+    uvloop.run(run(settings_from_env(args.transcode, args.stats_interval), args.host, args.port))
 
 
 if __name__ == "__main__":

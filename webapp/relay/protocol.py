@@ -25,7 +25,9 @@ ROLES = ("practitioner", "patient")
 KINDS = ("audio", "video")
 FACINGS = ("user", "environment")
 REPLY_REASONS = ("refused", "unsupported")
-PEER_STATES = ("joined", "left", "connected", "reconnecting", "failed")
+# "lost": connected, but no media from that side for a few seconds (a phone in a tunnel); "connected"
+# again when it comes back, "failed" when ICE gives up.
+PEER_STATES = ("joined", "left", "connected", "reconnecting", "failed", "lost")
 
 # Stable error codes: the bridge translates them, so never rename one.
 BAD_JSON = "bad-json"
@@ -41,9 +43,10 @@ ALREADY_JOINED = "already-joined"
 BAD_STATE = "bad-state"
 NEGOTIATION_FAILED = "negotiation-failed"
 REPLACED = "replaced"
+FULL = "full"
 ERROR_CODES = (
     BAD_JSON, TOO_LARGE, BAD_VERSION, UNKNOWN_TYPE, BAD_FIELD, BAD_SDP, BAD_TICKET,
-    EXPIRED_TICKET, NOT_JOINED, ALREADY_JOINED, BAD_STATE, NEGOTIATION_FAILED, REPLACED,
+    EXPIRED_TICKET, NOT_JOINED, ALREADY_JOINED, BAD_STATE, NEGOTIATION_FAILED, REPLACED, FULL,
 )
 
 

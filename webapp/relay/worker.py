@@ -48,6 +48,13 @@ class Settings:
     stats_interval: float = 5.0
     transcode: bool = False                  # benchmark comparison only: decode and re-encode
     receive_buffer: int = 4 << 20            # bytes per media socket (RELAY_RECEIVE_BUFFER)
+    # A participant whose media stops this long while connected is reported "lost" to the room:
+    # ICE consent only gives up after ~30 s, and the other side would watch a frozen picture until then.
+    media_silence: float = 3.0
+    media_check_interval: float = 0.5
+    # Calls (rooms) this worker takes at most; 0: no limit. Past its capacity every call would lose
+    # frames at once, so a new call is refused instead (its participants are told FULL).
+    max_calls: int = 0
 
     def rtc_configuration(self) -> RTCConfiguration:
         # An explicit list, even empty: aiortc's default is a public STUN server.
@@ -164,18 +171,24 @@ class Worker:
                     "participants": sum(len(r.members) for r in self._rooms.values()),
                     "peer_connections": len(self._pcs)}
 
+    def full(self) -> bool:
+        """Whether a new call would be refused now."""
+        return self._full_for("")
+
     async def handle(self, ws) -> None:
         """One websocket connection, from join to close."""
         participant = await self._admit(ws)
         if participant is None:
             return
-        stats = asyncio.ensure_future(self._report_stats(participant))
+        watchers = [asyncio.ensure_future(self._report_stats(participant)),
+                    asyncio.ensure_future(self._watch_media(participant))]
         try:
             await self._serve(participant)
         except ConnectionClosed:
             pass
         finally:
-            stats.cancel()
+            for task in watchers:
+                task.cancel()
             await self._leave(participant)
 
     async def _admit(self, ws) -> Participant | None:
@@ -188,12 +201,21 @@ class Worker:
                 reply = p.Error(p.NOT_JOINED, "send join with a ticket first")
             else:
                 ticket = read_room_ticket(self.settings.secret, msg.ticket)
+                if not isinstance(ticket, TokenProblem) and self._full_for(ticket.room):
+                    await ws.send(p.encode(p.Error(p.FULL, "this worker carries all the calls it can")))
+                    return None
                 if not isinstance(ticket, TokenProblem):
                     return self._enter(ws, ticket)
                 code = p.EXPIRED_TICKET if ticket is TokenProblem.EXPIRED else p.BAD_TICKET
                 reply = p.Error(code, "the room ticket was refused")
             await ws.send(p.encode(reply))
         return None
+
+    def _full_for(self, room: str) -> bool:
+        """A new room past ``max_calls``; a call already here always takes its participants back."""
+        limit = self.settings.max_calls
+        with self._lock:
+            return bool(limit) and room not in self._rooms and len(self._rooms) >= limit
 
     def _enter(self, ws, ticket) -> Participant:
         participant = Participant(ws, ticket)
@@ -361,6 +383,34 @@ class Worker:
             if participant.pc is not None:
                 participant.post(await participant.stats())
 
+    async def _watch_media(self, participant: Participant) -> None:
+        """Tell the room when a connected participant's media stops, and when it comes back.
+
+        A phone in a tunnel closes nothing: its peer connection stays "connected" until ICE
+        consent expires. Frames that stop arriving say it within ``media_silence`` seconds. Only
+        a peer connection that has sent something counts (no camera nor microphone: nothing to miss).
+        """
+        loop, settings = asyncio.get_running_loop(), self.settings
+        watched, received, quiet_since, lost = None, 0, None, False
+        while True:
+            await asyncio.sleep(settings.media_check_interval)
+            pc, now = participant.pc, loop.time()
+            if pc is not watched:
+                watched, received, quiet_since = pc, 0, None
+            total = sum(tap.received for tap in participant.taps.values())
+            if total != received:
+                received, quiet_since = total, now
+                if lost:
+                    lost = False
+                    logger.info("%s %s: media back", participant.pc_id, participant.role)
+                    self._room(participant).broadcast(p.PeerState(participant.role, "connected"))
+            elif (not lost and quiet_since is not None and now - quiet_since >= settings.media_silence
+                  and pc is not None and pc.connectionState == "connected"):
+                lost = True
+                logger.info("%s %s: no media for %.1f s", participant.pc_id, participant.role,
+                            now - quiet_since)
+                self._room(participant).broadcast(p.PeerState(participant.role, "lost"))
+
     async def close_all(self) -> None:
         """Close every peer connection at once (shutdown)."""
         await asyncio.gather(*(pc.close() for pc in list(self._pcs)), return_exceptions=True)
@@ -424,8 +474,11 @@ class EmbeddedRelay:
 
 def start_embedded(secret: str, host: str = "127.0.0.1", port: int = 0,
                    host_addresses=("127.0.0.1",), ice_servers=(),
-                   stats_interval: float = 5.0) -> EmbeddedRelay:
-    """Run a worker in this process; ``.url`` is its websocket URL, ``.stop()`` ends it."""
+                   stats_interval: float = 5.0, **options) -> EmbeddedRelay:
+    """Run a worker in this process; ``.url`` is its websocket URL, ``.stop()`` ends it.
+
+    ``options`` are further ``Settings`` (``media_silence``, ``max_calls``...).
+    """
     settings = Settings(secret=secret, host_addresses=tuple(host_addresses),
-                        ice_servers=tuple(ice_servers), stats_interval=stats_interval)
+                        ice_servers=tuple(ice_servers), stats_interval=stats_interval, **options)
     return EmbeddedRelay(settings, host, port)

@@ -122,6 +122,8 @@ class Bridge:
         self.secret = config["SECRET_KEY"]
         self.stall_seconds = float(config.get("MEDIA_STALL_SECONDS", 15))
         self.backoff = config.get("RELAY_BACKOFF_SECONDS", BACKOFF_SECONDS)
+        self.full_retry = float(config.get("RELAY_FULL_RETRY_SECONDS", 5))
+        self._told_full = False
         self.peer = f"{role}-{secrets.token_hex(4)}"
         self.done = threading.Event()
         self.leaving = False            # the browser hung up: the worker closing is expected
@@ -132,6 +134,7 @@ class Bridge:
         self._progress_at = time.monotonic()
         self._stalled = False
         self._media_noted = float("-inf")
+        self._lost_at: float | None = None
         self.place = relay()
 
     # Sending to the browser, from any of the three threads.
@@ -235,8 +238,10 @@ class Bridge:
                 continue
             failures = 0
             self.conn = conn
-            self.send(frame("ready", role=self.role))
             try:
+                if self._refused_as_full(conn):
+                    continue
+                self.send(frame("ready", role=self.role))
                 self._read_worker(conn)
             except ConnectionClosed:
                 if not self.done.is_set() and not self.leaving:
@@ -263,26 +268,59 @@ class Bridge:
         self.send(protocol.PeerState(self.role, "reconnecting"))
         record_incident(self.appointment_id, "relay_lost", self.role, detail)
 
+    def _refused_as_full(self, conn) -> bool:
+        """The worker's first word: a new call past its capacity is refused (``full``).
+
+        Then the browser is told (its page says so, translated), the visit records it once, and
+        the bridge asks again every RELAY_FULL_RETRY_SECONDS: the call starts when a place frees
+        up, and the calls already running keep all their frames. Anything else is delivered.
+        """
+        first = conn.receive(timeout=5)
+        if not (isinstance(first, protocol.Error) and first.code == protocol.FULL):
+            self._deliver(first)
+            return False
+        conn.close()
+        if not self._told_full:
+            self._told_full = True
+            record_incident(self.appointment_id, "relay_full", self.role, "relay at capacity")
+        self.send(frame("error", code="relay-full", message="the relay carries all the calls it can"))
+        self.done.wait(self.full_retry)
+        return True
+
     def _read_worker(self, conn) -> None:
         while not self.done.is_set():
-            msg = conn.receive(timeout=1)
-            if msg is None or isinstance(msg, protocol.ProtocolError):
-                continue
-            if isinstance(msg, protocol.Error) and msg.code == protocol.REPLACED:
-                self.send(msg)          # another tab of the same side took over: stop, never fight back
-                self.close(events.TAKEN_OVER, "replaced")
+            if not self._deliver(conn.receive(timeout=1)):
                 return
-            if isinstance(msg, protocol.PeerState) and msg.role == self.role:
-                self._own_state(msg.state)
-            elif isinstance(msg, protocol.Stats) and msg.role == self.role:
-                self._stats(msg)
-            self.send(msg)
+
+    def _deliver(self, msg) -> bool:
+        """One message from the worker to the browser; False when this session must stop."""
+        if msg is None or isinstance(msg, protocol.ProtocolError):
+            return True
+        if isinstance(msg, protocol.Error) and msg.code == protocol.REPLACED:
+            self.send(msg)          # another tab of the same side took over: stop, never fight back
+            self.close(events.TAKEN_OVER, "replaced")
+            return False
+        if isinstance(msg, protocol.PeerState) and msg.role == self.role:
+            self._own_state(msg.state)
+        elif isinstance(msg, protocol.Stats) and msg.role == self.role:
+            self._stats(msg)
+        self.send(msg)
+        return True
 
     def _own_state(self, state: str) -> None:
         if state == "connected":
             self._media_up, self._progress_at, self._stalled = True, time.monotonic(), False
+            if self._lost_at is not None:
+                record_incident(self.appointment_id, "media_back", self.role,
+                                f"media back after {time.monotonic() - self._lost_at:.0f} s")
+                self._lost_at = None
             return
         self._media_up = False
+        if state == "lost":
+            # The worker heard nothing from this side for a few seconds while connected (the
+            # other side's page says so): one incident, not also a media_stall later.
+            self._lost_at = time.monotonic()
+            record_incident(self.appointment_id, "media_lost", self.role, "no media while connected")
         if state == "failed":
             record_incident(self.appointment_id, "connection_failed", self.role, "ICE/DTLS failed")
         elif state == "reconnecting":

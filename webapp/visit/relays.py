@@ -30,6 +30,7 @@ class RelayPlace:
             "host_addresses": tuple(app.config.get("RELAY_HOST_ADDRESSES") or ("127.0.0.1",)),
             "ice_servers": tuple(app.config.get("ICE_SERVERS") or ()),
             "stats_interval": float(app.config.get("RELAY_STATS_INTERVAL", 5.0)),
+            "max_calls": int(app.config.get("RELAY_MAX_CALLS") or 0),
         }
         self._embedded = None
         self._lock = threading.Lock()

@@ -28,6 +28,7 @@ function handle(msg) {
     case "ended": finish(role === "practitioner" ? (msg.next || endedUrl) : endedUrl); break;
     case "error":
       if (msg.code === "relay-unavailable") setStatus("unavailable");
+      else if (msg.code === "relay-full") setStatus("full");      // the bridge asks again by itself
       else if (msg.code === "replaced") { signaling.end(); setStatus("replaced"); }
       break;
   }

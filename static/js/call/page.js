@@ -40,7 +40,8 @@ export function presenceChanged(who, state) {
   const s = presence.self, o = presence.other;
   if (s === "reconnecting") setStatus("reconnecting");
   else if (o === "left") setStatus("otherLeft");
-  else if (o === "reconnecting" || o === "failed") setStatus("otherReconnecting");
+  else if (o === "lost" || o === "failed") setStatus("otherLost");     // their media stopped
+  else if (o === "reconnecting") setStatus("otherReconnecting");
   else if (s === "connected" && o === "connected") setStatus("connected");
   else if (o === "absent") setStatus("waiting");
   else setStatus("connecting");
