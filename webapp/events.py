@@ -238,13 +238,16 @@ class PostgresHub:
         """NOTIFY on the app's connection: at commit if inside a transaction, else at once.
         Returns how many of this process's subscribers will get it."""
         self._notify(json.dumps({"c": channel, "f": fragment}, separators=(",", ":"), ensure_ascii=False))
-        return self.local.count(channel)
+        return self.count(channel)
 
     def tell_others(self, message: dict) -> None:
         self._notify(json.dumps({"c": OTHERS, "f": {**message, "by": self.process}}, separators=(",", ":")))
 
     def put_everywhere(self, item) -> int:
         return self.local.put_everywhere(item)
+
+    def count(self, channel: str) -> int:
+        return self.local.count(channel)
 
     @staticmethod
     def _notify(payload: str) -> None:
