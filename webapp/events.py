@@ -194,7 +194,7 @@ class PostgresHub:
 
     The listener starts with the first subscription, in the process that subscribes (after any
     fork: a forked copy starts its own). ``backend_pid``, ``connects`` and ``listening`` say how it
-    is doing (tests, /healthz)."""
+    is doing."""
 
     BACKOFF = (0.1, 0.2, 0.5, 1, 2, 5)     # seconds before each new attempt; the last one repeats
     POLL_SECONDS = 10                      # an idle listener checks its connection this often
