@@ -1,9 +1,18 @@
-"""Live updates: publish rendered HTML fragments to whoever watches a channel.
+"""Live updates: tell whoever watches a channel that something changed.
 
-``publish(channel, fragment)`` is the whole publishing interface. The hub
-behind it is in-process here (one web process); a PostgreSQL LISTEN/NOTIFY hub
-can take its place without changing a caller, since subscribers only ever see
-``Subscription.get()``.
+``publish(channel, fragment)`` is the whole publishing interface; subscribers only ever see
+``Subscription.get()``. What travels is small: ``REFRESH`` ("render your view again") or a
+short JSON frame naming a row by its id; each subscriber renders its own view, in its own
+language and with its own permissions. Two hubs stand behind it, chosen by ``init_app``:
+
+- SQLite: ``InProcessHub``, the threads of one web process (SQLite means one process).
+- PostgreSQL: ``PostgresHub``. ``publish`` sends ``pg_notify`` on the app's own database
+  connection, so an event published inside a transaction leaves at its commit (never before
+  its data) or not at all; one listener connection per web process (``LISTEN``, a thread
+  waiting on its socket) hands what arrives to that process's subscribers. Any number of web
+  processes, on one machine or several, then see the same events. A lost listener connection
+  reconnects with back-off, and every subscriber of the process then gets ``REFRESH``: what
+  was published meanwhile is not lost, the views catch up by rendering again.
 
 Channels are plain strings, named here and nowhere else: ``waiting:<ref>`` for a
 patient's waiting room, ``today:<practitioner id>`` for a practitioner's day,
@@ -15,15 +24,23 @@ import collections
 import contextlib
 import functools
 import json
+import logging
+import os
+import secrets
+import select
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 
 import flask_sock
+import psycopg2
 from flask import request
 
 from .access import origin_allowed
+from .models import db
+
+log = logging.getLogger(__name__)
 
 WRONG_ORIGIN = 1008        # close code of a socket opened from a page of another site
 
@@ -150,12 +167,157 @@ class InProcessHub:
             subscription.put(fragment)
         return len(targets)
 
+    def count(self, channel: str) -> int:
+        with self._lock:
+            return len(self._channels.get(channel, ()))
 
-hub = InProcessHub()
+    def put_everywhere(self, item) -> int:
+        """Give ``item`` to every subscription of this process (``REFRESH`` after a lost listener)."""
+        with self._lock:
+            targets = set().union(*self._channels.values()) if self._channels else set()
+        for subscription in targets:
+            subscription.put(item)
+        return len(targets)
+
+    def tell_others(self, message: dict) -> None:
+        """Nothing to do: one process has no others (see ``PostgresHub.tell_others``)."""
+
+
+# pg_notify refuses payloads of 8000 bytes or more; ours are a channel name and an id.
+NOTIFY_MAX_BYTES = 7999
+PG_CHANNEL = "cabinet"          # one LISTEN per process; the app's channel travels in the payload
+OTHERS = "~processes"           # the channel of messages between web processes (``Tabs``)
+
+
+class PostgresHub:
+    """Events through PostgreSQL LISTEN/NOTIFY, handed to this process's subscribers by ``local``.
+
+    The listener starts with the first subscription, in the process that subscribes (after any
+    fork: a forked copy starts its own). ``backend_pid``, ``connects`` and ``listening`` say how it
+    is doing."""
+
+    BACKOFF = (0.1, 0.2, 0.5, 1, 2, 5)     # seconds before each new attempt; the last one repeats
+    POLL_SECONDS = 10                      # an idle listener checks its connection this often
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        self.local = InProcessHub()
+        self.listening = threading.Event()
+        self.backend_pid: int | None = None
+        self.connects = 0
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def process(self) -> str:
+        """This process's name among the others (new after a fork)."""
+        self._forked()
+        return self._process
+
+    def _forked(self) -> None:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():    # a fork's child: its parent's thread is not here
+                    self._pid, self._thread = os.getpid(), None
+                    self._process = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+                    self.local, self.connects = InProcessHub(), 0
+                    self.listening.clear()
+
+    def subscribe(self, *channels: str) -> Subscription:
+        self._forked()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._listen, name="events-listener", daemon=True)
+                self._thread.start()
+        if not self.connects:
+            self.listening.wait(5)    # the first subscribers miss nothing; later ones during an outage get REFRESH
+        return self.local.subscribe(*channels)
+
+    def publish(self, channel: str, fragment) -> int:
+        """NOTIFY on the app's connection: at commit if inside a transaction, else at once.
+        Returns how many of this process's subscribers will get it."""
+        self._notify(json.dumps({"c": channel, "f": fragment}, separators=(",", ":"), ensure_ascii=False))
+        return self.count(channel)
+
+    def tell_others(self, message: dict) -> None:
+        self._notify(json.dumps({"c": OTHERS, "f": {**message, "by": self.process}}, separators=(",", ":")))
+
+    def put_everywhere(self, item) -> int:
+        return self.local.put_everywhere(item)
+
+    def count(self, channel: str) -> int:
+        return self.local.count(channel)
+
+    @staticmethod
+    def _notify(payload: str) -> None:
+        if len(payload.encode()) > NOTIFY_MAX_BYTES:
+            raise ValueError(f"an event of {len(payload.encode())} bytes: publish an id, not the content")
+        if db.is_closed():          # a socket's thread holds no connection between renders
+            with db.connection_context():
+                db.execute_sql("SELECT pg_notify(%s, %s)", (PG_CHANNEL, payload))
+        else:
+            db.execute_sql("SELECT pg_notify(%s, %s)", (PG_CHANNEL, payload))
+
+    def _listen(self) -> None:
+        failures = 0
+        while True:
+            conn = None
+            try:
+                conn = psycopg2.connect(self.dsn, connect_timeout=5, application_name="cabinet-events")
+                conn.autocommit = True
+                with conn.cursor() as cursor:
+                    cursor.execute(f"LISTEN {PG_CHANNEL}")
+                self.backend_pid, failures = conn.get_backend_pid(), 0
+                self.connects += 1
+                self.listening.set()
+                if self.connects > 1:       # anything published while we were away: render again
+                    self.local.put_everywhere(REFRESH)
+                    patient_tabs.reconnected(self)
+                self._receive(conn)
+            except Exception as problem:  # noqa: BLE001 - the listener never stops: it reconnects
+                self.listening.clear()
+                log.warning("events listener lost its connection (%s); reconnecting", type(problem).__name__)
+                time.sleep(self.BACKOFF[min(failures, len(self.BACKOFF) - 1)])
+                failures += 1
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(psycopg2.Error):
+                        conn.close()
+
+    def _receive(self, conn) -> None:
+        beat = time.monotonic()
+        while True:
+            if not select.select([conn], [], [], self.POLL_SECONDS)[0]:
+                with conn.cursor() as cursor:
+                    cursor.execute("SELECT 1")      # a dead connection says so now, not at the next event
+            conn.poll()
+            while conn.notifies:
+                self._dispatch(conn.notifies.pop(0).payload)
+            if time.monotonic() - beat > Tabs.BEAT_SECONDS:
+                beat = time.monotonic()
+                patient_tabs.beat(self)
+
+    def _dispatch(self, payload: str) -> None:
+        try:
+            event = json.loads(payload)
+            channel, fragment = event["c"], event["f"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("events listener: a payload that is not ours (%d bytes)", len(payload))
+            return
+        if channel == OTHERS:
+            if fragment.get("by") != self.process:
+                patient_tabs.heard(fragment)
+        else:
+            self.local.publish(channel, fragment)
+
+
+hub = _in_process = InProcessHub()
+_postgres_hubs: dict[str, PostgresHub] = {}
 
 
 def publish(channel: str, fragment) -> int:
-    """Send ``fragment`` to every current subscriber of ``channel``; return how many."""
+    """Send ``fragment`` to every current subscriber of ``channel``; return how many (in this process)."""
     return hub.publish(channel, fragment)
 
 
@@ -163,32 +325,94 @@ def subscribe(*channels: str) -> Subscription:
     return hub.subscribe(*channels)
 
 
+def use_database(url: str) -> None:
+    """Choose the hub for ``DATABASE_URL``: PostgreSQL's LISTEN/NOTIFY, else this process's own."""
+    global hub
+    if not url.startswith("postgres"):
+        hub = _in_process
+        return
+    dsn = "postgresql://" + url.split("://", 1)[1]      # peewee's postgres+pool:// etc. are libpq's postgresql://
+    hub = _postgres_hubs.get(dsn) or _postgres_hubs.setdefault(dsn, PostgresHub(dsn))
+
+
 class Takeover:
     """Sent to a page's older tab when the same person opens it again elsewhere."""
 
 
 class Tabs:
-    """One live tab per key (a patient's appointment): the newest takes over."""
+    """One live tab per key (a patient's appointment): the newest takes over, in whichever web
+    process it opened. Other processes learn of claims and releases through the hub
+    (``tell_others``), and each process says again every ``BEAT_SECONDS`` which tabs it holds, so
+    a process that stopped without releasing its tabs stops counting after ``FORGET_SECONDS``."""
+
+    BEAT_SECONDS = 30
+    FORGET_SECONDS = 75
+    KEYS_PER_MESSAGE = 200          # refs are short: well under NOTIFY_MAX_BYTES
 
     def __init__(self):
         self._current: dict[str, Subscription] = {}
+        self._elsewhere: dict[str, tuple[str, float]] = {}     # key → (process, last heard)
         self._lock = threading.Lock()
 
     def claim(self, key: str, subscription: Subscription) -> None:
         with self._lock:
             older = self._current.get(key)
             self._current[key] = subscription
+            self._elsewhere.pop(key, None)
         if older is not None and older is not subscription:
             older.put(Takeover())
+        hub.tell_others({"claim": key})
 
     def release(self, key: str, subscription: Subscription) -> None:
         with self._lock:
-            if self._current.get(key) is subscription:
+            mine = self._current.get(key) is subscription
+            if mine:
                 del self._current[key]
+        if mine:
+            hub.tell_others({"release": key})
 
     def online(self, key: str) -> bool:
         with self._lock:
-            return key in self._current
+            if key in self._current:
+                return True
+            heard = self._elsewhere.get(key)
+            return heard is not None and time.monotonic() - heard[1] < self.FORGET_SECONDS
+
+    def heard(self, message: dict) -> None:
+        """Another process's claim, release or list of held tabs."""
+        by, now, older = message.get("by"), time.monotonic(), None
+        with self._lock:
+            if "claim" in message:
+                older = self._current.pop(message["claim"], None)   # a newer tab elsewhere takes over
+                self._elsewhere[message["claim"]] = (by, now)
+            elif "release" in message:
+                if self._elsewhere.get(message["release"], (None,))[0] == by:
+                    del self._elsewhere[message["release"]]
+            for key in message.get("held", ()):
+                if key not in self._current:
+                    self._elsewhere[key] = (by, now)
+            if message.get("hello"):
+                self._elsewhere = {k: v for k, v in self._elsewhere.items() if v[0] != by}
+        if older is not None:
+            older.put(Takeover())
+        if message.get("hello") and message.get("by"):
+            self.beat(hub)      # a process that was away asks who holds what
+
+    def beat(self, to) -> None:
+        """Tell the other processes which tabs this one holds."""
+        with self._lock:
+            keys = sorted(self._current)
+            self._elsewhere = {k: v for k, v in self._elsewhere.items()
+                               if time.monotonic() - v[1] < self.FORGET_SECONDS}
+        for start in range(0, len(keys), self.KEYS_PER_MESSAGE):
+            to.tell_others({"held": keys[start:start + self.KEYS_PER_MESSAGE]})
+
+    def reconnected(self, to) -> None:
+        """After an outage what others said was missed: forget it, say ours, and ask theirs."""
+        with self._lock:
+            self._elsewhere.clear()
+        to.tell_others({"hello": True})
+        self.beat(to)
 
 
 patient_tabs = Tabs()
@@ -279,5 +503,6 @@ def staff_slot(user_id: int):
 
 
 def init_app(app):
+    use_database(app.config["DATABASE_URL"])
     app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25, "max_message_size": 64 * 1024})
     sock.init_app(app)

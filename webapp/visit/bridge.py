@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 
-from flask import current_app, g, url_for
+from flask import copy_current_request_context, current_app, g, has_request_context, url_for
 from simple_websocket import ConnectionClosed
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
@@ -74,7 +74,8 @@ def history(appt: Appointment) -> list[dict]:
 
 
 def publish_file(appt: Appointment, doc: Document) -> None:
-    events.publish(visit_channel(appt.ref), frame(**file_item(doc, file_urls(appt, doc))))
+    """Each bridge reads the file's row and sends it with its own side's URL (events stay small)."""
+    events.publish(visit_channel(appt.ref), frame("file", id=doc.id))
 
 
 def closing_url(appt: Appointment) -> str:
@@ -153,8 +154,11 @@ class Bridge:
         with db.connection_context():
             self.send(frame("history", items=history(Appointment.get_by_id(self.appointment_id))))
         with events.subscribe(visit_channel(self.ref)) as subscription:
+            channel_side = self._channel_side
+            if has_request_context():        # it builds the file links (url_for) of this side
+                channel_side = copy_current_request_context(channel_side)
             threads = [threading.Thread(target=self._worker_side, name=f"bridge-worker-{self.peer}", daemon=True),
-                       threading.Thread(target=self._channel_side, args=(subscription,),
+                       threading.Thread(target=channel_side, args=(subscription,),
                                         name=f"bridge-channel-{self.peer}", daemon=True)]
             for thread in threads:
                 thread.start()
@@ -217,7 +221,7 @@ class Bridge:
             return
         with db.connection_context():
             line = ChatLine.create(appointment=self.appointment_id, author=self.role, user=self.user_id, text=text)
-        events.publish(visit_channel(self.ref), frame(**chat_item(line)))
+        events.publish(visit_channel(self.ref), frame("chat", id=line.id))   # each bridge reads the line
 
     # Worker → browser, with reconnection.
 
@@ -344,21 +348,51 @@ class Bridge:
     def _channel_side(self, subscription) -> None:
         while not self.done.is_set():
             item = subscription.get(timeout=1)
+            if item == events.REFRESH:
+                self._catch_up()
+                continue
             if not isinstance(item, str):
                 continue
             data = json.loads(item)
             if data.get("type") == "file":
-                data["url"] = data.pop("urls", {}).get(self.role)
-                self.send(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+                self._send_file(data["id"])
             elif data.get("type") == "ended" and self.role == "patient":
-                self.leaving = True
-                self.send(protocol.Bye("practitioner"))
-                self.send(item)
-                self.close(events.ENDED, "ended")
+                self._ended()
             elif data.get("type") == "chat":
-                self.send(item)
+                with db.connection_context():
+                    line = ChatLine.get_or_none(ChatLine.id == data["id"])
+                if line is not None:
+                    self.send(frame(**chat_item(line)))
             elif data.get("type") == "handed-over" and self.role == "practitioner" and data.get("to") != self.user_id:
                 self._handed_over()
+
+    def _send_file(self, doc_id: int) -> None:
+        with db.connection_context():
+            doc = Document.get_or_none(Document.id == doc_id)
+            if doc is None:
+                return
+            item = file_item(doc, file_urls(Appointment.get_by_id(self.appointment_id), doc))
+        item["url"] = item.pop("urls").get(self.role)
+        self.send(frame(**item))
+
+    def _catch_up(self) -> None:
+        """Events may have been missed (the hub's listener reconnected): send what the visit holds now."""
+        with db.connection_context():
+            appt = Appointment.get_by_id(self.appointment_id)
+            items = history(appt)
+        if self.role == "patient" and appt.call_ended:
+            self._ended()
+        elif self.role == "practitioner" and appt.practitioner_id != self.user_id:
+            self._handed_over()
+        else:
+            self.send(frame("history", items=items))     # the page skips the items it shows already
+
+    def _ended(self) -> None:
+        """The practitioner ended the visit: the patient's side hangs up too."""
+        self.leaving = True
+        self.send(protocol.Bye("practitioner"))
+        self.send(frame("ended"))
+        self.close(events.ENDED, "ended")
 
     def _handed_over(self) -> None:
         """The visit is another practitioner's now: this one's side of the call ends here."""
