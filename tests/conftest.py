@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
+import tempfile
 
 import pytest
 import time_machine
@@ -84,10 +86,30 @@ def _remember_fresh_schema(url):
         database.close()
 
 
+_MIGRATED_SQLITE = []    # a freshly migrated SQLite file, made once per test process
+
+
+def _migrated_sqlite_copy(path) -> None:
+    """Put a copy of a freshly migrated SQLite database at ``path``: migrating from nothing costs
+    more than the rest of an app's start, and most tests need only its result. Migrations are
+    tested from nothing on their own (test_site)."""
+    if not _MIGRATED_SQLITE:
+        folder = tempfile.mkdtemp(prefix="cabinet-migrated-")
+        template = os.path.join(folder, "test.sqlite3")
+        create_app({"TESTING": True, "INSTANCE_PATH": os.path.join(folder, "instance"),
+                    "ENV": {"DATABASE_URL": f"sqlite:///{template}", "SECRET_KEY": "test-secret"}})
+        db.close()
+        _MIGRATED_SQLITE.append(template)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_MIGRATED_SQLITE[0], path)
+
+
 def make_app(tmp_path, **overrides):
     url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.sqlite3'}"
     if url.startswith("postgres"):
         _reset_postgres(url)
+    elif "ENV" not in overrides and not (tmp_path / "test.sqlite3").exists():
+        _migrated_sqlite_copy(tmp_path / "test.sqlite3")
     config = {"TESTING": True, "INSTANCE_PATH": str(tmp_path / "instance"), "WTF_CSRF_ENABLED": False,
               "RATELIMIT_ENABLED": False, "ENV": {"DATABASE_URL": url, "SECRET_KEY": "test-secret",
                                                   "PUBLIC_URL": "https://cabinet.test"}}
