@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -53,7 +54,11 @@ def test_book_and_cancel_without_a_page_reload(served):
         assert page.evaluate("window.__sameDocument") is True
 
         # A form error comes back as a fragment (422) next to its field.
-        page.click("#agenda .ev")
+        # The panel still shows the visit just booked: wait for the clicked block's own answer, or
+        # "Cancel" could be pressed on the old panel while the new one replaces it (its answer then
+        # lands in a detached element and nothing changes on the screen).
+        with page.expect_response(lambda r: re.search(r"/agenda/\d+$", r.url) and r.request.method == "GET"):
+            page.click("#agenda .ev")
         page.wait_for_selector(".detail")
         page.once("dialog", lambda d: d.accept())
         page.click("text=Cancel the teleconsultation")
