@@ -25,7 +25,6 @@ READERS = ["webapp/config.py", "webapp/netsettings.py", "webapp/relay/__main__.p
 OTHER_PROGRAMS = {
     "WEB_CONCURRENCY": "gunicorn: the default number of workers",
     "PORT": "gunicorn: binds 0.0.0.0:$PORT when set (the docs warn against it)",
-    "TURNSERVER_ENABLED": "Debian's coturn package (/etc/default/coturn)",
 }
 # Agreed this round, read by code on other branches (SERVING: webapp/serving.py; WORKERS: the
 # relay's UDP port range). Strict xfail: once merged the check passes and this set must shrink.
@@ -124,3 +123,11 @@ def test_nginx_lets_through_what_the_app_accepts(app):
     size = re.search(r"client_max_body_size (\d+)m;", NGINX).group(1)
     assert int(size) * 1024 * 1024 >= app.config["MAX_CONTENT_LENGTH"]
     assert "proxy_read_timeout 3600s" in NGINX and "$http_upgrade" in NGINX
+
+
+def test_turnserver_conf_has_no_comment_after_a_setting():
+    # coturn takes "key=value  # note" as the value "value  # note" and refuses to start.
+    settings = [line for line in (ROOT / "docs" / "deploy" / "turnserver.conf").read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    assert "lt-cred-mech" in settings
+    assert [line for line in settings if "#" in line] == []
