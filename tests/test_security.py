@@ -164,6 +164,9 @@ def test_the_development_servers_log_never_shows_a_link_token(app, caplog):
      '1.2.3.4 - - "GET /p/… HTTP/1.1" 302 0 "https://visio.example.fr/p/…" "UA"'),
     ('"GET /static/p/app.css HTTP/1.1" 200', '"GET /static/p/app.css HTTP/1.1" 200'),
     ("/p/tok", "/p/…"),
+    ('"GET /agenda/feed/v1.abc-_9.ics HTTP/1.1" 200', '"GET /agenda/feed/… HTTP/1.1" 200'),
+    ('"POST /book/code/abc.DEF?x=1 HTTP/1.1" 303', '"POST /book/code/…?x=1 HTTP/1.1" 303'),
+    ('"GET /agenda/feeds HTTP/1.1" 200', '"GET /agenda/feeds HTTP/1.1" 200'),
 ])
 def test_the_filter_rewrites_only_link_paths(line, expected):
     import logging

@@ -28,23 +28,27 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "worker-src 'self'")
 
 
-# A patient link's path in a log line (a request line, or an address after its host): the token
-# is the patient's credential, and logs are read, kept and copied by more people than the database.
-LINK_IN_LOG = re.compile(r'(^|[\s"]|://[^/\s"]+)/p/[^\s?#"/]+')
+# A token-carrying path in a log line (a request line, or an address after its host): a patient's
+# link, a practitioner's calendar feed, an online booking's code page. Each token is a credential,
+# and logs are read, kept and copied by more people than the database. docs/deploy/nginx.conf
+# strips the same paths from nginx's log (tests/test_deploy_docs.py).
+TOKEN_PATHS = ("/p/", "/agenda/feed/", "/book/code/")
+LINK_IN_LOG = re.compile(r'(^|[\s"]|://[^/\s"]+)(' + "|".join(map(re.escape, TOKEN_PATHS)) + r')[^\s?#"/]+')
 # The loggers that print request paths: the development server's (flask run) and gunicorn's access log.
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
 
 
 class LinkTokenFilter(logging.Filter):
-    """Rewrites ``/p/<token>`` to ``/p/…`` in a log record, so no access log keeps a patient's link.
+    """Rewrites ``/p/<token>`` to ``/p/…`` (and the other ``TOKEN_PATHS``) in a log record, so no
+    access log keeps a patient's link, a calendar feed's or a booking code's address.
 
     Installed by ``create_app`` on werkzeug's and gunicorn's access loggers; usable from a logging
     configuration as ``webapp.app.LinkTokenFilter`` (docs/deploy.md)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "/p/" in message:
-            record.msg, record.args = LINK_IN_LOG.sub(r"\1/p/…", message), ()
+        if any(path in message for path in TOKEN_PATHS):
+            record.msg, record.args = LINK_IN_LOG.sub(r"\1\2…", message), ()
         return True
 
 
