@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -38,7 +39,8 @@ from browser import live_server  # noqa: E402
 from webapp.app import create_app  # noqa: E402
 from webapp.auth import hash_password, staff_session  # noqa: E402
 from webapp.models import Appointment, Patient, Practice, User, db, utcnow  # noqa: E402
-from webapp.access import COOKIE, patient_link_url  # noqa: E402
+from webapp.access import COOKIE, IDENTITY_COOKIE, link_expires_at, patient_link_url  # noqa: E402
+from webapp.tokens import make_identity_cookie  # noqa: E402
 from webapp.events import announce  # noqa: E402
 
 DEVICES = json.dumps({"camera": "ok", "microphone": "ok", "speaker": "ok", "network": "good"})
@@ -64,13 +66,16 @@ def fill(count: int):
 
 
 def patient_cookie(app, appt) -> str:
-    """The patient's cookie, got the real way: by opening the link."""
+    """The patient's Cookie header: the link's cookie, got the real way (by opening the link), and
+    the identity cookie of a browser that confirmed the birth date (identity is asked per browser:
+    without it the waiting room sends the patient to the identity step, and nobody ever enters)."""
     client = app.test_client()
     with app.test_request_context():
         link = patient_link_url(appt).split("://", 1)[1].split("/", 1)[1]
     response = client.get(f"/{link}")
     assert response.status_code == 302, response.status_code
-    return client.get_cookie(COOKIE, path=f"/v/{appt.ref}/").value
+    identity = make_identity_cookie(app.config["SECRET_KEY"], appt.id, appt.link_version, link_expires_at(appt))
+    return f"{COOKIE}={client.get_cookie(COOKIE, path=f'/v/{appt.ref}/').value}; {IDENTITY_COOKIE}={identity}"
 
 
 def staff_cookie(app, user) -> str:
@@ -81,6 +86,12 @@ def staff_cookie(app, user) -> str:
 
 
 WAITING_ID = re.compile(r'data-waiting="(\d+)"')
+
+
+def site_origin(url: str) -> str:
+    """The Origin the server accepts from this client: browsers always send one, and the server
+    compares it with the Host header, which simple-websocket's client sends without the port."""
+    return "http://" + url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
 
 
 def watch_pages(ws_url, cookie_name, cookies, out):
@@ -94,7 +105,9 @@ def watch_pages(ws_url, cookie_name, cookies, out):
         except ConnectionClosed:
             pass
 
-    sockets = [Client.connect(ws_url, headers={"Cookie": f"{cookie_name}={cookie}"}) for cookie in cookies]
+    origin = site_origin(ws_url)
+    sockets = [Client.connect(ws_url, headers={"Cookie": f"{cookie_name}={cookie}", "Origin": origin})
+               for cookie in cookies]
     threads = [threading.Thread(target=read, args=(i, ws), daemon=True) for i, ws in enumerate(sockets)]
     for thread in threads:
         thread.start()
@@ -136,11 +149,19 @@ class Pages:
         self.process.join(5)
 
 
-def get(url, cookie_name, cookie):
-    request = urllib.request.Request(url, headers={"Cookie": f"{cookie_name}={cookie}"})
-    with urllib.request.urlopen(request) as response:
-        response.read()
-        return response.status
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None     # a redirect (to the identity step, say) is a failed entry, not a page to follow
+
+
+def get(url, cookie_header):
+    request = urllib.request.Request(url, headers={"Cookie": cookie_header})
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def percentile(values, p):
@@ -174,9 +195,9 @@ def main():
             # 50 patients in the waiting room, each with their live page open.
             patients = []
             for appt in appointments[:args.waiting]:
-                assert get(f"{base}/v/{appt.ref}/waiting", COOKIE, cookies[appt.ref]) == 200
+                assert get(f"{base}/v/{appt.ref}/waiting", cookies[appt.ref]) == 200
                 patients.append(Client.connect(f"{ws_base}/v/{appt.ref}/live",
-                                               headers={"Cookie": f"{COOKIE}={cookies[appt.ref]}"}))
+                                               headers={"Cookie": cookies[appt.ref], "Origin": site_origin(base)}))
             pages = Pages(f"{ws_base}/today/live", session_name, sessions)
             time.sleep(1.0)
             pages.drain()
@@ -186,7 +207,7 @@ def main():
             each, slowest, gets, cpu = [], [], [], []
             for n in range(args.entries):
                 start, cpu_start = time.perf_counter(), time.process_time()
-                assert get(f"{base}/v/{outside.ref}/waiting", COOKIE, cookies[outside.ref]) == 200
+                assert get(f"{base}/v/{outside.ref}/waiting", cookies[outside.ref]) == 200
                 gets.append(time.perf_counter() - start)
                 arrivals = [at - start for at in pages.wait_all(lambda ids: outside.id in ids)]
                 each.extend(arrivals)
