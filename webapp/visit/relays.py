@@ -80,7 +80,8 @@ class RelayPlace:
             return Appointment.pin_relay(appointment_id, choice, replacing=gone)
 
     def choose(self, exclude=(), allow_full: bool = True) -> str | None:
-        """The least-loaded live worker: fewest calls, then least CPU, then the order of RELAY_URLS.
+        """The least-loaded live worker: fewest calls, then least CPU (to a tenth of a core: less is
+        noise), then the order of RELAY_URLS.
 
         A full worker only when every live one is full (it answers FULL: the call waits for a place).
         The choice counts as one more call until the next reading, so a burst of new visits spreads.
@@ -90,7 +91,7 @@ class RelayPlace:
         if not live:
             return None
         url, load = min(live, key=lambda item: (bool(item[1].get("full")), item[1].get("calls", 0),
-                                                 item[1].get("cpu", 0.0), self.urls.index(item[0])))
+                                                 round(item[1].get("cpu") or 0.0, 1), self.urls.index(item[0])))
         with self._loads_lock:
             load["calls"] = load.get("calls", 0) + 1
         return url
