@@ -7,6 +7,7 @@ is a participant's signaling connection holding a room (no media needed to count
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
 
@@ -22,6 +24,8 @@ from conftest import login_as, make_app, make_appointment, make_practice, make_u
 from relay_helpers import ROOT, SECRET, Caller, start_worker_process, stop_worker_process, ticket
 from webapp.models import Appointment, db
 from webapp.relay import client, protocol
+from webapp.relay.ice import use_host_addresses
+from webapp.visit.relays import RelayPlace
 
 DEAD = "ws://127.0.0.1:9"       # nothing listens on the discard port: connection refused
 
@@ -77,8 +81,13 @@ def calls(workers):
         wait_load(url, calls=0)
 
 
+def another_process(app, urls: list[str]) -> RelayPlace:
+    """What another web process (same database, its own load cache) knows of the relay."""
+    return RelayPlace(SimpleNamespace(config={**app.config, "RELAY_URLS": urls}))
+
+
 def visit(**fields):
-    return make_appointment(starts_in=__import__("datetime").timedelta(minutes=5), **fields)
+    return make_appointment(starts_in=dt.timedelta(minutes=5), **fields)
 
 
 def pin_of(appt) -> str | None:
@@ -122,7 +131,7 @@ def test_a_new_visit_is_pinned_to_the_least_loaded_live_worker_and_every_process
     # routes the visit's other side to b all the same.
     calls.hold(b, appt.ref)
     calls.hold(b, "busy-3")
-    other = make_app(tmp_path, RELAY_URLS=[c, a, b]).extensions["relay"]
+    other = another_process(app, [c, a, b])
     assert other.choose() == c
     assert other.url_for_visit(appt.id) == b
     # A burst of new visits within one reading of the loads spreads: each choice counts as a call.
@@ -142,7 +151,7 @@ def test_a_full_worker_is_skipped_and_taken_only_when_all_are_full(tmp_path, wor
         make_practice()
         place = app.extensions["relay"]
         assert place.url_for_visit(visit().id) == a
-        alone = make_app(tmp_path, RELAY_URLS=[small]).extensions["relay"]
+        alone = another_process(app, [small])
         appt = visit()
         assert alone.url_for_visit(appt.id) == small     # it answers FULL: the call waits (the bridge's job)
         db.close()
@@ -159,7 +168,7 @@ def test_a_dead_workers_visit_is_re_pinned_once_for_both_sides(tmp_path, workers
     appt = visit()
     place = app.extensions["relay"]
     assert place.url_for_visit(appt.id) == doomed
-    other = make_app(tmp_path, RELAY_URLS=[doomed, c, b]).extensions["relay"]
+    other = another_process(app, [doomed, c, b])
     assert other.url_for_visit(appt.id) == doomed
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=5)
@@ -231,6 +240,7 @@ def worker_udp_ports(pid: int) -> set[int]:
 
 @pytest.mark.real_clock
 def test_the_media_sockets_bind_inside_the_configured_range():
+    use_host_addresses(["127.0.0.1"])       # the callers, in this process, stay on loopback too
     proc, url = start_worker_process("--udp-ports", "41230-41239")
     try:
         assert get_load(url)["udp_ports"] == [41230, 41239]
