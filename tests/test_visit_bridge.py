@@ -414,7 +414,8 @@ def test_healthz_reports_a_relay_that_is_down_without_failing(tmp_path):
     login_as(client, admin)
     body = client.get("/healthz").get_json()
     assert body["ok"] is True and body["relay"]["ok"] is False
-    assert body["relay"]["workers"] == [{"url": "ws://127.0.0.1:9", "ok": False}]
+    assert body["relay"]["workers"] == [{"url": "ws://127.0.0.1:9", "ok": False, "calls": None, "participants": None,
+                                         "cpu": None, "full": None, "max_calls": None, "pinned": 0}]
 
 
 def test_the_embedded_relay_starts_on_first_use_only(served):

@@ -124,9 +124,10 @@ class PracticeForm(FlaskForm):
 @bp.route("/")
 @staff_required("admin")
 def index():
-    """Staff accounts of the practice."""
+    """Staff accounts of the practice, and the relay workers' load (when there are workers to show)."""
     staff = User.select().where(User.practice == g.practice).order_by(User.active.desc(), User.name)
-    return render("admin/index.html", staff=list(staff), roles=role_names())
+    relay = current_app.extensions["relay"].health()      # asks each worker its load (GET /load)
+    return render("admin/index.html", staff=list(staff), roles=role_names(), relay_workers=relay.get("workers", []))
 
 
 def _save_staff(form, user):

@@ -242,6 +242,11 @@ def _online_booking(database):
     database.create_tables([BookingRequest])
 
 
+def _relay_pin(database):
+    """The relay worker a visit is pinned to (``RELAY_URLS``): every web process routes both sides there."""
+    add_missing_columns(database, Appointment, {"relay_url": CharField(max_length=200, null=True)})
+
+
 MIGRATIONS = [
     (1, _initial),
     (2, _patient_way_in),
@@ -259,6 +264,7 @@ MIGRATIONS = [
     (14, _availability),
     (15, _calendar_feed),
     (16, _online_booking),
+    (17, _relay_pin),
 ]
 
 

@@ -445,6 +445,9 @@ class Appointment(BaseModel):
     visit_type = ForeignKeyField(VisitType, null=True, on_delete="SET NULL")
     # Booked by the patient on the public page (schema 16).
     booked_online = BooleanField(default=False)
+    # The relay worker (one of RELAY_URLS) the call is pinned to, until it dies (schema 17; None: not yet,
+    # or the embedded relay). Set by ``pin_relay`` only, so that both sides agree.
+    relay_url = CharField(max_length=200, null=True)
 
     OUTCOMES = ("held", "phone", "no_show", "outside", "left_early")
     # Media seen is written at most this often: the end of a call lost outside Cabinet is known to this.
@@ -773,6 +776,24 @@ class Appointment(BaseModel):
             self.__data__.update(Appointment.get_by_id(self.id).__data__)
             self._dirty.clear()
         return bool(done)
+
+    def save(self, force_insert=False, only=None):
+        """An update writes every field but ``relay_url``, which ``pin_relay`` alone changes: a visit
+        loaded before a re-pin and saved after (a hand-over mid-call) must not bring the dead worker back."""
+        if only is None and not force_insert and self._pk is not None:
+            only = [f for f in self._meta.sorted_fields if f is not Appointment.relay_url]
+        return super().save(force_insert=force_insert, only=only)
+
+    @classmethod
+    def pin_relay(cls, appointment_id: int, url: str, replacing: str | None = None) -> str | None:
+        """Pin the visit to the worker ``url`` if it is still pinned to ``replacing`` (None: to none);
+        returns the pin the visit holds afterwards, the other side's choice when it came first.
+        One conditional UPDATE: two web processes re-pinning at once cannot part the two sides.
+        Technical, not audited (like ``saw_media``)."""
+        current = cls.relay_url.is_null() if replacing is None else (cls.relay_url == replacing)
+        if cls.update(relay_url=url).where(cls.id == appointment_id, current).execute():
+            return url
+        return cls.select(cls.relay_url).where(cls.id == appointment_id).scalar()
 
     def saw_media(self, now: datetime | None = None) -> bool:
         """The relay reports media flowing: kept at most every MEDIA_SEEN_EVERY (technical, not audited)."""

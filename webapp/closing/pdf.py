@@ -145,6 +145,7 @@ def _incident_label(kind: str) -> str:
         "media_lost": _("Picture and sound stopped (connection lost)"),
         "media_back": _("Picture and sound back"),
         "relay_full": _("Call service full: the call waited for a place"),
+        "relay_moved": _("Call moved to another media relay"),
         "note": _("Note"),
     }
     return labels.get(kind, kind)

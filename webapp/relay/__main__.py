@@ -1,7 +1,8 @@
 """``python -m webapp.relay --host 127.0.0.1 --port 8765``: the worker as its own process.
 
-Reads SECRET_KEY, RELAY_HOST_ADDRESSES, ICE_SERVERS, RELAY_RECEIVE_BUFFER and RELAY_MAX_CALLS
-from the environment; the web app must share SECRET_KEY to sign room tickets.
+Reads SECRET_KEY, RELAY_HOST_ADDRESSES, ICE_SERVERS, RELAY_RECEIVE_BUFFER, RELAY_MAX_CALLS and
+RELAY_UDP_PORTS from the environment; the web app must share SECRET_KEY to sign room tickets.
+``--udp-ports 40000-40999`` (or RELAY_UDP_PORTS) keeps its media sockets in that range (ports.py).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import uvloop
 
 from webapp.netsettings import parse_host_addresses, parse_ice_servers, parse_receive_buffer
 from webapp.relay import malloc
+from webapp.relay.ports import PortRangeError, parse_udp_ports, port_limited
 from webapp.relay.worker import Settings, server_url, start_server, stop_server
 
 
@@ -54,14 +56,23 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--stats-interval", type=float, default=5.0,
                         help="seconds between stats messages to each participant")
+    parser.add_argument("--udp-ports", default=os.environ.get("RELAY_UDP_PORTS", ""), metavar="LOW-HIGH",
+                        help="the media (ICE/UDP) ports to bind, e.g. 40000-40999 (default: RELAY_UDP_PORTS, "
+                             "else any)")
     parser.add_argument("--transcode", action="store_true",
                         help="decode and re-encode media instead of forwarding (benchmark only)")
     args = parser.parse_args()
+    try:
+        udp_ports = parse_udp_ports(args.udp_ports)
+    except PortRangeError as exc:
+        sys.exit(str(exc))
     malloc.limit_arenas()        # as MALLOC_ARENA_MAX=2 would, unless it is set
     logging.basicConfig(level=os.environ.get("RELAY_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # uvloop: asyncio's own loop checks getpid() on every datagram (18% of the busy worker's time).
-    uvloop.run(run(settings_from_env(args.transcode, args.stats_interval), args.host, args.port))
+    loop_class = uvloop.Loop if udp_ports is None else port_limited(uvloop.Loop, *udp_ports)
+    uvloop.run(run(settings_from_env(args.transcode, args.stats_interval), args.host, args.port),
+               loop_factory=loop_class)
 
 
 if __name__ == "__main__":

@@ -8,21 +8,30 @@ one is forwarded, still encoded, to the other (see forward.py).
 
 Everything here runs on one event loop. Only ``Worker.snapshot`` is called
 from other threads, so the room registry has a lock.
+
+A plain HTTP ``GET /load`` on the websocket port answers the worker's load as JSON (``load_response``):
+web processes choose the least-loaded worker for a new visit from it (visit/relays.py).
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import hashlib
+import http
 import itertools
+import json
 import logging
 import threading
+import time
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc import exceptions as rtc_exceptions
 from aiortc.sdp import candidate_from_sdp
 from websockets.asyncio.server import serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Response
 
 from webapp.relay import malloc
 from webapp.relay import protocol as p
@@ -417,15 +426,64 @@ class Worker:
         self._pcs.clear()
 
 
+class CpuMeter:
+    """The fraction of one core this process used (user + system CPU time) over the last ~5 s.
+
+    A task samples the process's CPU time every second; a reading compares now with the oldest
+    sample of the window. In the embedded relay the process is the web app's too: it counts both.
+    """
+
+    WINDOW = 5.0
+    task: asyncio.Task | None = None
+
+    def __init__(self) -> None:
+        self._samples: collections.deque = collections.deque([self._now()], maxlen=int(self.WINDOW) + 2)
+
+    @staticmethod
+    def _now() -> tuple[float, float]:
+        # process_time: user + system like os.times, in nanoseconds rather than clock ticks (10 ms)
+        return time.monotonic(), time.process_time()
+
+    async def sample_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            self._samples.append(self._now())
+
+    def cpu(self) -> float:
+        now, used = self._now()
+        since, used_then = next(((t, u) for t, u in self._samples if now - t <= self.WINDOW + 0.5),
+                                self._samples[-1])
+        return round((used - used_then) / (now - since), 3) if now > since else 0.0
+
+
+def load_response(worker: Worker, meter: CpuMeter, request) -> Response | None:
+    """``process_request`` of the server: ``GET /load`` answers the load; anything else goes on
+    to the websocket handshake. A worker's own figures only: no room name, nothing of a patient."""
+    if request.path.split("?", 1)[0] != "/load":
+        return None
+    snapshot = worker.snapshot()
+    body = json.dumps({"calls": snapshot["rooms"], "participants": snapshot["participants"],
+                       "max_calls": worker.settings.max_calls, "full": worker.full(),
+                       "cpu": meter.cpu(),
+                       "udp_ports": getattr(asyncio.get_running_loop(), "ports", None)}).encode()
+    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-store"), ("Connection", "close")])
+    return Response(http.HTTPStatus.OK.value, "OK", headers, body)
+
+
 async def start_server(settings: Settings, host: str, port: int):
     """Start listening; returns ``(server, worker)``. Binds only to ``host``."""
     use_host_addresses(list(settings.host_addresses))
     worker = Worker(settings)
-    server = await serve(worker.handle, host, port, max_size=1 << 20)
+    meter = worker.meter = CpuMeter()
+    meter.task = asyncio.ensure_future(meter.sample_forever())
+    server = await serve(worker.handle, host, port, max_size=1 << 20,
+                         process_request=lambda connection, request: load_response(worker, meter, request))
     return server, worker
 
 
 async def stop_server(server, worker: Worker) -> None:
+    worker.meter.task.cancel()
     server.close()
     await asyncio.gather(server.wait_closed(), worker.close_all())
 

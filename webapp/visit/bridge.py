@@ -4,7 +4,10 @@ A thin loop per side: authenticate, mint a room ticket, connect to the worker,
 then pass validated frames both ways. Chat never goes through the worker: it is
 saved, then published on the visit's channel, which both sides' bridges
 deliver, so it survives a worker crash. When the worker is lost the bridge
-tells the browser, records an incident and joins again with a new ticket.
+tells the browser, records an incident and joins again with a new ticket; when
+the visit's pinned worker is dead (or full before the call began there), it
+re-pins the visit to another live worker (relays.py) and tells the other side's
+bridge on the visit's channel (``relay-moved``), which follows if it is elsewhere.
 docs/signaling.md documents the frames the bridge adds (``ready``,
 ``history``, ``file``, ``ended``) and the close codes of a refused or ended socket
 (``events.CALL_CLOSES``).
@@ -129,6 +132,7 @@ class Bridge:
         self.done = threading.Event()
         self.leaving = False            # the browser hung up: the worker closing is expected
         self.conn: client.RelayConnection | None = None
+        self.url: str | None = None      # the worker of the last connection
         self._send_lock = threading.Lock()
         self._media_up = False
         self._received = 0
@@ -136,6 +140,7 @@ class Bridge:
         self._stalled = False
         self._media_noted = float("-inf")
         self._lost_at: float | None = None
+        self._moved = False
         self.place = relay()
 
     # Sending to the browser, from any of the three threads.
@@ -242,6 +247,9 @@ class Bridge:
                 continue
             failures = 0
             self.conn = conn
+            if self._moved:
+                self._moved = False
+                record_incident(self.appointment_id, "relay_moved", self.role, "joined another relay worker")
             try:
                 if self._refused_as_full(conn):
                     continue
@@ -256,16 +264,41 @@ class Bridge:
                 self.conn = None
 
     def _connect(self) -> client.RelayConnection | None:
-        url = self.place.url_for_room(self.ref)   # asked each time: an embedded worker may have been restarted
+        # Asked each time: the other side may have re-pinned the visit, an embedded worker restarted.
+        try:
+            url = self.place.url_for_visit(self.appointment_id)
+        except Exception:  # noqa: BLE001 - the pin is in the database: a hiccup there is retried
+            log.exception("could not read the visit's relay worker")
+            return None
+        if url is not None and not reachable(url):
+            # (the websocket client leaks its socket when the connection is refused)
+            url = self._repin(url)
         if url is None:
             return None
-        if not reachable(url):
-            return None     # (the websocket client leaks its socket when the connection is refused)
         ticket = make_room_ticket(self.secret, self.ref, self.role, self.peer)
         try:
-            return client.connect(url, ticket)
+            conn = client.connect(url, ticket)
         except client.RelayUnavailable:
             return None
+        if self.place.urls and self.url is not None and url != self.url:
+            self._moved = True          # (an embedded worker restarted on another port is no move)
+        self.url = url
+        return conn
+
+    def _repin(self, gone: str, full: bool = False) -> str | None:
+        """Pin the visit to another live worker than ``gone``; None when there is none (then the
+        bridge retries ``gone`` with its back-off, as with a single worker)."""
+        if not self.place.urls:
+            return None
+        try:
+            url = self.place.repin(self.appointment_id, gone, allow_full=not full)
+        except Exception:  # noqa: BLE001 - a database hiccup: retry with the back-off
+            log.exception("could not re-pin the visit")
+            return None
+        if url is None or url == gone:
+            return None
+        events.publish(visit_channel(self.ref), frame("relay-moved"))
+        return url
 
     def _relay_lost(self, detail: str) -> None:
         self._media_up = False
@@ -284,6 +317,8 @@ class Bridge:
             self._deliver(first)
             return False
         conn.close()
+        if self.url is not None and self._repin(self.url, full=True) is not None:
+            return True                 # nobody was there yet: another worker has a place
         if not self._told_full:
             self._told_full = True
             record_incident(self.appointment_id, "relay_full", self.role, "relay at capacity")
@@ -365,6 +400,20 @@ class Bridge:
                     self.send(frame(**chat_item(line)))
             elif data.get("type") == "handed-over" and self.role == "practitioner" and data.get("to") != self.user_id:
                 self._handed_over()
+            elif data.get("type") == "relay-moved":
+                self._follow_pin()
+
+    def _follow_pin(self) -> None:
+        """The other side re-pinned the visit: if this side is still on another worker, it leaves it
+        (the worker side then joins the pinned one, as after any lost connection)."""
+        conn = self.conn
+        try:
+            if conn is None or self.place.url_for_visit(self.appointment_id) == self.url:
+                return
+        except Exception:  # noqa: BLE001 - the other side's move is followed at the next loss
+            log.exception("could not read the visit's relay worker")
+            return
+        conn.close()
 
     def _send_file(self, doc_id: int) -> None:
         with db.connection_context():
