@@ -48,6 +48,9 @@ keepalive = 5
 # patched it: never load the app in the master.
 preload_app = False
 accesslog = "-"
+# gunicorn 27's control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl): several servers
+# of one user (a test beside a running one) would fight over it, and Cabinet needs none.
+control_socket_disable = True
 
 # The access log without patient links: the app's own filter (``webapp.app.LinkTokenFilter``),
 # installed by a logging configuration so it applies from the first request of every worker.
