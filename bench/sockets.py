@@ -157,6 +157,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=100, help="open day pages (4 per practitioner)")
     parser.add_argument("--rooms", type=int, default=900, help="open waiting rooms (one patient each)")
     parser.add_argument("--samples", type=int, default=100, help="staff pages and patients coming in, each")
+    parser.add_argument("--idle-refresh", type=float, default=None,
+                        help="seconds between an idle page's renders (the app's own: 30), to see what they cost")
     parser.add_argument("--no-deflate", action="store_true",
                         help="the client offers no permessage-deflate (browsers always do: for comparison)")
     args = parser.parse_args()
@@ -174,6 +176,8 @@ def main() -> None:
         env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'test.sqlite3'}",
                "CABINET_INSTANCE": str(folder / "instance"), "RELAY_URLS": relay_url, "BIND": "127.0.0.1:0",
                "WEB_CONCURRENCY": "1"}
+        if args.idle_refresh:
+            env["CABINET_IDLE_REFRESH"] = str(args.idle_refresh)
         web, url, pid = serve(args.model, folder, env)
         try:
             spec["url"] = url
@@ -191,6 +195,8 @@ def main() -> None:
             client.stdin.write("go\n")
             client.stdin.flush()
             result = json.loads(client.stdout.readline())
+            if args.idle_refresh:
+                print(f"idle pages render again every {args.idle_refresh:g} s (the app: 30 s)")
             report(args.model, opened, before, during, result, alone)
             client.wait(30)
         finally:

@@ -2,7 +2,8 @@
 ``gunicorn -c python:webapp.serving --pythonpath tests serving_app:app``.
 
 The tests' settings, with the database (``DATABASE_URL``), the instance folder (``CABINET_INSTANCE``) and
-the relay (``RELAY_URLS``, may be empty) from the environment. With ``CABINET_HELD_PDF`` (a folder), each
+the relay (``RELAY_URLS``, may be empty) from the environment. ``CABINET_IDLE_REFRESH`` (seconds) changes
+how often an idle live page renders again (bench/sockets.py --idle-refresh). With ``CABINET_HELD_PDF`` (a folder), each
 prescription's rendering first writes ``started`` there, then holds its thread, as a long CPU-bound
 render would, until ``release`` appears: the test sees whether other pages are served meanwhile.
 """
@@ -11,12 +12,17 @@ import time
 from pathlib import Path
 
 from webapp.app import create_app
+from webapp import today
 from webapp.closing import views
+from webapp.patient import waiting
 
 app = create_app({"TESTING": True, "INSTANCE_PATH": os.environ["CABINET_INSTANCE"], "WTF_CSRF_ENABLED": False,
                   "RATELIMIT_ENABLED": False,
                   "ENV": {"DATABASE_URL": os.environ["DATABASE_URL"], "SECRET_KEY": "test-secret",
                           "PUBLIC_URL": "https://cabinet.test", "RELAY_URLS": os.environ.get("RELAY_URLS", "")}})
+
+if os.environ.get("CABINET_IDLE_REFRESH"):
+    today.IDLE_REFRESH_SECONDS = waiting.IDLE_REFRESH_SECONDS = float(os.environ["CABINET_IDLE_REFRESH"])
 
 if os.environ.get("CABINET_HELD_PDF"):
     held = Path(os.environ["CABINET_HELD_PDF"])
