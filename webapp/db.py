@@ -272,7 +272,9 @@ def open_database(url: str):
     """A peewee database for ``DATABASE_URL``; SQLite gets WAL, full sync and foreign keys, and a
     file made 0600 (SQLite gives its -wal and -shm files the database file's mode)."""
     if url.startswith("sqlite"):
-        database = connect(url, pragmas=SQLITE_PRAGMAS)
+        # check_same_thread off: under gevent, ``cooperative.offload`` lends a waiting greenlet's
+        # connection to a pool thread (peewee still gives each thread or greenlet its own).
+        database = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
         if database.database != ":memory:":
             _private_file(Path(database.database))
         return database

@@ -100,6 +100,30 @@ def handed_over(appt, previous_id: int) -> None:
     publish(visit_channel(appt.ref), json.dumps({"type": "handed-over", "to": appt.practitioner_id}))
 
 
+class Signal(threading.Event):
+    """An Event that also calls its listeners when set.
+
+    simple-websocket sets its connection's event when a message arrives or the socket closes;
+    made of this class (``SOCK_SERVER_OPTIONS["event_class"]``), that also wakes the page's
+    subscription (``Subscription.watch``), so a live page's loop sleeps until something happens
+    instead of waking every second to look at its socket. Under gevent ``threading.Event`` is
+    gevent's (the app is imported after the patching), so this waits as a greenlet."""
+
+    def __init__(self):
+        super().__init__()
+        self._listeners: list = []
+
+    def listen(self, listener) -> None:
+        self._listeners.append(listener)
+        if self.is_set():
+            listener()
+
+    def set(self) -> None:
+        super().set()
+        for listener in list(self._listeners):
+            listener()
+
+
 class Subscription:
     """The fragments published on some channels since subscribing, newest last."""
 
@@ -107,6 +131,8 @@ class Subscription:
         self.hub, self.channels = hub, channels
         self._items: collections.deque = collections.deque(maxlen=BACKLOG)
         self._ready = threading.Condition()
+        self._woken = False
+        self._watching = False
         self._last = time.monotonic()
 
     def put(self, item) -> None:
@@ -114,13 +140,38 @@ class Subscription:
             self._items.append(item)
             self._ready.notify()
 
-    def get(self, timeout: float | None = None):
-        """The next fragment (or control item), or None after ``timeout`` seconds."""
+    def wake(self) -> None:
+        """Make a waiting ``get`` return (None when nothing arrived): its socket has news."""
         with self._ready:
-            if not self._items and not self._ready.wait_for(lambda: self._items, timeout):
+            self._woken = True
+            self._ready.notify()
+
+    def watch(self, ws) -> bool:
+        """Wake on ``ws``'s messages and on its close; False when ``ws`` cannot say (then poll)."""
+        event = getattr(ws, "event", None)
+        if not isinstance(event, Signal):
+            return False
+        event.listen(self.wake)
+        self._watching = True
+        return True
+
+    def get(self, timeout: float | None = None):
+        """The next fragment (or control item), or None after ``timeout`` seconds or a ``wake``."""
+        with self._ready:
+            if not self._items and not self._ready.wait_for(lambda: self._items or self._woken, timeout):
+                return None
+            self._woken = False
+            if not self._items:
                 return None
             self._last = time.monotonic()
             return self._items.popleft()
+
+    def patience(self, idle_seconds: float) -> float:
+        """How long a live page's ``get`` may wait: until its idle refresh is due when its socket
+        wakes it (``watch``), else a second, to look at the socket again."""
+        if not self._watching:
+            return 1.0
+        return max(0.0, idle_seconds - (time.monotonic() - self._last))
 
     def idle_for(self, seconds: float) -> bool:
         """True once nothing has arrived for ``seconds`` (then the clock starts again)."""
@@ -417,7 +468,8 @@ class Tabs:
 
 patient_tabs = Tabs()
 
-# A socket holds a server thread for its whole life: one person must not hold them all.
+# A socket holds a greenlet (under gevent) or a server thread for its whole life: one person
+# must not hold them all.
 PATIENT_SOCKETS = 3        # per appointment (the patient's cookie): waiting-room and signaling sockets together
 STAFF_SOCKETS = 4          # per signed-in user: their day's live pages
 TOO_MANY = 1008            # close code of a live page's socket refused for being over its holder's cap
@@ -505,4 +557,5 @@ def staff_slot(user_id: int):
 def init_app(app):
     use_database(app.config["DATABASE_URL"])
     app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25, "max_message_size": 64 * 1024})
+    app.config["SOCK_SERVER_OPTIONS"].setdefault("event_class", Signal)    # see ``Signal``
     sock.init_app(app)

@@ -204,9 +204,10 @@ def live(ws):
 def _push_day(ws, ids):
     token_at = time.monotonic()
     with events.subscribe(*(today_channel(i) for i in ids)) as subscription:
+        subscription.watch(ws)      # its messages and its close wake the loop: no polling
         try:
             while ws.connected:
-                item = subscription.get(timeout=1.0)
+                item = subscription.get(timeout=subscription.patience(IDLE_REFRESH_SECONDS))
                 changed_at = time.monotonic() if item is not None else None
                 while item is not None and subscription.get(timeout=0) is not None:
                     pass  # several changes at once: one render shows them all
@@ -216,6 +217,7 @@ def _push_day(ws, ids):
                         token_at = time.monotonic()
                     with db.connection_context():
                         ws.send(render_template("today/_day.html", oob=True, **day_context(ids, changed_at)))
-                ws.receive(timeout=0)  # the page sends nothing we act on; keep the buffer empty
+                while ws.receive(timeout=0) is not None:
+                    pass  # the page sends nothing we act on; keep the buffer empty
         except ConnectionClosed:
             pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask_babel import force_locale, gettext as _
 
 from .. import notify
+from ..cooperative import offload
 from ..i18n import utc_to_local
 from ..models import Report, db
 from ..storage import documents
@@ -38,7 +39,7 @@ def close_visit(appt, actor, message: str | None = "closed") -> None:
                     # Translators: words in a PDF's file name (report-2036-06-10.pdf): lowercase
                     name = dated_filename(_("patient report") if kind == "patient_report" else _("report"), day,
                                           "pdf").replace(".pdf", f"-{locale}.pdf")
-                doc = store_document(appt, build_report(appt, locale), source="report", kind=kind, author="system",
+                doc = store_document(appt, offload(build_report, appt, locale), source="report", kind=kind, author="system",
                                      user=actor, locale=locale, content_type="application/pdf", filename=name)
                 stored.append(doc.storage_key)   # the outer transaction may still roll back
             if message:

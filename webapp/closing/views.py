@@ -10,6 +10,7 @@ from ..access import appointment_or_404, may_read_clinical, may_resume, readable
     visible_practitioners
 from ..answers import no_store, render, wants_fragment
 from ..auth import staff_required
+from ..cooperative import offload
 from ..events import announce
 from ..i18n import local_to_utc, utc_to_local
 from ..models import Act, Addendum, Appointment, AuditEvent, Document, Incident, Payment, Report, VisitAct, \
@@ -251,7 +252,7 @@ def write_prescription(appointment_id):
     if not form.validate():
         return _page(appt, "documents", status=422, prescription=form)
     locale = appt.effective_locale(g.practice.default_locale)
-    data = render_prescription(appt, g.user, form.text.data, locale, weight_kg=form.weight.kg)
+    data = offload(render_prescription, appt, g.user, form.text.data, locale, weight_kg=form.weight.kg)
     today = utc_to_local(utcnow(), g.practice.timezone)       # the practice's date, not UTC's
     with force_locale(locale):        # the file's name in the language of its text
         # Translators: a word in a PDF's file name (prescription-2036-06-10.pdf): lowercase

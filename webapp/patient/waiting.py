@@ -106,8 +106,9 @@ def _close_taken_over(ws) -> None:
 def _push_loop(ws, ref, appointment_id, subscription):
     send = lambda: ws.send(_render_status(appointment_id))  # noqa: E731
     send()
+    subscription.watch(ws)      # its messages and its close wake the loop: no polling
     while ws.connected:
-        item = subscription.get(timeout=1.0)
+        item = subscription.get(timeout=subscription.patience(IDLE_REFRESH_SECONDS))
         if isinstance(item, events.Takeover):
             ws.send(render_template("patient/_waiting_takeover.html", ref=ref))
             _close_taken_over(ws)
@@ -115,9 +116,10 @@ def _push_loop(ws, ref, appointment_id, subscription):
         if item is not None or subscription.idle_for(IDLE_REFRESH_SECONDS):
             send()
         raw = ws.receive(timeout=0)
-        if raw is not None:
+        while raw is not None:
             with db.connection_context():
                 _client_message(ws, Appointment.get_by_id(appointment_id), raw)
+            raw = ws.receive(timeout=0) if ws.connected else None
 
 
 def _render_status(appointment_id) -> str:

@@ -129,7 +129,7 @@ class Bridge:
         self.full_retry = float(config.get("RELAY_FULL_RETRY_SECONDS", 5))
         self._told_full = False
         self.peer = f"{role}-{secrets.token_hex(4)}"
-        self.done = threading.Event()
+        self.done = events.Signal()     # its listeners wake the browser's and the channel's loops
         self.leaving = False            # the browser hung up: the worker closing is expected
         self.conn: client.RelayConnection | None = None
         self.url: str | None = None      # the worker of the last connection
@@ -168,10 +168,7 @@ class Bridge:
             for thread in threads:
                 thread.start()
             try:
-                while not self.done.is_set():
-                    raw = self.ws.receive(timeout=1)
-                    if raw is not None:
-                        self.from_browser(raw)
+                self._from_browser_loop()
             except ConnectionClosed:
                 pass
             finally:
@@ -183,6 +180,22 @@ class Bridge:
                     thread.join(5)
 
     # Browser → worker (chat and hang-up handled here).
+
+    def _from_browser_loop(self) -> None:
+        """Sleeps until the browser sends, its socket closes or the session is done: no polling
+        (the socket's event is an ``events.Signal``; one that is not is looked at every second)."""
+        stir = threading.Event()
+        self.done.listen(stir.set)
+        watched = isinstance(getattr(self.ws, "event", None), events.Signal)
+        if watched:
+            self.ws.event.listen(stir.set)
+        while not self.done.is_set():
+            stir.clear()
+            raw = self.ws.receive(timeout=0)
+            if raw is not None:
+                self.from_browser(raw)
+            elif not self.done.is_set():
+                stir.wait(None if watched else 1)
 
     def from_browser(self, raw) -> None:
         msg = protocol.decode(raw)
@@ -381,8 +394,9 @@ class Bridge:
     # The visit's channel → browser: chat lines, files and the end of the visit.
 
     def _channel_side(self, subscription) -> None:
+        self.done.listen(subscription.wake)     # the end of the session wakes the wait below
         while not self.done.is_set():
-            item = subscription.get(timeout=1)
+            item = subscription.get()
             if item == events.REFRESH:
                 self._catch_up()
                 continue
