@@ -26,9 +26,6 @@ OTHER_PROGRAMS = {
     "WEB_CONCURRENCY": "gunicorn: the default number of workers",
     "PORT": "gunicorn: binds 0.0.0.0:$PORT when set (the docs warn against it)",
 }
-# Agreed this round, read by code on other branches (SERVING: webapp/serving.py; WORKERS: the
-# relay's UDP port range). Strict xfail: once merged the check passes and this set must shrink.
-LANDS_WITH_OTHER_BRANCHES = {"BIND"}
 # Upper-case words in the docs that are not environment variables.
 NOT_VARIABLES = {"CAP_NET_BIND_SERVICE", "CAP_NET_ADMIN", "MAX_CONTENT_LENGTH", "LISTEN", "NOTIFY", "HTTPS", "HTTP",
                  "TURN", "TLS", "UDP", "TCP", "SNI", "ALPN", "ICE", "STUN", "JSON", "SMS", "SMTP", "CSRF", "HSTS",
@@ -58,16 +55,11 @@ def test_the_docs_name_the_settings_an_admin_needs():
             "RELAY_MAX_CALLS", "WEB_CONCURRENCY", "RELAY_UDP_PORTS"} <= named_variables()
 
 
-@pytest.mark.parametrize("name", sorted(named_variables() - LANDS_WITH_OTHER_BRANCHES))
+@pytest.mark.parametrize("name", sorted(named_variables()))
 def test_every_variable_in_the_docs_is_read(name):
     assert read_by_cabinet(name) or name in OTHER_PROGRAMS, \
         f"{name} is named in docs/deploy.md or docs/deploy/ but nothing reads it"
 
-
-@pytest.mark.parametrize("name", sorted(LANDS_WITH_OTHER_BRANCHES))
-@pytest.mark.xfail(strict=True, reason="read by the SERVING/WORKERS branches: remove from the set once merged")
-def test_variables_of_other_branches_are_read_once_merged(name):
-    assert read_by_cabinet(name)
 
 
 def nginx_log_map():
