@@ -112,7 +112,7 @@ def served(tmp_path_factory):
         wait_for_boot(tmp / "gunicorn.log")
         try:
             yield {"url": web_url, "ws": web_url.replace("http", "ws", 1), "doctors": doctors, "held": held,
-                   "log": tmp / "gunicorn.log", "db": url}
+                   "log": tmp / "gunicorn.log", "db": url, "relay": relay_url}
         finally:
             stop(web)
     finally:
@@ -274,3 +274,31 @@ def appears(path: Path) -> bool:
     while not path.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     return path.exists()
+
+
+@pytest.mark.parametrize("workers, url, refused", [
+    (1, "sqlite:///x.sqlite3", False), (2, "sqlite:///x.sqlite3", True),
+    (4, "postgresql://cabinet@/cabinet", False), (1, "postgresql://cabinet@/cabinet", False),
+])
+def test_several_processes_need_postgresql(workers, url, refused):
+    from webapp.serving import require_shared_events
+    if refused:
+        with pytest.raises(RuntimeError, match="WEB_CONCURRENCY is 2 but the database is SQLite"):
+            require_shared_events(workers, url)
+    else:
+        require_shared_events(workers, url)
+
+
+def test_two_gevent_workers_on_sqlite_refuse_to_start(served, tmp_path):
+    """Each would keep its own events: a patient entering through one never shows on the other."""
+    if not served["db"].startswith("sqlite"):
+        pytest.skip("the rule is about SQLite")
+    log = tmp_path / "refused.log"
+    env = gunicorn_env(Path(served["log"]).parent, served["db"], RELAY_URLS=served["relay"],
+                       WEB_CONCURRENCY="2")
+    with log.open("w") as out:
+        proc = subprocess.run([str(GUNICORN), "-c", "python:webapp.serving", "--pythonpath", "tests",
+                               "serving_app:app"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              timeout=WAIT * 3)
+    assert proc.returncode != 0
+    assert "live updates (the waiting room" in log.read_text()

@@ -100,6 +100,19 @@ def post_worker_init(worker) -> None:
 
     try:
         require_external_relay(worker.wsgi.config)
+        require_shared_events(worker.cfg.workers, worker.wsgi.config["DATABASE_URL"])
     except RuntimeError as problem:
         worker.log.error("%s", problem)
         sys.exit(3)     # gunicorn's WORKER_BOOT_ERROR: the master stops instead of forking again
+
+
+SQLITE_ONE_PROCESS = ("WEB_CONCURRENCY is %d but the database is SQLite: live updates (the waiting room, the day's "
+                      "list, chat) travel between processes only through PostgreSQL. Use WEB_CONCURRENCY=1 "
+                      "(one gevent process holds a thousand open pages) or a postgresql:// DATABASE_URL.")
+
+
+def require_shared_events(workers: int, database_url: str) -> None:
+    """Several processes on SQLite would each keep their own events: a patient entering through one
+    would never appear on a practitioner's page served by another. RuntimeError then."""
+    if workers > 1 and not database_url.startswith(("postgres://", "postgresql://")):
+        raise RuntimeError(SQLITE_ONE_PROCESS % workers)
