@@ -196,7 +196,7 @@ def main() -> None:
             client.stdin.flush()
             result = json.loads(client.stdout.readline())
             if args.idle_refresh:
-                print(f"idle pages render again every {args.idle_refresh:g} s (the app: 30 s)")
+                print(f"idle pages render again every {args.idle_refresh:g} s (the app: 300 s for a waiting room, 30 s for the day: its minutes move)")
             report(args.model, opened, before, during, result, alone)
             client.wait(30)
         finally:

@@ -24,7 +24,10 @@ from .join import step_appointment
 
 log = logging.getLogger(__name__)
 
-IDLE_REFRESH_SECONDS = 30
+# The status shows nothing that changes with time alone, and every change comes as an event (a lost
+# PostgreSQL listener sends REFRESH to every page when it is back): the idle render is only a safety
+# net. At 30 s, 900 open waiting rooms cost 30 renders a second doing nothing (bench/sockets.py).
+IDLE_REFRESH_SECONDS = 300
 MAX_CLIENT_MESSAGE = 4096
 TAKEOVER_GRACE_SECONDS = 1.0     # was 10: one patient's old tabs held the server's threads
 
