@@ -35,7 +35,17 @@
     return live ? s : ask();
   }, ask) : ask();
   start.media.catch(function () { /* js/call/media.js explains the failure and falls back */ });
-  var ws = start.ws = start.socket();
+  // The socket the page this one was swapped into opened already (js/call-swap.js), if still usable.
+  var warmSocket = window.cabinetWarmSocket;
+  window.cabinetWarmSocket = null;
+  var ws;
+  if (warmSocket && warmSocket.path === d.signal && warmSocket.ws.readyState <= 1) {
+    ws = start.ws = warmSocket.ws;
+    start.messages = warmSocket.messages;
+    start.openedAt = warmSocket.openedAt;
+  } else {
+    ws = start.ws = start.socket();
+  }
   ws.onopen = function () { start.openedAt = Math.round(performance.now()); };
   ws.onmessage = function (e) { start.messages.push(e); };   // kept in order until js/call/signaling.js reads them
   ws.onclose = function (e) { start.closed = e; };          // its code may be a refusal the page must obey
