@@ -17,17 +17,74 @@
   }
 
   // The call's signaling socket, opened as soon as this side may join (admitted), while the call
-  // page is still on its way: js/call-early.js takes it (with what came on it) instead of opening one.
-  window.cabinetOpenSignal = function (address) {
+  // page is still on its way; with it the peer connection, whose offer leaves on the bridge's
+  // "ready" and which takes the worker's answer, so ICE and DTLS run while the page is swapped in.
+  // js/call-early.js takes both over (the socket with what came on it), js/call/peer.js the
+  // connection; the messages stay queued for js/call/main.js, which skips the "ready" and the
+  // "answer" done here (docs/signaling.md: one offer per "ready").
+  window.cabinetOpenSignal = function (address, options) {
     var path = new URL(address, location.href).pathname;     // websocket routes build as ws:// URLs
-    var warm = { path: path, messages: [], openedAt: null, closed: null };
+    var warm = { path: path, messages: [], openedAt: null, closed: null, peer: null };
     var ws = warm.ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + path);
+    var peer = options && window.RTCPeerConnection ? warmPeer(options) : null;
+    warm.peer = peer;
+    function send(msg) { msg.v = 1; if (ws.readyState === 1) ws.send(JSON.stringify(msg)); }
     ws.onopen = function () { warm.openedAt = Math.round(performance.now()); };
-    ws.onmessage = function (e) { warm.messages.push(e); };
+    ws.onmessage = function (e) {
+      warm.messages.push(e);
+      if (!peer || peer.adopted || peer.broken) return;
+      var msg;
+      try { msg = JSON.parse(e.data); } catch (err) { return; }
+      if (msg.type === "ready" && !peer.offerSent) {
+        peer.offerSent = true;
+        peer.offer.then(function (sdp) {
+          if (peer.adopted || ws.readyState !== 1) return;
+          send({ type: "offer", sdp: sdp });
+          peer.sentAt = Math.round(performance.now());
+          peer.candidates.splice(0).forEach(send);
+          peer.send = send;
+        });
+      } else if (msg.type === "answer" && peer.offerSent && !peer.answered) {
+        peer.answered = true;
+        peer.answeredAt = Math.round(performance.now());
+        peer.answering = peer.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+        peer.answering.catch(function () { /* js/call/peer.js starts again */ });
+      }
+    };
     ws.onclose = function (e) { warm.closed = e; };
     window.cabinetWarmSocket = warm;
     return warm;
   };
+
+  // A peer connection as js/call/peer.js makes it: one sendrecv transceiver per kind, the camera's
+  // tracks on them as soon as it is open; what happens before peer.js adopts it is kept.
+  function warmPeer(options) {
+    var pc = new RTCPeerConnection({ iceServers: options.ice || [] });
+    var peer = { pc: pc, candidates: [], tracks: [], offerSent: false, answered: false, adopted: false, broken: false,
+                 send: null, sentAt: null, answeredAt: null, answering: null };
+    var kinds = options.audioOnly ? ["audio"] : ["audio", "video"];
+    var senders = kinds.map(function (kind) { return pc.addTransceiver(kind, { direction: "sendrecv" }).sender; });
+    if (options.media) {
+      options.media.then(function (stream) {
+        senders.forEach(function (sender, i) {
+          var track = stream.getTracks().filter(function (tr) { return tr.kind === kinds[i]; })[0];
+          if (track && !sender.track && pc.signalingState !== "closed") sender.replaceTrack(track);
+        });
+      }, function () { /* js/call/media.js asks again and explains */ });
+    }
+    pc.ontrack = function (e) { peer.tracks.push(e); };
+    pc.onicecandidate = function (e) {
+      var c = e.candidate;
+      var msg = { type: "candidate", candidate: c && c.candidate ? c.candidate : null,
+                  sdpMid: c ? c.sdpMid : null, sdpMLineIndex: c ? c.sdpMLineIndex : null };
+      if (peer.send) peer.send(msg); else peer.candidates.push(msg);   // never ahead of the offer
+    };
+    peer.offer = pc.createOffer().then(function (offer) {
+      return pc.setLocalDescription(offer).then(function () { return offer.sdp; });
+    });
+    peer.offer.catch(function () { peer.broken = true; /* peer.js makes its own */ });
+    return peer;
+  }
 
   window.cabinetSwapCall = function (answer, url) {
     return answer.then(function (response) {

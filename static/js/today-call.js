@@ -37,7 +37,10 @@
     var admitted = fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin", redirect: "manual" })
       .then(function (response) {
         if (response.type !== "opaqueredirect") throw new Error("refused");
-        window.cabinetOpenSignal(form.getAttribute("data-signal"));
+        var ice = [];
+        try { ice = JSON.parse(form.getAttribute("data-ice") || "[]"); } catch (e) { ice = []; }
+        window.cabinetOpenSignal(form.getAttribute("data-signal"),
+                                 { ice: ice, audioOnly: form.getAttribute("data-audio-only") === "1", media: warm });
       });
     var answer = admitted.then(function () { return fetch(url, { credentials: "same-origin" }); });
     window.cabinetSwapCall(answer, url).catch(function () {

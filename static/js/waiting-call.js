@@ -30,7 +30,10 @@
     if (entering) return true;          // the status came again (poll, socket) while swapping
     if (!window.cabinetWarmMedia || !window.htmx) return false;
     entering = true;
-    window.cabinetOpenSignal(d.signal);     // admitted: the socket opens while the page comes
+    // Admitted: the socket and the peer connection start while the page comes.
+    var ice = [];
+    try { ice = JSON.parse(d.ice || "[]"); } catch (e) { ice = []; }
+    window.cabinetOpenSignal(d.signal, { ice: ice, audioOnly: d.audioOnly === "1", media: window.cabinetWarmMedia });
     window.cabinetSwapCall(fetch(url, { credentials: "same-origin" }), url)
       .catch(function () { window.location.assign(url); });
     return true;
