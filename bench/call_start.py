@@ -11,13 +11,18 @@ seen the waiting room. Before the click the bench waits for the browser to be
 idle: headless Chromium spends about a second of CPU on each new window's
 hidden toolbar, which no phone does when its owner is let in. Prints each run
 and the median. Target: median under 600 ms. The waiting room holds the camera
-the call will use and swaps the call page in (js/waiting-call.js); ``--cold``
-blocks that script, so the call page loads anew and opens the camera, as before. Run it in a loopback-only namespace:
+the call will use and swaps the call page in (js/waiting-call.js); the day does the same
+for the practitioner, whose camera starts at the click (js/today-call.js); both open the
+call's socket and peer connection as soon as they are admitted (js/call-swap.js).
+``--cold`` blocks the two scripts, so each call page loads anew and opens the camera,
+as before. Run it in a loopback-only namespace:
 
     tests/isolated.sh .venv/bin/python bench/call_start.py [--runs 10] [--verbose]
 
 ``--verbose`` prints, for each run, when each step happened on each side
-(page response, scripts, socket, offer, answer, connected, camera, video).
+(page response, scripts, socket, offer, answer, connected, camera, video; ``admit``
+and ``call`` are the practitioner's post and each side's fetch of the call page when it is
+swapped in).
 """
 from __future__ import annotations
 
@@ -201,6 +206,8 @@ def main() -> None:
             doctor_ctx = browser.new_context(locale="en-GB")
             doctor_ctx.add_init_script(FIRST_FRAME)
             doctor_ctx.add_cookies([{"name": "session", "value": session, "url": url}])
+            if args.cold:       # "Let in" posts the form, and the browser loads the call page
+                doctor_ctx.route("**/js/today-call.js*", lambda route: route.abort())
             doctor_page = doctor_ctx.new_page()     # the practitioner's one tab
             for n in range(args.runs):
                 elapsed = one_run(browser, doctor_page, app, url, practice, doctor, n, warm=not args.cold)

@@ -97,7 +97,8 @@ SHELL_STATIC = ("css/app.css", "css/call.css", "js/app.js", "js/call-early.js",
                 "js/call/main.js", "js/call/page.js", "js/call/signaling.js", "js/call/media.js",
                 "js/call/peer.js", "js/call/controls.js", "js/call/chat.js", "js/call/quality.js",
                 "js/call/screen.js", "js/call/devices.js",
-                "js/live.js", "js/waiting-call.js", "js/device-check.js", "icons/icon.svg",
+                "js/live.js", "js/waiting-call.js", "js/call-swap.js", "js/today-call.js", "js/device-check.js",
+                "icons/icon.svg",
                 "vendor/htmx-2.0.11/htmx.min.js",
                 "vendor/htmx-ext-ws-2.0.4/ws.min.js")
 

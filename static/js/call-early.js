@@ -10,7 +10,7 @@
   var chosen = {};
   try { chosen = JSON.parse(window.localStorage.getItem("cabinet.devices") || "{}") || {}; } catch (e) { chosen = {}; }
   var start = window.cabinetCallStart = {
-    messages: [], openedAt: null, closed: null, media: null, ws: null, chosen: chosen,
+    messages: [], openedAt: null, closed: null, media: null, ws: null, peer: null, chosen: chosen,
     video: function (facing) {      // getUserMedia's video constraints (false: an audio-only visit)
       if (d.audioOnly === "1") return false;
       var video = { facingMode: facing, width: { ideal: 640 }, height: { ideal: 480 } };
@@ -35,8 +35,21 @@
     return live ? s : ask();
   }, ask) : ask();
   start.media.catch(function () { /* js/call/media.js explains the failure and falls back */ });
-  var ws = start.ws = start.socket();
+  // The socket the page this one was swapped into opened already (js/call-swap.js), if still usable.
+  var warmSocket = window.cabinetWarmSocket;
+  window.cabinetWarmSocket = null;
+  var ws, taken = warmSocket && warmSocket.path === d.signal && warmSocket.ws.readyState <= 1;
+  if (taken) {
+    // Its handler keeps queueing into the same list, and drives its peer connection (start.peer)
+    // until js/call/peer.js adopts it.
+    ws = start.ws = warmSocket.ws;
+    start.messages = warmSocket.messages;
+    start.openedAt = warmSocket.openedAt;
+    start.peer = warmSocket.peer;
+  } else {
+    ws = start.ws = start.socket();
+    ws.onmessage = function (e) { start.messages.push(e); };   // kept in order until js/call/signaling.js reads them
+  }
   ws.onopen = function () { start.openedAt = Math.round(performance.now()); };
-  ws.onmessage = function (e) { start.messages.push(e); };   // kept in order until js/call/signaling.js reads them
   ws.onclose = function (e) { start.closed = e; };          // its code may be a refusal the page must obey
 })();

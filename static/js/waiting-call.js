@@ -1,12 +1,12 @@
 // The waiting room opens the camera and microphone while the patient waits, and shows the picture,
 // so the call starts without waiting for them: when the practitioner lets the patient in, the call
-// page is fetched and swapped into this one (no new page load, so the camera stays open) and its
-// scripts run with the stream already there (js/call-early.js takes it as window.cabinetWarmMedia).
-// Without it (an old browser, a failed fetch) live.js simply loads the call page.
+// page is fetched and swapped into this one (js/call-swap.js: no new page load, so the camera stays
+// open) and its scripts run with the stream already there (js/call-early.js takes it as
+// window.cabinetWarmMedia). Without it (an old browser, a failed fetch) live.js simply loads the call page.
 (function () {
   "use strict";
   var d = document.currentScript.dataset;
-  if (!window.RTCPeerConnection || !navigator.mediaDevices || !window.fetch || !window.DOMParser) return;
+  if (!window.RTCPeerConnection || !navigator.mediaDevices || !window.cabinetSwapCall) return;
 
   // The same camera and microphone call-early.js would ask for (the ones chosen at the device check).
   var chosen = {};
@@ -30,40 +30,12 @@
     if (entering) return true;          // the status came again (poll, socket) while swapping
     if (!window.cabinetWarmMedia || !window.htmx) return false;
     entering = true;
-    fetch(url, { credentials: "same-origin" }).then(function (response) {
-      if (!response.ok || new URL(response.url).pathname !== new URL(url, location.href).pathname) throw new Error("moved");
-      return response.text();
-    }).then(function (html) {
-      var page = new DOMParser().parseFromString(html, "text/html");
-      var early = page.querySelector("script[src*='js/call-early.js']");
-      var main = page.querySelector("script[type='module'][src*='js/call/main.js']");
-      var content = page.getElementById("main");
-      if (!early || !main || !content || !page.getElementById("call")) throw new Error("not the call");
-      page.querySelectorAll("head link[rel='stylesheet']").forEach(function (link) {
-        if (!document.querySelector("link[rel='stylesheet'][href='" + link.getAttribute("href") + "']")) {
-          document.head.appendChild(document.importNode(link, false));
-        }
-      });
-      history.replaceState(null, "", url);
-      document.title = page.title;
-      document.body.className = page.body.className;
-      // htmx swaps it, so the waiting room's socket is closed as it goes (its slot is the call's).
-      content.querySelectorAll("script").forEach(function (s) { s.remove(); });
-      window.htmx.swap(document.getElementById("main"), content.innerHTML, { swapStyle: "innerHTML" });
-      var first = document.createElement("script");
-      Object.keys(early.dataset).forEach(function (k) { first.dataset[k] = early.dataset[k]; });
-      return new Promise(function (resolve, reject) {
-        first.onload = resolve;
-        first.onerror = reject;
-        first.src = early.getAttribute("src");
-        document.head.appendChild(first);
-      }).then(function () {
-        var modules = document.createElement("script");
-        modules.type = "module";
-        modules.src = main.getAttribute("src");
-        document.body.appendChild(modules);
-      });
-    }).catch(function () { window.location.assign(url); });
+    // Admitted: the socket and the peer connection start while the page comes.
+    var ice = [];
+    try { ice = JSON.parse(d.ice || "[]"); } catch (e) { ice = []; }
+    window.cabinetOpenSignal(d.signal, { ice: ice, audioOnly: d.audioOnly === "1", media: window.cabinetWarmMedia });
+    window.cabinetSwapCall(fetch(url, { credentials: "same-origin" }), url)
+      .catch(function () { window.location.assign(url); });
     return true;
   };
 })();

@@ -40,8 +40,8 @@ export function open() {
     mark("media");
     if (localVideo && s.getVideoTracks().length) afterLoad(function () { localVideo.srcObject = s; });
     Object.keys(senders).forEach(function (kind) {
-      const tr = track(kind);
-      if (tr && !senders[kind].track) senders[kind].replaceTrack(tr);
+      const tr = track(kind);      // (a connection made before this page may hold a stopped camera)
+      if (tr && senders[kind].track !== tr) senders[kind].replaceTrack(tr);
     });
   });
 }
