@@ -82,6 +82,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_pressure() -> float:
+    """Seconds, since boot, during which some runnable task of this machine waited for a core (PSI):
+    over a window, how much other work (other people's, on a shared machine) was fighting for the cores."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return int(f.readline().split("total=")[1]) / 1e6
+    except (OSError, IndexError):
+        return float("nan")
+
+
 def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         line = next(line for line in f if line.startswith("VmRSS:"))
@@ -302,7 +312,8 @@ def client_main(args) -> None:
 
 # ---------------------------------------------------------------- the measurements
 
-def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, pin: bool = False) -> dict:
+def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, pin: bool = False,
+            profile: str | None = None) -> dict:
     """Run ``calls`` calls through a fresh worker; worker CPU over the window, frames lost.
 
     The callers are spread over several processes (``calls_per_client`` calls each),
@@ -322,11 +333,17 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, 
             if client.stdout.readline().strip() != "READY":
                 sys.exit("a caller process failed to connect its calls")
         t0, c0 = time.monotonic(), cpu_seconds(worker.pid)
+        k0, w0 = sum(cpu_seconds(c.pid) for c in clients), cpu_pressure()
         for client in clients:
             client.stdin.write("GO\n")
             client.stdin.flush()
+        if profile:        # py-spy samples from outside: the worker runs as it would (root, or ptrace allowed)
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(worker.pid), "--duration",
+                                    str(int(seconds)), "--format", "raw", "--nonblocking",
+                                    "--output", profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(seconds)
         t1, c1 = time.monotonic(), cpu_seconds(worker.pid)
+        k1, w1 = sum(cpu_seconds(c.pid) for c in clients), cpu_pressure()
         totals = {"video": [0, 0], "audio": [0, 0]}
         worker_side = {"worker_packets_lost": 0, "worker_frames_dropped": 0}
         for client in clients:
@@ -337,6 +354,8 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, 
                 totals[kind][0] += sent
                 totals[kind][1] += got
             client.wait()
+        if profile:
+            spy.wait(30)
     finally:
         for client in clients:
             if client.poll() is None:
@@ -344,7 +363,9 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, 
         stop_worker(worker)
     loss = {k: 1 - got / sent for k, (sent, got) in totals.items()}
     return {"calls": calls, "cpu_per_call": (c1 - c0) / (t1 - t0) / calls, "loss": loss, "totals": totals,
-            **worker_side}
+            "worker_cpu": (c1 - c0) / (t1 - t0), "callers_cpu": (k1 - k0) / (t1 - t0),
+            "pressure": (w1 - w0) / (t1 - t0),
+            "callers_cores": len(caller_cores) if caller_cores else os.cpu_count(), **worker_side}
 
 
 def report(name: str, result: dict) -> None:
@@ -353,7 +374,33 @@ def report(name: str, result: dict) -> None:
     print(f"{name:<20} calls={result['calls']:<3} worker CPU per call = "
           f"{100 * result['cpu_per_call']:5.1f}% of a core   frames lost: {loss}\n"
           f"{'':<20} worker's view: {result['worker_packets_lost']} packets lost on the way in, "
-          f"{result['worker_frames_dropped']} frames dropped by its queues", flush=True)
+          f"{result['worker_frames_dropped']} frames dropped by its queues\n"
+          f"{'':<20} CPU over the window: worker {100 * result['worker_cpu']:.0f}% of a core, "
+          f"callers {100 * result['callers_cpu']:.0f}% (of {result['callers_cores']} core(s)); "
+          f"some task waited for a core {100 * result['pressure']:.0f}% of the time", flush=True)
+
+
+def print_profile(path: str, top: int = 8) -> None:
+    """The functions the worker spent its samples in (own time, and with what they call)."""
+    own, total, samples = {}, {}, 0
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(" ")
+            if not count.isdigit():
+                continue
+            frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1]
+                      for frame in stack.split(";") if frame]
+            samples += int(count)
+            if frames:
+                own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+            for frame in set(frames):
+                total[frame] = total.get(frame, 0) + int(count)
+    print(f"  profile ({samples} samples, {path}): own time")
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {100 * n / samples:5.1f}%  {name}")
+    print("  with callees")
+    for name, n in sorted(total.items(), key=lambda kv: -kv[1])[2:top + 2]:
+        print(f"    {100 * n / samples:5.1f}%  {name}")
 
 
 def cpu_main(args) -> None:
@@ -365,16 +412,20 @@ def cpu_main(args) -> None:
           f"+ Opus {audio_kbps:.0f} kbit/s; callers in processes of {args.calls_per_client} calls\n"
           f"CPU comparison unpinned; the scale runs pin the worker to core {sorted(worker_cores)} "
           f"and the callers to {sorted(caller_cores)}")
-    forward_1 = measure(1, args.seconds, False, args.calls_per_client)
-    report("forwarding", forward_1)
-    transcode_1 = measure(1, args.seconds, True, args.calls_per_client)
-    report("decode + re-encode", transcode_1)
-    ratio = forward_1["cpu_per_call"] / transcode_1["cpu_per_call"]
-    print(f"forwarding / re-encoding CPU per call: {ratio:.3f} "
-          f"({'ok' if ratio <= 1 / 6 else 'OVER'}: target <= 0.167)", flush=True)
+    if not args.no_compare:
+        forward_1 = measure(1, args.seconds, False, args.calls_per_client)
+        report("forwarding", forward_1)
+        transcode_1 = measure(1, args.seconds, True, args.calls_per_client)
+        report("decode + re-encode", transcode_1)
+        ratio = forward_1["cpu_per_call"] / transcode_1["cpu_per_call"]
+        print(f"forwarding / re-encoding CPU per call: {ratio:.3f} "
+              f"({'ok' if ratio <= 1 / 6 else 'OVER'}: target <= 0.167)", flush=True)
     for calls in args.scale:
-        result = measure(calls, args.seconds, False, args.calls_per_client, pin=True)
+        profile = args.profile and f"{args.profile}-{calls}.txt"
+        result = measure(calls, args.seconds, False, args.calls_per_client, pin=True, profile=profile)
         report("forwarding", result)
+        if profile:
+            print_profile(profile)
         worst = max(result["loss"].values())
         print(f"  {calls} calls: {100 * result['cpu_per_call'] * calls:.0f}% of one core in all, "
               f"so one core carries ~{1 / result['cpu_per_call']:.1f} calls at this CPU per call; "
@@ -390,6 +441,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--calls-per-client", type=int, default=3,
                         help="calls per caller process")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="skip the 1-call forwarding versus re-encoding comparison")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="sample the worker with py-spy during each scale run (PREFIX-N.txt)")
     parser.add_argument("--client", help=argparse.SUPPRESS)       # internal: a callers' process
     parser.add_argument("--calls", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="c", help=argparse.SUPPRESS)

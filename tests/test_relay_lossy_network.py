@@ -92,6 +92,16 @@ class Network:
 }}"""
             subprocess.run([*self.inside, "nft", "-f", "-"], input=rules, text=True, check=True)
 
+    def blackout(self, on: bool) -> None:
+        """Drop every UDP packet in and out of the worker's namespace (media only: signaling is TCP)."""
+        subprocess.run([*self.inside, "nft", "delete", "table", "inet", "blackout"], capture_output=True)
+        if on:
+            rules = """table inet blackout {
+  chain input { type filter hook input priority 0; meta l4proto udp drop; }
+  chain output { type filter hook output priority 0; meta l4proto udp drop; }
+}"""
+            subprocess.run([*self.inside, "nft", "-f", "-"], input=rules, text=True, check=True)
+
     def receive_buffers(self) -> list[int]:
         """The receive buffer (bytes) of every UDP socket in the worker's namespace."""
         out = subprocess.run([*self.inside, "ss", "-uamn"], capture_output=True, text=True, check=True).stdout
@@ -112,6 +122,7 @@ def network():
         line = worker.stdout.readline()
         assert line.startswith("relay listening on "), line + worker.stderr.read()
         net.url = line.split()[-1]
+        net.worker_pid = worker.pid        # ip netns exec execs the worker: same process
         use_host_addresses([net.host_ip])     # this process's peers, on the veth
         yield net
     finally:
