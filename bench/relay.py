@@ -362,9 +362,13 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, 
                 client.kill()
         stop_worker(worker)
     loss = {k: 1 - got / sent for k, (sent, got) in totals.items()}
+    delivered = sum(got for _, got in totals.values())
     return {"calls": calls, "cpu_per_call": (c1 - c0) / (t1 - t0) / calls, "loss": loss, "totals": totals,
             "worker_cpu": (c1 - c0) / (t1 - t0), "callers_cpu": (k1 - k0) / (t1 - t0),
             "pressure": (w1 - w0) / (t1 - t0),
+            # CPU per frame delivered: steadier than CPU per call when the machine is shared
+            # (a starved worker forwards less and so spends less).
+            "cpu_per_frame": (c1 - c0) / max(delivered, 1) * seconds / (t1 - t0),
             "callers_cores": len(caller_cores) if caller_cores else os.cpu_count(), **worker_side}
 
 
@@ -377,7 +381,9 @@ def report(name: str, result: dict) -> None:
           f"{result['worker_frames_dropped']} frames dropped by its queues\n"
           f"{'':<20} CPU over the window: worker {100 * result['worker_cpu']:.0f}% of a core, "
           f"callers {100 * result['callers_cpu']:.0f}% (of {result['callers_cores']} core(s)); "
-          f"some task waited for a core {100 * result['pressure']:.0f}% of the time", flush=True)
+          f"some task waited for a core {100 * result['pressure']:.0f}% of the time\n"
+          f"{'':<20} worker CPU per frame delivered: {1e6 * result['cpu_per_frame']:.0f} us, so one core "
+          f"would carry ~{1 / (result['cpu_per_frame'] * 2 * (FPS + 50)):.0f} calls without loss", flush=True)
 
 
 def print_profile(path: str, top: int = 8) -> None:

@@ -339,3 +339,29 @@ def test_a_stalled_sender_leaves_nothing_queued_and_its_next_frame_goes_through(
         assert (await reading).timestamp == 3000
         sink.stop()
     asyncio.run(scenario())
+
+
+def test_the_tap_s_receive_path_does_what_aiortc_s_does_that_forwarding_uses():
+    """Tap._handle_rtp_packet stands in for aiortc's: the steps it copies are still aiortc's steps."""
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    for step in ("if not self._enabled:", "self.__remote_streams[packet.ssrc].add(packet)",
+                 "packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)",
+                 "self.__nack_generator.add(packet)", "packet._data = depayload(codec, packet.payload)",
+                 "encoded_frame.timestamp = self.__timestamp_mapper.map("):
+        assert step in handle, step
+
+    async def scenario():
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        receiver = pc.addTransceiver("video").receiver
+        tap = Tap(receiver, "video")
+        assert receiver._handle_rtp_packet == tap._handle_rtp_packet
+        receiver._RTCRtpReceiver__codecs[96] = RTCRtpCodecParameters("video/VP8", 90000, payloadType=96)
+        for seq, marker in ((1, False), (2, True)):
+            packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=3000, ssrc=5, marker=marker)
+            packet.payload = b"\x10" + VP8_KEY if seq == 1 else b"\x00" + bytes(10)
+            await receiver._handle_rtp_packet(packet, arrival_time_ms=0)
+        assert tap.received == 1 and tap.unrouted == 1           # one frame, nobody to forward it to
+        assert [s.source for s in receiver.getSynchronizationSources()] == [5]
+        assert receiver._RTCRtpReceiver__remote_streams[5].packets_received == 2
+        await pc.close()
+    asyncio.run(scenario())
