@@ -28,6 +28,7 @@ from webapp.relay import malloc
 from webapp.relay import protocol as p
 from webapp.relay.forward import DecodingTap, Sink, Tap, forward_to, prefer_codecs, send_codec
 from webapp.relay.ice import enlarge_receive_buffers, use_host_addresses
+from webapp.relay.load import LoadGauge, over_capacity
 from webapp.tokens import TokenProblem, read_room_ticket
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ class Settings:
     # Calls (rooms) this worker takes at most; 0: no limit. Past its capacity every call would lose
     # frames at once, so a new call is refused instead (its participants are told FULL).
     max_calls: int = 0
+    # And automatically: a new call is refused when, at what the calls here cost, it would push the
+    # worker past this fraction of a core (or its loop lags already); 0: no automatic limit (load.py).
+    # The worker process sets MAX_CPU (RELAY_MAX_CPU); an embedded relay shares its process's CPU
+    # with the web app, whose work would count as the calls', so it has none unless told.
+    max_cpu: float = 0.0
 
     def rtc_configuration(self) -> RTCConfiguration:
         # An explicit list, even empty: aiortc's default is a public STUN server.
@@ -152,6 +158,7 @@ class Worker:
         self._pc_numbers = itertools.count(1)
         self._pcs: set[RTCPeerConnection] = set()
         self._background: set[asyncio.Task] = set()
+        self.gauge = LoadGauge()
         self._handlers = {
             p.Offer: self._on_offer, p.Candidate: self._on_candidate, p.Ping: self._on_ping,
             p.Mute: self._relay, p.CameraRequest: self._relay, p.CameraReply: self._relay,
@@ -212,10 +219,15 @@ class Worker:
         return None
 
     def _full_for(self, room: str) -> bool:
-        """A new room past ``max_calls``; a call already here always takes its participants back."""
+        """A new room past ``max_calls``, or one the core could not carry besides the calls here
+        (load.py); a call already here always takes its participants back."""
         limit = self.settings.max_calls
         with self._lock:
-            return bool(limit) and room not in self._rooms and len(self._rooms) >= limit
+            if room in self._rooms:
+                return False
+            calls = len(self._rooms)
+        return (bool(limit) and calls >= limit) or over_capacity(
+            self.gauge.cpu(), self.gauge.lag(), calls, self.settings.max_cpu)
 
     def _enter(self, ws, ticket) -> Participant:
         participant = Participant(ws, ticket)
@@ -413,6 +425,7 @@ class Worker:
 
     async def close_all(self) -> None:
         """Close every peer connection at once (shutdown)."""
+        self.gauge.stop()
         await asyncio.gather(*(pc.close() for pc in list(self._pcs)), return_exceptions=True)
         self._pcs.clear()
 
@@ -421,6 +434,7 @@ async def start_server(settings: Settings, host: str, port: int):
     """Start listening; returns ``(server, worker)``. Binds only to ``host``."""
     use_host_addresses(list(settings.host_addresses))
     worker = Worker(settings)
+    worker.gauge.start()
     server = await serve(worker.handle, host, port, max_size=1 << 20)
     return server, worker
 
