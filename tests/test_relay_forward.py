@@ -365,3 +365,34 @@ def test_the_tap_s_receive_path_does_what_aiortc_s_does_that_forwarding_uses():
         assert receiver._RTCRtpReceiver__remote_streams[5].packets_received == 2
         await pc.close()
     asyncio.run(scenario())
+
+
+def test_the_fast_clock_gives_aiortc_s_values():
+    from aiortc import clock
+    forward.use_fast_clock()
+    import aiortc.rtcdtlstransport
+    import aiortc.rtcrtpsender
+    assert abs(aiortc.rtcrtpsender.clock.current_ntp_time() - clock.current_ntp_time()) < (1 << 32) // 100
+    assert abs(aiortc.rtcdtlstransport.clock.current_ms() - clock.current_ms()) < 10
+    assert aiortc.rtcrtpsender.clock.current_datetime is clock.current_datetime   # the rest is aiortc's
+
+
+@pytest.mark.parametrize("two_byte", [False, True])
+def test_received_header_extensions_give_abs_send_time_as_aiortc_s_parser_does(two_byte):
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap
+    ids = RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=4, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+        RTCRtpHeaderExtensionParameters(id=2, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")])
+    extensions = HeaderExtensionsMap()
+    extensions.configure(ids)
+    packet = RtpPacket(payload_type=96, sequence_number=1, timestamp=3000, ssrc=5)
+    packet.payload = bytes(100)
+    packet.extensions.abs_send_time, packet.extensions.mid = 0xABCDEF, "a-long-mid" if two_byte else "0"
+    raw = packet.serialize(extensions)
+    transport = type("Transport", (), {})()
+    transport._rtp_header_extensions_map = extensions
+    forward.read_only_abs_send_time(transport)
+    assert type(extensions) is forward.AbsSendTimeOnly
+    parsed = RtpPacket.parse(raw, extensions)
+    assert parsed.extensions.abs_send_time == 0xABCDEF and parsed.payload == bytes(100)

@@ -18,6 +18,10 @@ import collections
 import logging
 import random
 import time
+import types
+
+import aiortc.rtcdtlstransport
+import aiortc.rtcrtpsender
 
 from aiortc import clock
 from aiortc.codecs import depayload, is_rtx
@@ -26,7 +30,8 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import StreamStatistics
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unwrap_rtx
+from aiortc.rtp import (RTCP_PSFB_APP, HeaderExtensions, HeaderExtensionsMap, RtcpPsfbPacket,
+                       pack_remb_fci, unwrap_rtx)
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +75,64 @@ class EncodedFrame:
         self.timestamp = timestamp
         self.codec = codec
         self.keyframe = keyframe
+
+
+NTP_OFFSET = 2208988800              # seconds from 1900 (NTP) to 1970 (Unix)
+
+
+def _ntp_now() -> int:
+    now = time.time() + NTP_OFFSET
+    return (int(now) << 32) | int(now % 1 * (1 << 32))
+
+
+def _ms_now() -> int:
+    return int((time.time() + NTP_OFFSET) * 1000)
+
+
+def use_fast_clock() -> None:
+    """aiortc's sender reads the NTP time twice per packet, its DTLS transport the time in ms once
+    per packet received, each through a time-zone-aware datetime and its arithmetic; the same
+    values come from ``time.time()`` at a fraction of the cost (5% of a busy worker)."""
+    for module in (aiortc.rtcrtpsender, aiortc.rtcdtlstransport):
+        _require(module, "clock")
+        if not isinstance(module.clock, types.SimpleNamespace):
+            module.clock = types.SimpleNamespace(**{**vars(module.clock), "current_ntp_time": _ntp_now,
+                                                    "current_ms": _ms_now})
+
+
+class AbsSendTimeOnly(HeaderExtensionsMap):
+    """A DTLS transport's parser of received header extensions that reads only abs-send-time.
+
+    It is all the receive path uses (the bandwidth estimator): aiortc 1.16.0 routes packets by
+    SSRC and payload type, never by MID; aiortc's own parser decoded every extension of every
+    packet (6% of a busy worker). Two-byte headers (rare) still go through aiortc's parser.
+    """
+
+    def get(self, extension_profile: int, extension_value: bytes) -> HeaderExtensions:
+        wanted = self._HeaderExtensionsMap__ids.abs_send_time
+        if extension_profile != 0xBEDE or not wanted:
+            return super().get(extension_profile, extension_value)
+        values = HeaderExtensions()
+        pos, end = 0, len(extension_value)
+        while pos < end:
+            byte = extension_value[pos]
+            if byte == 0:                         # padding
+                pos += 1
+                continue
+            length = (byte & 0x0F) + 1
+            if byte >> 4 == wanted:
+                if length == 3 and pos + 4 <= end:
+                    values.abs_send_time = int.from_bytes(extension_value[pos + 1:pos + 4], "big")
+                break
+            pos += 1 + length
+        return values
+
+
+def read_only_abs_send_time(transport) -> None:
+    """Make ``transport`` (an RTCDtlsTransport) parse received header extensions with AbsSendTimeOnly."""
+    _require(transport, "_rtp_header_extensions_map")
+    if type(transport._rtp_header_extensions_map) is HeaderExtensionsMap:
+        transport._rtp_header_extensions_map.__class__ = AbsSendTimeOnly
 
 
 def is_keyframe(codec: str, data: bytes) -> bool:
@@ -285,6 +348,7 @@ class Tap:
             self._heard: dict[int, float] = {}           # ssrc -> when __active_ssrc was last updated
             self._frame_bytes = 0                        # of the frame being received, for the estimator
             receiver._handle_rtp_packet = self._handle_rtp_packet
+            read_only_abs_send_time(receiver.transport)
 
     def get(self):
         return None

@@ -26,7 +26,8 @@ from websockets.exceptions import ConnectionClosed
 
 from webapp.relay import malloc
 from webapp.relay import protocol as p
-from webapp.relay.forward import DecodingTap, Sink, Tap, forward_to, prefer_codecs, send_codec
+from webapp.relay.forward import (DecodingTap, Sink, Tap, forward_to, prefer_codecs, send_codec,
+                                  use_fast_clock)
 from webapp.relay.ice import enlarge_receive_buffers, use_host_addresses
 from webapp.relay.load import LoadGauge, over_capacity
 from webapp.tokens import TokenProblem, read_room_ticket
@@ -433,6 +434,7 @@ class Worker:
 async def start_server(settings: Settings, host: str, port: int):
     """Start listening; returns ``(server, worker)``. Binds only to ``host``."""
     use_host_addresses(list(settings.host_addresses))
+    use_fast_clock()
     worker = Worker(settings)
     worker.gauge.start()
     server = await serve(worker.handle, host, port, max_size=1 << 20)
