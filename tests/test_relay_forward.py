@@ -396,3 +396,24 @@ def test_received_header_extensions_give_abs_send_time_as_aiortc_s_parser_does(t
     assert type(extensions) is forward.AbsSendTimeOnly
     parsed = RtpPacket.parse(raw, extensions)
     assert parsed.extensions.abs_send_time == 0xABCDEF and parsed.payload == bytes(100)
+
+
+def test_the_loss_based_limit_comes_down_with_reported_loss_and_climbs_back_under_its_ceiling():
+    now = [0.0]
+    limit = forward.LossBasedLimit(clock=lambda: now[0])
+    assert limit.update(0.0, 500_000) is None              # no loss: no limit
+    assert limit.update(0.01, 500_000) is None             # 1%: within the dead band
+    assert limit.update(0.20, 500_000) == 450_000          # 20% lost at 500k: 500k x 0.9
+    now[0] += 1
+    assert limit.update(0.10, 450_000) == 427_500          # still losing: down again
+    now[0] += 1
+    assert limit.update(0.0, 420_000) == 427_500           # no loss, but 450k lost packets: held
+    now[0] += 11                                           # 10 s without loss: the ceiling goes,
+    assert limit.update(0.0, 420_000) == 448_875           # 5% up a report
+    assert limit.update(0.20, 440_000) == 396_000          # lost again at 440k: 440k x 0.9
+    now[0] += 1
+    assert limit.update(0.0, 300_000) == 396_000           # 90% of 440k is its ceiling for now
+    for _ in range(20):
+        now[0] += 1
+        limit.update(0.0, 200_000)                         # far above what is sent: lifted
+    assert limit.limit is None

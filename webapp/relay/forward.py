@@ -31,7 +31,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (RTCP_PSFB_APP, HeaderExtensions, HeaderExtensionsMap, RtcpPsfbPacket,
-                       pack_remb_fci, unwrap_rtx)
+                       RtcpRrPacket, RtcpSrPacket, pack_remb_fci, unwrap_rtx)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,54 @@ PACE_RATE = 8 << 20                  # bytes per second
 RENACK_INTERVAL = 0.05               # a hole still open after this is NACKed again
 SOURCE_REFRESH = 1.0                 # seconds between updates of when a source was last heard
 MAX_MISORDER = 1000                  # a sequence number this far back: the sender restarted
+
+
+# The loss-based limit on what a viewer is sent (LossBasedLimit): the share of packets its
+# receiver reports lost (RTCP RR, about every second) past which the limit comes down,
+# under which it goes up again, and how far below the rate that lost packets it stays a while.
+LOSS_DECREASE = 0.02
+LOSS_INCREASE = 0.005
+LOSS_STEP_UP = 1.05
+LOSS_CEILING = 0.9
+LOSS_CEILING_SECONDS = 10.0
+RATE_WINDOW = 2.0                    # seconds over which a sink's sending rate is measured
+
+
+class LossBasedLimit:
+    """A bitrate limit for the sender of a stream, from the packets its viewer reports lost.
+
+    A viewer's REMB comes from its delay-based estimator, which sees nothing when a link drops
+    what it cannot carry without queueing first (a policer, a full Wi-Fi or 4G buffer that
+    drops): the sender, two hops up, keeps its rate and the viewer loses every other frame.
+    As the loss-based half of Google's congestion control (draft-ietf-rmcat-gcc-02, 5), with a
+    finer dead band since forwarded video cannot skip frames: reported loss past 2% brings
+    the limit to the rate sent times (1 - loss/2); no loss lets it climb 5% a report, up to
+    90% of the rate that last lost packets, for 10 s; then it is lifted once well above
+    what is sent.
+    """
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self.limit: int | None = None
+        self._clock = clock
+        self._ceiling: tuple[float, float] | None = None     # (rate that lost packets, when)
+
+    def update(self, fraction_lost: float, rate: float) -> int | None:
+        """A receiver report: ``fraction_lost`` (0-1) while ``rate`` bit/s was sent. The new limit."""
+        now = self._clock()
+        if self._ceiling is not None and now - self._ceiling[1] > LOSS_CEILING_SECONDS:
+            self._ceiling = None
+        if fraction_lost > LOSS_DECREASE and rate > 0:
+            base = rate if self.limit is None else min(self.limit, rate)
+            self.limit = int(base * (1 - fraction_lost / 2))
+            self._ceiling = (rate, now)
+        elif fraction_lost < LOSS_INCREASE and self.limit is not None:
+            raised = self.limit * LOSS_STEP_UP
+            if self._ceiling is not None:
+                raised = min(raised, max(self.limit, LOSS_CEILING * self._ceiling[0]))
+            self.limit = int(raised)
+            if self._ceiling is None and self.limit > 2 * rate:
+                self.limit = None                              # far above what is sent: no limit
+        return self.limit
 
 
 class EncodedFrame:
@@ -612,7 +660,10 @@ class Sink(MediaStreamTrack):
         self._offset = 0
         self._last_timestamp = None
         self._rebase = False
-        self.bitrate_limit: int | None = None
+        self.bitrate_limit: int | None = None      # the lower of the two below, passed upstream
+        self.remb: int | None = None               # the viewer's own estimate
+        self.loss_limit = LossBasedLimit()         # from the packets the viewer reports lost
+        self._sent: collections.deque = collections.deque()    # (time, bytes) over RATE_WINDOW
         self._asked = -KEYFRAME_RETRY_INTERVAL
         self._sender = None                   # set by forward_to
 
@@ -633,9 +684,28 @@ class Sink(MediaStreamTrack):
 
     def limit_bitrate(self, bitrate: int) -> None:
         """The receiving browser's estimate of what reaches it (REMB), for the sending one."""
-        self.bitrate_limit = bitrate
+        self.remb = bitrate
+        self._pass_limit()
+
+    def reported_loss(self, fraction_lost: float) -> None:
+        """The viewer's receiver report for this stream: the share of packets lost since the last."""
+        if self._gated:
+            self.loss_limit.update(fraction_lost, self.send_rate())
+            self._pass_limit()
+
+    def send_rate(self) -> float:
+        """Bits per second this sink handed its sender over the last RATE_WINDOW seconds."""
+        now = time.monotonic()
+        while self._sent and now - self._sent[0][0] > RATE_WINDOW:
+            self._sent.popleft()
+        return sum(n for _, n in self._sent) * 8 / RATE_WINDOW
+
+    def _pass_limit(self) -> None:
+        limits = [x for x in (self.remb, self.loss_limit.limit) if x is not None]
+        self.bitrate_limit = min(limits) if limits else None
+
         if self.upstream is not None and hasattr(self.upstream, "limit_bitrate"):
-            self.upstream.limit_bitrate(bitrate)
+            self.upstream.limit_bitrate(self.bitrate_limit)
 
     def lost_frame(self) -> None:
         """Upstream gave up a frame: hold delta frames (undecodable) until a keyframe, and ask
@@ -708,7 +778,10 @@ class Sink(MediaStreamTrack):
             self._ready.clear()
             await self._ready.wait()
         self.forwarded += 1
-        return self._queue.popleft()
+        frame = self._queue.popleft()
+        if self._gated:
+            self._sent.append((time.monotonic(), len(frame.data)))
+        return frame
 
     def stop(self) -> None:
         super().stop()
@@ -722,6 +795,16 @@ def forward_to(sender, sink: Sink) -> None:
     _require(sender, "_RTCRtpSender__transport")
     sink._sender = sender
     sender._send_keyframe = sink.request_keyframe
+    handle_rtcp = sender._handle_rtcp_packet
+
+    async def read_reports(packet) -> None:
+        """The viewer's receiver reports: the loss on the worker-to-viewer link, for the sender."""
+        if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc == sender._ssrc:
+                    sink.reported_loss(report.fraction_lost / 256)
+        await handle_rtcp(packet)
+    sender._handle_rtcp_packet = read_reports
 
 
 def _require(obj, attribute: str) -> None:
