@@ -82,6 +82,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_pressure() -> float:
+    """Seconds, since boot, during which some runnable task of this machine waited for a core (PSI):
+    over a window, how much other work (other people's, on a shared machine) was fighting for the cores."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return int(f.readline().split("total=")[1]) / 1e6
+    except (OSError, IndexError):
+        return float("nan")
+
+
 def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         line = next(line for line in f if line.startswith("VmRSS:"))
@@ -201,6 +211,8 @@ class BenchCaller:
         self.url, self.room, self.role, self.clip, self.go = url, room, role, clip, go
         self.connected = asyncio.Event()
         self.worker_stats = None          # the worker's last counters for this participant
+        self.refused = False              # the worker said it is full
+        self.tracks, self.taps = {}, {}
 
     async def start(self) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -211,6 +223,11 @@ class BenchCaller:
 
         self.ws = await connect(self.url)
         await self.ws.send(p.encode(p.Join(make_room_ticket(SECRET, self.room, self.role, self.role))))
+        reply = p.decode(await self.ws.recv())
+        if isinstance(reply, p.Error) and reply.code == p.FULL:
+            self.refused = True
+            await self.ws.close()
+            return
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         track, tap = make_track_class(), make_tap_class()
         self.tracks, self.taps = {}, {}
@@ -238,6 +255,8 @@ class BenchCaller:
                 self.worker_stats = msg
 
     async def close(self) -> None:
+        if self.refused or not hasattr(self, "_reader"):      # refused, or never started
+            return
         self._reader.cancel()
         await self.ws.close()
         await self.pc.close()
@@ -253,16 +272,39 @@ def frames_lost(sender: BenchCaller, receiver: BenchCaller) -> dict:
     return result
 
 
-async def run_calls(url: str, calls: int, seconds: float, tag: str, go_signal) -> dict:
-    """Connect ``calls`` calls, wait for ``go_signal()``, send for ``seconds``; frames sent and got."""
+async def run_calls(url: str, calls: int, seconds: float, tag: str, go_signal,
+                    step: float = 0.0, first: int = 0) -> dict:
+    """Connect ``calls`` calls, wait for ``go_signal()``, send for ``seconds``; frames sent and got.
+
+    ``step`` > 0: calls arrive one by one instead (call ``first + i`` of the whole run joins at
+    ``(first + i) * step`` seconds) and send as soon as connected, as calls come to a worker
+    that is already busy: those it refuses (full) are counted, and leave the loss figures.
+    """
     clip = encode_clip()
     go = asyncio.Event()
-    pairs = [(BenchCaller(url, f"{tag}-{i}", "practitioner", clip, go),
-              BenchCaller(url, f"{tag}-{i}", "patient", clip, go)) for i in range(calls)]
+
+    async def one_call(i: int):
+        pair_go = asyncio.Event() if step else go
+        pair = (BenchCaller(url, f"{tag}-{i}", "practitioner", clip, pair_go),
+                BenchCaller(url, f"{tag}-{i}", "patient", clip, pair_go))
+        await asyncio.sleep((first + i) * step)
+        await pair[0].start()
+        if not pair[0].refused:
+            await pair[1].start()
+        if pair[0].refused or pair[1].refused:
+            await asyncio.gather(*(c.close() for c in pair))
+            return None
+        await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in pair)), 60)
+        if step:
+            await asyncio.sleep(1)    # the worker's senders start reading after DTLS
+            pair_go.set()
+        return pair
+
+    started = await asyncio.gather(*(one_call(i) for i in range(calls)))
+    pairs = [pair for pair in started if pair is not None]
     everyone = [c for pair in pairs for c in pair]
-    await asyncio.gather(*(c.start() for c in everyone))
-    await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in everyone)), 60)
-    await asyncio.sleep(1)            # the worker's senders start reading after DTLS
+    if not step:
+        await asyncio.sleep(1)
     await go_signal()
     go.set()
     await asyncio.sleep(seconds)
@@ -281,6 +323,7 @@ async def run_calls(url: str, calls: int, seconds: float, tag: str, go_signal) -
     stats = [c.worker_stats for c in everyone if c.worker_stats is not None]
     totals["worker_packets_lost"] = sum(sum(s.lost.values()) for s in stats)
     totals["worker_frames_dropped"] = sum(sum(s.dropped.values()) for s in stats)
+    totals["refused"] = calls - len(pairs)
     await asyncio.gather(*(c.close() for c in everyone))
     return totals
 
@@ -296,13 +339,15 @@ def client_main(args) -> None:
         print("READY", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
-    totals = asyncio.run(run_calls(args.client, args.calls, args.seconds, args.tag, go_signal))
+    totals = asyncio.run(run_calls(args.client, args.calls, args.seconds, args.tag, go_signal,
+                                   args.ramp_step, args.first))
     print("RESULT " + json.dumps(totals), flush=True)
 
 
 # ---------------------------------------------------------------- the measurements
 
-def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, pin: bool = False) -> dict:
+def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, pin: bool = False,
+            profile: str | None = None, ramp_step: float = 0.0) -> dict:
     """Run ``calls`` calls through a fresh worker; worker CPU over the window, frames lost.
 
     The callers are spread over several processes (``calls_per_client`` calls each),
@@ -314,7 +359,8 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, 
     shares = [min(calls_per_client, calls - i) for i in range(0, calls, calls_per_client)]
     clients = [subprocess.Popen(
         [sys.executable, __file__, "--client", url, "--calls", str(n), "--seconds", str(seconds),
-         "--tag", f"{'t' if transcode else 'f'}{i}"],
+         "--tag", f"{'t' if transcode else 'f'}{i}", "--ramp-step", str(ramp_step),
+         "--first", str(i * calls_per_client)],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         preexec_fn=pinned(caller_cores)) for i, n in enumerate(shares)]
     try:
@@ -322,13 +368,19 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, 
             if client.stdout.readline().strip() != "READY":
                 sys.exit("a caller process failed to connect its calls")
         t0, c0 = time.monotonic(), cpu_seconds(worker.pid)
+        k0, w0 = sum(cpu_seconds(c.pid) for c in clients), cpu_pressure()
         for client in clients:
             client.stdin.write("GO\n")
             client.stdin.flush()
+        if profile:        # py-spy samples from outside: the worker runs as it would (root, or ptrace allowed)
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(worker.pid), "--duration",
+                                    str(int(seconds)), "--format", "raw", "--nonblocking",
+                                    "--output", profile], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(seconds)
         t1, c1 = time.monotonic(), cpu_seconds(worker.pid)
+        k1, w1 = sum(cpu_seconds(c.pid) for c in clients), cpu_pressure()
         totals = {"video": [0, 0], "audio": [0, 0]}
-        worker_side = {"worker_packets_lost": 0, "worker_frames_dropped": 0}
+        worker_side = {"worker_packets_lost": 0, "worker_frames_dropped": 0, "refused": 0}
         for client in clients:
             result = json.loads(client.stdout.readline().removeprefix("RESULT "))
             for key in worker_side:
@@ -337,23 +389,63 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, 
                 totals[kind][0] += sent
                 totals[kind][1] += got
             client.wait()
+        if profile:
+            spy.wait(30)
     finally:
         for client in clients:
             if client.poll() is None:
                 client.kill()
         stop_worker(worker)
     loss = {k: 1 - got / sent for k, (sent, got) in totals.items()}
-    return {"calls": calls, "cpu_per_call": (c1 - c0) / (t1 - t0) / calls, "loss": loss, "totals": totals,
-            **worker_side}
+    delivered = sum(got for _, got in totals.values())
+    carried = max(calls - worker_side["refused"], 1)
+    return {"calls": calls, "carried": carried, "cpu_per_call": (c1 - c0) / (t1 - t0) / carried, "loss": loss, "totals": totals,
+            "worker_cpu": (c1 - c0) / (t1 - t0), "callers_cpu": (k1 - k0) / (t1 - t0),
+            "pressure": (w1 - w0) / (t1 - t0),
+            # CPU per frame delivered: steadier than CPU per call when the machine is shared
+            # (a starved worker forwards less and so spends less).
+            # (With calls arriving one by one, frames sent before the window count too: no figure.)
+            "cpu_per_frame": None if ramp_step else (c1 - c0) / max(delivered, 1) * seconds / (t1 - t0),
+            "callers_cores": len(caller_cores) if caller_cores else os.cpu_count(), **worker_side}
 
 
 def report(name: str, result: dict) -> None:
     loss = ", ".join(f"{k} {100 * v:.2f}% ({result['totals'][k][1]}/{result['totals'][k][0]})"
                      for k, v in result["loss"].items())
-    print(f"{name:<20} calls={result['calls']:<3} worker CPU per call = "
+    refused = f" ({result['refused']} refused: worker full)" if result["refused"] else ""
+    print(f"{name:<20} calls={result['calls']:<3}{refused} worker CPU per call = "
           f"{100 * result['cpu_per_call']:5.1f}% of a core   frames lost: {loss}\n"
           f"{'':<20} worker's view: {result['worker_packets_lost']} packets lost on the way in, "
-          f"{result['worker_frames_dropped']} frames dropped by its queues", flush=True)
+          f"{result['worker_frames_dropped']} frames dropped by its queues\n"
+          f"{'':<20} CPU over the window: worker {100 * result['worker_cpu']:.0f}% of a core, "
+          f"callers {100 * result['callers_cpu']:.0f}% (of {result['callers_cores']} core(s)); "
+          f"some task waited for a core {100 * result['pressure']:.0f}% of the time", flush=True)
+    if result["cpu_per_frame"]:
+        print(f"{'':<20} worker CPU per frame delivered: {1e6 * result['cpu_per_frame']:.0f} us, so one core "
+              f"would carry ~{1 / (result['cpu_per_frame'] * 2 * (FPS + 50)):.0f} calls without loss", flush=True)
+
+
+def print_profile(path: str, top: int = 8) -> None:
+    """The functions the worker spent its samples in (own time, and with what they call)."""
+    own, total, samples = {}, {}, 0
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(" ")
+            if not count.isdigit():
+                continue
+            frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1]
+                      for frame in stack.split(";") if frame]
+            samples += int(count)
+            if frames:
+                own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+            for frame in set(frames):
+                total[frame] = total.get(frame, 0) + int(count)
+    print(f"  profile ({samples} samples, {path}): own time")
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {100 * n / samples:5.1f}%  {name}")
+    print("  with callees")
+    for name, n in sorted(total.items(), key=lambda kv: -kv[1])[2:top + 2]:
+        print(f"    {100 * n / samples:5.1f}%  {name}")
 
 
 def cpu_main(args) -> None:
@@ -365,18 +457,23 @@ def cpu_main(args) -> None:
           f"+ Opus {audio_kbps:.0f} kbit/s; callers in processes of {args.calls_per_client} calls\n"
           f"CPU comparison unpinned; the scale runs pin the worker to core {sorted(worker_cores)} "
           f"and the callers to {sorted(caller_cores)}")
-    forward_1 = measure(1, args.seconds, False, args.calls_per_client)
-    report("forwarding", forward_1)
-    transcode_1 = measure(1, args.seconds, True, args.calls_per_client)
-    report("decode + re-encode", transcode_1)
-    ratio = forward_1["cpu_per_call"] / transcode_1["cpu_per_call"]
-    print(f"forwarding / re-encoding CPU per call: {ratio:.3f} "
-          f"({'ok' if ratio <= 1 / 6 else 'OVER'}: target <= 0.167)", flush=True)
+    if not args.no_compare:
+        forward_1 = measure(1, args.seconds, False, args.calls_per_client)
+        report("forwarding", forward_1)
+        transcode_1 = measure(1, args.seconds, True, args.calls_per_client)
+        report("decode + re-encode", transcode_1)
+        ratio = forward_1["cpu_per_call"] / transcode_1["cpu_per_call"]
+        print(f"forwarding / re-encoding CPU per call: {ratio:.3f} "
+              f"({'ok' if ratio <= 1 / 6 else 'OVER'}: target <= 0.167)", flush=True)
     for calls in args.scale:
-        result = measure(calls, args.seconds, False, args.calls_per_client, pin=True)
+        profile = args.profile and f"{args.profile}-{calls}.txt"
+        result = measure(calls, args.seconds, False, args.calls_per_client, pin=True, profile=profile,
+                         ramp_step=args.ramp_step)
         report("forwarding", result)
+        if profile:
+            print_profile(profile)
         worst = max(result["loss"].values())
-        print(f"  {calls} calls: {100 * result['cpu_per_call'] * calls:.0f}% of one core in all, "
+        print(f"  {result['carried']} calls carried: {100 * result['worker_cpu']:.0f}% of one core in all, "
               f"so one core carries ~{1 / result['cpu_per_call']:.1f} calls at this CPU per call; "
               f"worst loss {100 * worst:.2f}% (target: 30 calls per core, loss < 1%)", flush=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -390,6 +487,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--calls-per-client", type=int, default=3,
                         help="calls per caller process")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="skip the 1-call forwarding versus re-encoding comparison")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="sample the worker with py-spy during each scale run (PREFIX-N.txt)")
+    parser.add_argument("--ramp-step", type=float, default=0.0, metavar="SECONDS",
+                        help="calls join one every SECONDS and send at once (shows calls refused "
+                             "by a full worker) instead of all connected before any sends")
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)       # internal: a callers' process
     parser.add_argument("--calls", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="c", help=argparse.SUPPRESS)

@@ -339,3 +339,81 @@ def test_a_stalled_sender_leaves_nothing_queued_and_its_next_frame_goes_through(
         assert (await reading).timestamp == 3000
         sink.stop()
     asyncio.run(scenario())
+
+
+def test_the_tap_s_receive_path_does_what_aiortc_s_does_that_forwarding_uses():
+    """Tap._handle_rtp_packet stands in for aiortc's: the steps it copies are still aiortc's steps."""
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    for step in ("if not self._enabled:", "self.__remote_streams[packet.ssrc].add(packet)",
+                 "packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)",
+                 "self.__nack_generator.add(packet)", "packet._data = depayload(codec, packet.payload)",
+                 "encoded_frame.timestamp = self.__timestamp_mapper.map("):
+        assert step in handle, step
+
+    async def scenario():
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        receiver = pc.addTransceiver("video").receiver
+        tap = Tap(receiver, "video")
+        assert receiver._handle_rtp_packet == tap._handle_rtp_packet
+        receiver._RTCRtpReceiver__codecs[96] = RTCRtpCodecParameters("video/VP8", 90000, payloadType=96)
+        for seq, marker in ((1, False), (2, True)):
+            packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=3000, ssrc=5, marker=marker)
+            packet.payload = b"\x10" + VP8_KEY if seq == 1 else b"\x00" + bytes(10)
+            await receiver._handle_rtp_packet(packet, arrival_time_ms=0)
+        assert tap.received == 1 and tap.unrouted == 1           # one frame, nobody to forward it to
+        assert [s.source for s in receiver.getSynchronizationSources()] == [5]
+        assert receiver._RTCRtpReceiver__remote_streams[5].packets_received == 2
+        await pc.close()
+    asyncio.run(scenario())
+
+
+def test_the_fast_clock_gives_aiortc_s_values():
+    from aiortc import clock
+    forward.use_fast_clock()
+    import aiortc.rtcdtlstransport
+    import aiortc.rtcrtpsender
+    assert abs(aiortc.rtcrtpsender.clock.current_ntp_time() - clock.current_ntp_time()) < (1 << 32) // 100
+    assert abs(aiortc.rtcdtlstransport.clock.current_ms() - clock.current_ms()) < 10
+    assert aiortc.rtcrtpsender.clock.current_datetime is clock.current_datetime   # the rest is aiortc's
+
+
+@pytest.mark.parametrize("two_byte", [False, True])
+def test_received_header_extensions_give_abs_send_time_as_aiortc_s_parser_does(two_byte):
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap
+    ids = RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=4, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+        RTCRtpHeaderExtensionParameters(id=2, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")])
+    extensions = HeaderExtensionsMap()
+    extensions.configure(ids)
+    packet = RtpPacket(payload_type=96, sequence_number=1, timestamp=3000, ssrc=5)
+    packet.payload = bytes(100)
+    packet.extensions.abs_send_time, packet.extensions.mid = 0xABCDEF, "a-long-mid" if two_byte else "0"
+    raw = packet.serialize(extensions)
+    transport = type("Transport", (), {})()
+    transport._rtp_header_extensions_map = extensions
+    forward.read_only_abs_send_time(transport)
+    assert type(extensions) is forward.AbsSendTimeOnly
+    parsed = RtpPacket.parse(raw, extensions)
+    assert parsed.extensions.abs_send_time == 0xABCDEF and parsed.payload == bytes(100)
+
+
+def test_the_loss_based_limit_comes_down_with_reported_loss_and_climbs_back_under_its_ceiling():
+    now = [0.0]
+    limit = forward.LossBasedLimit(clock=lambda: now[0])
+    assert limit.update(0.0, 500_000) is None              # no loss: no limit
+    assert limit.update(0.01, 500_000) is None             # 1%: within the dead band
+    assert limit.update(0.20, 500_000) == 450_000          # 20% lost at 500k: 500k x 0.9
+    now[0] += 1
+    assert limit.update(0.10, 450_000) == 427_500          # still losing: down again
+    now[0] += 1
+    assert limit.update(0.0, 420_000) == 427_500           # no loss, but 450k lost packets: held
+    now[0] += 11                                           # 10 s without loss: the ceiling goes,
+    assert limit.update(0.0, 420_000) == 448_875           # 5% up a report
+    assert limit.update(0.20, 440_000) == 396_000          # lost again at 440k: 440k x 0.9
+    now[0] += 1
+    assert limit.update(0.0, 300_000) == 396_000           # 90% of 440k is its ceiling for now
+    for _ in range(20):
+        now[0] += 1
+        limit.update(0.0, 200_000)                         # far above what is sent: lifted
+    assert limit.limit is None

@@ -1,8 +1,9 @@
 """``python -m webapp.relay --host 127.0.0.1 --port 8765``: the worker as its own process.
 
 Reads SECRET_KEY, RELAY_HOST_ADDRESSES, ICE_SERVERS, RELAY_RECEIVE_BUFFER, RELAY_MAX_CALLS and
-RELAY_UDP_PORTS from the environment; the web app must share SECRET_KEY to sign room tickets.
-``--udp-ports 40000-40999`` (or RELAY_UDP_PORTS) keeps its media sockets in that range (ports.py).
+RELAY_UDP_PORTS and RELAY_MAX_CPU from the environment; the web app must share SECRET_KEY to sign
+room tickets. ``--udp-ports 40000-40999`` (or RELAY_UDP_PORTS) keeps its media sockets in that
+range (ports.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import uvloop
 
 from webapp.netsettings import parse_host_addresses, parse_ice_servers, parse_receive_buffer
 from webapp.relay import malloc
+from webapp.relay.load import MAX_CPU
 from webapp.relay.ports import PortRangeError, parse_udp_ports, port_limited
 from webapp.relay.worker import Settings, server_url, start_server, stop_server
 
@@ -30,7 +32,8 @@ def settings_from_env(transcode: bool, stats_interval: float) -> Settings:
         host_addresses=tuple(parse_host_addresses(os.environ.get("RELAY_HOST_ADDRESSES", "127.0.0.1"))),
         ice_servers=tuple(parse_ice_servers(os.environ.get("ICE_SERVERS", ""))),
         receive_buffer=parse_receive_buffer(os.environ.get("RELAY_RECEIVE_BUFFER", "")),
-        stats_interval=stats_interval, transcode=transcode, max_calls=max_calls_from_env())
+        stats_interval=stats_interval, transcode=transcode, max_calls=max_calls_from_env(),
+        max_cpu=max_cpu_from_env())
 
 
 def max_calls_from_env() -> int:
@@ -38,6 +41,20 @@ def max_calls_from_env() -> int:
     if not raw.isdigit():
         sys.exit(f"RELAY_MAX_CALLS must be a whole number of calls (0: no limit), not {raw!r}")
     return int(raw)
+
+
+def max_cpu_from_env() -> float:
+    """RELAY_MAX_CPU: the share of a core past which a new call is refused (0.85; 0: no automatic limit)."""
+    raw = os.environ.get("RELAY_MAX_CPU", "").strip()
+    if not raw:
+        return MAX_CPU
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        sys.exit(f"RELAY_MAX_CPU must be a share of one core between 0 and 1 (0: no automatic limit), not {raw!r}")
+    return value
 
 
 async def run(settings: Settings, host: str, port: int) -> None:

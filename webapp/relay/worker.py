@@ -15,7 +15,6 @@ web processes choose the least-loaded worker for a new visit from it (visit/rela
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import hashlib
 import http
@@ -23,7 +22,6 @@ import itertools
 import json
 import logging
 import threading
-import time
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc import exceptions as rtc_exceptions
@@ -35,8 +33,10 @@ from websockets.http11 import Response
 
 from webapp.relay import malloc
 from webapp.relay import protocol as p
-from webapp.relay.forward import DecodingTap, Sink, Tap, forward_to, prefer_codecs, send_codec
+from webapp.relay.forward import (DecodingTap, Sink, Tap, forward_to, prefer_codecs, send_codec,
+                                  use_fast_clock)
 from webapp.relay.ice import enlarge_receive_buffers, use_host_addresses
+from webapp.relay.load import LoadGauge, over_capacity
 from webapp.tokens import TokenProblem, read_room_ticket
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,11 @@ class Settings:
     # Calls (rooms) this worker takes at most; 0: no limit. Past its capacity every call would lose
     # frames at once, so a new call is refused instead (its participants are told FULL).
     max_calls: int = 0
+    # And automatically: a new call is refused when, at what the calls here cost, it would push the
+    # worker past this fraction of a core (or its loop lags already); 0: no automatic limit (load.py).
+    # The worker process sets MAX_CPU (RELAY_MAX_CPU); an embedded relay shares its process's CPU
+    # with the web app, whose work would count as the calls', so it has none unless told.
+    max_cpu: float = 0.0
 
     def rtc_configuration(self) -> RTCConfiguration:
         # An explicit list, even empty: aiortc's default is a public STUN server.
@@ -161,6 +166,7 @@ class Worker:
         self._pc_numbers = itertools.count(1)
         self._pcs: set[RTCPeerConnection] = set()
         self._background: set[asyncio.Task] = set()
+        self.gauge = LoadGauge()
         self._handlers = {
             p.Offer: self._on_offer, p.Candidate: self._on_candidate, p.Ping: self._on_ping,
             p.Mute: self._relay, p.CameraRequest: self._relay, p.CameraReply: self._relay,
@@ -221,10 +227,15 @@ class Worker:
         return None
 
     def _full_for(self, room: str) -> bool:
-        """A new room past ``max_calls``; a call already here always takes its participants back."""
+        """A new room past ``max_calls``, or one the core could not carry besides the calls here
+        (load.py); a call already here always takes its participants back."""
         limit = self.settings.max_calls
         with self._lock:
-            return bool(limit) and room not in self._rooms and len(self._rooms) >= limit
+            if room in self._rooms:
+                return False
+            calls = len(self._rooms)
+        return (bool(limit) and calls >= limit) or over_capacity(
+            self.gauge.cpu(), self.gauge.lag(), calls, self.settings.max_cpu)
 
     def _enter(self, ws, ticket) -> Participant:
         participant = Participant(ws, ticket)
@@ -422,41 +433,12 @@ class Worker:
 
     async def close_all(self) -> None:
         """Close every peer connection at once (shutdown)."""
+        self.gauge.stop()
         await asyncio.gather(*(pc.close() for pc in list(self._pcs)), return_exceptions=True)
         self._pcs.clear()
 
 
-class CpuMeter:
-    """The fraction of one core this process used (user + system CPU time) over the last ~5 s.
-
-    A task samples the process's CPU time every second; a reading compares now with the oldest
-    sample of the window. In the embedded relay the process is the web app's too: it counts both.
-    """
-
-    WINDOW = 5.0
-    task: asyncio.Task | None = None
-
-    def __init__(self) -> None:
-        self._samples: collections.deque = collections.deque([self._now()], maxlen=int(self.WINDOW) + 2)
-
-    @staticmethod
-    def _now() -> tuple[float, float]:
-        # process_time: user + system like os.times, in nanoseconds rather than clock ticks (10 ms)
-        return time.monotonic(), time.process_time()
-
-    async def sample_forever(self) -> None:
-        while True:
-            await asyncio.sleep(1)
-            self._samples.append(self._now())
-
-    def cpu(self) -> float:
-        now, used = self._now()
-        since, used_then = next(((t, u) for t, u in self._samples if now - t <= self.WINDOW + 0.5),
-                                self._samples[-1])
-        return round((used - used_then) / (now - since), 3) if now > since else 0.0
-
-
-def load_response(worker: Worker, meter: CpuMeter, request) -> Response | None:
+def load_response(worker: Worker, request) -> Response | None:
     """``process_request`` of the server: ``GET /load`` answers the load; anything else goes on
     to the websocket handshake. A worker's own figures only: no room name, nothing of a patient."""
     if request.path.split("?", 1)[0] != "/load":
@@ -464,7 +446,7 @@ def load_response(worker: Worker, meter: CpuMeter, request) -> Response | None:
     snapshot = worker.snapshot()
     body = json.dumps({"calls": snapshot["rooms"], "participants": snapshot["participants"],
                        "max_calls": worker.settings.max_calls, "full": worker.full(),
-                       "cpu": meter.cpu(),
+                       "cpu": round(worker.gauge.cpu(), 3),
                        "udp_ports": getattr(asyncio.get_running_loop(), "ports", None)}).encode()
     headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                        ("Cache-Control", "no-store"), ("Connection", "close")])
@@ -474,16 +456,15 @@ def load_response(worker: Worker, meter: CpuMeter, request) -> Response | None:
 async def start_server(settings: Settings, host: str, port: int):
     """Start listening; returns ``(server, worker)``. Binds only to ``host``."""
     use_host_addresses(list(settings.host_addresses))
+    use_fast_clock()
     worker = Worker(settings)
-    meter = worker.meter = CpuMeter()
-    meter.task = asyncio.ensure_future(meter.sample_forever())
+    worker.gauge.start()
     server = await serve(worker.handle, host, port, max_size=1 << 20,
-                         process_request=lambda connection, request: load_response(worker, meter, request))
+                         process_request=lambda connection, request: load_response(worker, request))
     return server, worker
 
 
 async def stop_server(server, worker: Worker) -> None:
-    worker.meter.task.cancel()
     server.close()
     await asyncio.gather(server.wait_closed(), worker.close_all())
 
