@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from process_helpers import DidNotStart, start_logged  # noqa: E402
+
 SITE = "https://cabinet.test"
 DAY_PAGES = 4               # a staff session's cap (events.STAFF_SOCKETS)
 OPEN_TIMEOUT = 30           # seconds: a socket not answered by then counts as refused (the machine may be busy)
@@ -95,18 +97,10 @@ def fill(folder: Path, doctors: int, rooms: int, samples: int) -> dict:
 
 
 def start(argv: list[str], env: dict, ready: str, log: Path) -> tuple[subprocess.Popen, str]:
-    with log.open("w") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = re.search(ready, log.read_text())
-        if found:
-            return proc, found.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    sys.exit(f"{argv[:3]} did not start:\n{log.read_text()[-3000:]}")
+    try:
+        return start_logged(argv, env, ready, log, wait=30)
+    except DidNotStart as problem:
+        sys.exit(str(problem))
 
 
 def rss_kib(pid: int) -> int:

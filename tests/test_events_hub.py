@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from simple_websocket import Client, ConnectionClosed
+from simple_websocket import Client
 
+from process_helpers import closed_with
 from conftest import FROZEN_AT, make_app, make_appointment, make_user, signed_in
 from webapp import events
 from webapp.access import COOKIE, IDENTITY_COOKIE, link_expires_at
@@ -66,7 +67,7 @@ def test_a_refresh_makes_a_call_socket_catch_up(served_visit):
         Appointment.get_by_id(appt.id).end_call(s["doctor"])
     events.hub.put_everywhere(events.REFRESH)                   # the "ended" event itself was missed
     assert frame_of(patient, "ended")
-    assert closed_with(patient) == events.ENDED
+    assert closed_with(patient, WAIT) == events.ENDED
 
 
 # PostgreSQL: LISTEN/NOTIFY.
@@ -211,7 +212,7 @@ def test_a_newer_tab_in_the_other_process_takes_over(visit):
     newer = Client.connect(ws(visit["B"], f"/v/{appt.ref}/live"), headers=_patient(visit["patient"]))
     assert 'data-status="waiting"' in newer.receive(timeout=WAIT)
     assert 'data-status="takeover"' in until(older, "takeover")
-    assert closed_with(older) == events.TAKEN_OVER
+    assert closed_with(older, WAIT) == events.TAKEN_OVER
     newer.close()
 
 
@@ -271,11 +272,3 @@ def frame_of(socket, kind: str) -> dict:
     raise AssertionError(f"no {kind} frame")
 
 
-def closed_with(socket) -> int:
-    deadline = time.monotonic() + WAIT
-    try:
-        while time.monotonic() < deadline:
-            socket.receive(timeout=0.2)
-    except ConnectionClosed:
-        return socket.close_reason
-    raise AssertionError("the socket stayed open")

@@ -14,7 +14,6 @@ import datetime as dt
 import http.client
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -23,8 +22,8 @@ from pathlib import Path
 
 import pytest
 import simple_websocket
-from simple_websocket import ConnectionClosed
 
+from process_helpers import closed_with, start_logged
 from conftest import make_app, make_appointment, make_practice, make_user, signed_in
 from webapp import events
 from webapp.access import COOKIE, IDENTITY_COOKIE, link_expires_at
@@ -42,21 +41,6 @@ DOCTORS = 10
 ROOMS_PER_DOCTOR = 16       # 160 waiting rooms + 40 day pages (each doctor's cap of 4): 200 open pages
 
 
-def start(argv: list[str], env: dict, ready: str, log: Path) -> tuple[subprocess.Popen, str]:
-    """A process whose log (stdout and stderr) shows a line matching ``ready`` (its first group returned)."""
-    with log.open("w") as out:      # the child writes on its own copy of the descriptor
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        found = re.search(ready, log.read_text())
-        if found:
-            return proc, found.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"{argv[:3]} did not start:\n{log.read_text()[-3000:]}")
-
 
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
@@ -73,7 +57,7 @@ def gunicorn_env(tmp: Path, url: str, **extra) -> dict:
 
 
 def gunicorn(tmp: Path, env: dict, log: Path):
-    return start([str(GUNICORN), "-c", "python:webapp.serving", "--pythonpath", "tests", "serving_app:app"],
+    return start_logged([str(GUNICORN), "-c", "python:webapp.serving", "--pythonpath", "tests", "serving_app:app"],
                  env, r"Listening at: (http://[\d.:]+)", log)
 
 
@@ -103,7 +87,7 @@ def served(tmp_path_factory):
     db.close()
     held = tmp / "held"
     held.mkdir()
-    relay, relay_url = start([sys.executable, "-m", "webapp.relay", "--port", "0"],
+    relay, relay_url = start_logged([sys.executable, "-m", "webapp.relay", "--port", "0"],
                              {**os.environ, "SECRET_KEY": "test-secret"}, r"relay listening on (ws://[\d.:]+)",
                              tmp / "relay.log")
     try:
@@ -258,15 +242,6 @@ def until(socket, text: str) -> str:
             return message
     raise AssertionError(f"nothing with {text!r} arrived")
 
-
-def closed_with(socket) -> int:
-    deadline = time.monotonic() + WAIT
-    try:
-        while time.monotonic() < deadline:
-            socket.receive(timeout=0.2)
-    except ConnectionClosed:
-        return socket.close_reason
-    raise AssertionError("the socket stayed open")
 
 
 def appears(path: Path) -> bool:
