@@ -41,3 +41,13 @@ def closed_with(socket, wait: float = 10) -> int:
     except ConnectionClosed:
         return socket.close_reason
     raise AssertionError("the socket stayed open")
+
+
+def message_with(socket, text: str, wait: float = 10) -> str:
+    """The first message within ``wait`` seconds that holds ``text``."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        message = socket.receive(timeout=max(0.01, deadline - time.monotonic()))
+        if message is not None and text in message:
+            return message
+    raise AssertionError(f"nothing with {text!r} arrived")

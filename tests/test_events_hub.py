@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from simple_websocket import Client
 
-from process_helpers import closed_with
+from process_helpers import closed_with, message_with
 from conftest import FROZEN_AT, make_app, make_appointment, make_user, signed_in
 from webapp import events
 from webapp.access import COOKIE, IDENTITY_COOKIE, link_expires_at
@@ -254,12 +254,7 @@ def listening(socket, channel: str, text: str) -> str:
 
 def until(socket, text: str) -> str:
     """The first message within WAIT seconds that holds ``text``."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        message = socket.receive(timeout=max(0.01, deadline - time.monotonic()))
-        if message is not None and text in message:
-            return message
-    raise AssertionError(f"nothing with {text!r} arrived")
+    return message_with(socket, text, WAIT)
 
 
 def frame_of(socket, kind: str) -> dict:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import simple_websocket
 
-from process_helpers import closed_with, start_logged
+from process_helpers import closed_with, message_with, start_logged
 from conftest import make_app, make_appointment, make_practice, make_user, signed_in
 from webapp import events
 from webapp.access import COOKIE, IDENTITY_COOKIE, link_expires_at
@@ -235,12 +235,7 @@ def request(served, method: str, path: str, cookies: str, body: str | None = Non
 
 def until(socket, text: str) -> str:
     """The first message within WAIT seconds that holds ``text``."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        message = socket.receive(timeout=max(0.01, deadline - time.monotonic()))
-        if message is not None and text in message:
-            return message
-    raise AssertionError(f"nothing with {text!r} arrived")
+    return message_with(socket, text, WAIT)
 
 
 
