@@ -44,6 +44,7 @@ import struct
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,6 +232,105 @@ def drop_unread_media() -> None:
     StunProtocol.datagram_received = datagram_received
 
 
+NTP_OFFSET = 2208988800              # seconds from 1900 (NTP) to 1970 (Unix)
+
+
+def use_lean_senders() -> None:
+    """In this (caller) process, aiortc's senders build each RTP packet's bytes directly.
+
+    The bytes are aiortc's own (checked against ``RtpPacket.serialize`` for each sender's first
+    packets): same header, extensions (MID, abs-send-time, the ids negotiated), SSRC, sequence
+    numbers and timestamps, encrypted by the same SRTP session, NACKs answered from the same
+    history (kept as bytes, parsed when a NACK asks). What goes is aiortc's per-packet RtpPacket
+    object, its extension map walk and debug-log formatting: Python the worker does not see.
+    """
+    from aiortc import rtcrtpsender
+    from aiortc.mediastreams import MediaStreamError
+    from aiortc.rtp import HeaderExtensions, RtpPacket, wrap_rtx
+    from aiortc.rtcrtpsender import random_sequence_number
+    from aiortc.utils import random32, uint16_add
+
+    history_size = rtcrtpsender.RTP_HISTORY_SIZE
+    header = struct.Struct("!BBHLL").pack
+    checked = 20          # packets of each sender compared with aiortc's own serialization
+
+    async def _run_rtp(self, codec) -> None:
+        try:
+            await _send_frames(self, codec)
+        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+            pass
+        except Exception:     # as aiortc's: say so, and let RTCRtpSender.stop() end
+            traceback.print_exc()
+        finally:
+            if self._RTCRtpSender__track:
+                self._RTCRtpSender__track.stop()
+                self._RTCRtpSender__track = None
+            self._RTCRtpSender__encoder = None
+            self._RTCRtpSender__rtp_exited.set()
+
+    async def _send_frames(self, codec) -> None:
+        self._RTCRtpSender__rtp_started.set()
+        extensions = self._RTCRtpSender__rtp_header_extensions_map
+        history: dict[int, bytes] = {}
+        self._RTCRtpSender__rtp_history = history
+        probe = HeaderExtensions()
+        probe.mid, probe.abs_send_time = self._RTCRtpSender__mid, 0xABCDEF
+        profile, value = extensions.set(probe)
+        block = struct.pack("!HH", profile, len(value) >> 2) + value if value else b""
+        at = block.find(b"\xab\xcd\xef")        # no abs-send-time negotiated (audio): -1
+        before, after = (block[:at], block[at + 3:]) if at >= 0 else (block, b"")
+        first = 0x90 if value else 0x80           # version 2, with or without extensions
+        send = self.transport._send_rtp
+        sequence, origin = random_sequence_number(), random32()
+        payload_type, ssrc, sent = codec.payloadType, self._ssrc, 0
+        while True:
+            frame = await self._next_encoded_frame(codec)
+            if frame is None:
+                continue
+            timestamp = (origin + frame.timestamp) & 0xFFFFFFFF
+            last = len(frame.payloads) - 1
+            for i, payload in enumerate(frame.payloads):
+                now = time.time() + NTP_OFFSET
+                ntp = (int(now) << 32) | int(now % 1 * (1 << 32))
+                abs_send_time = (ntp >> 14) & 0xFFFFFF
+                data = b"".join((header(first, (0x80 if i == last else 0) | payload_type, sequence,
+                                        timestamp, ssrc),
+                                 before, abs_send_time.to_bytes(3, "big") if at >= 0 else b"", after,
+                                 payload))
+                if sent < checked:
+                    packet = RtpPacket(payload_type=payload_type, marker=int(i == last),
+                                       sequence_number=sequence, timestamp=timestamp, ssrc=ssrc,
+                                       payload=payload)
+                    packet.extensions.mid = probe.mid
+                    packet.extensions.abs_send_time = abs_send_time
+                    assert packet.serialize(extensions) == data, "not the packet aiortc would send"
+                history[sequence % history_size] = data
+                await send(data)
+                self._RTCRtpSender__octet_count += len(payload)
+                self._RTCRtpSender__packet_count += 1
+                sent += 1
+                sequence = uint16_add(sequence, 1)
+            self._RTCRtpSender__ntp_timestamp = ntp
+            self._RTCRtpSender__rtp_timestamp = timestamp
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        data = self._RTCRtpSender__rtp_history.get(sequence_number % history_size)
+        if data is None:
+            return
+        extensions = self._RTCRtpSender__rtp_header_extensions_map
+        packet = RtpPacket.parse(data, extensions)
+        if packet.sequence_number != sequence_number:
+            return
+        if self._RTCRtpSender__rtx_payload_type is not None:
+            packet = wrap_rtx(packet, payload_type=self._RTCRtpSender__rtx_payload_type,
+                              sequence_number=self._RTCRtpSender__rtx_sequence_number, ssrc=self._rtx_ssrc)
+            self._RTCRtpSender__rtx_sequence_number = uint16_add(self._RTCRtpSender__rtx_sequence_number, 1)
+        await self.transport._send_rtp(packet.serialize(extensions))
+
+    rtcrtpsender.RTCRtpSender._run_rtp = _run_rtp
+    rtcrtpsender.RTCRtpSender._retransmit = _retransmit
+
+
 @functools.cache
 def make_tap_class():
     from webapp.relay.forward import Tap
@@ -394,6 +494,7 @@ def client_main(args) -> None:
 
     use_host_addresses(["127.0.0.1"])
     use_fast_clock()        # the same NTP times in the senders' RTP and RTCP, from time.time()
+    use_lean_senders()
     drop_unread_media()
 
     async def go_signal() -> None:
