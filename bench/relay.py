@@ -7,12 +7,27 @@
 The worker runs as its own process (``python -m webapp.relay``); its CPU is
 read from /proc/<pid>/stat. For the runs at scale it is pinned to one core and
 the callers to the others, so that "one core carries N calls" is what is run.
-The callers run in other processes (a few calls each) and stay cheap, so they
-starve the worker of cores as little as they can (they still cost about as
-much as the worker itself): they send a clip that was encoded once (640x480
-VP8 at 30 fps and ~1.6 Mbit/s, what Chromium sends for a 640x480 camera; Opus 20 ms frames; a keyframe request restarts it at its
-keyframe, as an encoder would) and count received frames from aiortc's jitter
-buffer without decoding them (forward.Tap).
+The callers run in other processes (a few calls each) and stay cheap, so that
+the worker, not its callers, is what a run measures: they send a clip that was
+encoded once (640x480 VP8 at 30 fps and ~1.6 Mbit/s, what Chromium sends for a
+640x480 camera; Opus 20 ms frames; a keyframe request restarts it at its
+keyframe, as an encoder would), over real DTLS-SRTP, both participants of every
+call. Receiving is where a full aiortc peer costs most (an asyncio queue, SRTP
+decryption and RTP parsing per packet), so only a sample of the calls
+(``--measured``, spread over the run) receive and count frames, from aiortc's
+jitter buffer without decoding them (forward.Tap); the other calls' callers
+drop the RTP the worker forwards to them as it comes off their socket, before
+decryption (STUN, DTLS and RTCP still go through: ICE consent, keyframe
+requests and bandwidth estimates keep the sessions as they were). The worker
+does the same work either way: it receives, forwards and encrypts every
+participant's media; it only gets no receiver reports from the viewers that
+read nothing (a couple of RTCP packets a second against ~200 of media).
+The callers run on uvloop, their senders read the clock as the worker's do
+(forward.use_fast_clock: the same NTP times) and write aiortc's RTP bytes
+directly (use_lean_senders, checked against aiortc's own serialization).
+With 4 measured calls, the callers' core still carries about as much as the
+worker's at 30 calls (~95% each, on a quiet machine): read the callers' CPU
+and the CPU-pressure line before blaming the worker for a loss.
 
 Frame loss is exact: callers are connected first, then all send for the
 window; each received frame is identified by its RTP timestamp (the worker and
@@ -33,6 +48,7 @@ import struct
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +125,9 @@ def encode_clip(seconds: int = 2):
     video.width, video.height, video.pix_fmt = 640, 480, "yuv420p"
     video.bit_rate, video.gop_size = VIDEO_BITRATE, 10_000
     video.time_base, video.framerate = fractions.Fraction(1, FPS), fractions.Fraction(FPS, 1)
-    video.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+    # cpu-used negative: a fixed speed. Positive, libvpx picks its speed from how long frames
+    # took to encode, and the clip (1.2 to 1.5 Mbit/s) depended on the machine's load.
+    video.options = {"deadline": "realtime", "cpu-used": "-8", "lag-in-frames": "0",
                      "minrate": str(VIDEO_BITRATE), "maxrate": str(VIDEO_BITRATE),
                      # keyframes the size a browser sends (~10x a delta frame), not 200 KB
                      "max-intra-rate": "1000"}
@@ -188,6 +206,135 @@ def make_track_class():
     return ClipTrack
 
 
+def measured_calls(calls: int, measured: int) -> set[int]:
+    """Which calls of a run receive and count frames: ``measured`` of them, spread over the run
+    (with calls arriving one by one, early and late ones both)."""
+    measured = min(measured, calls) if measured > 0 else calls
+    return {k * calls // measured for k in range(measured)}
+
+
+UNREAD = [0]      # media packets this process dropped unread (the worker did forward them)
+
+
+def drop_unread_media() -> None:
+    """In this (caller) process, an ICE connection whose ``bench_drop_media`` is set drops the
+    SRTP media that reaches it as soon as the socket hands it over: no queue, no decryption, no
+    RTP parsing. STUN (ICE consent), DTLS and SRTCP (keyframe requests, REMB) go through.
+    Datagrams are told apart as aiortc's RTCDtlsTransport does: RTP/RTCP start with 128-191,
+    RTCP's second byte (packet type) is 192-208."""
+    from aioice.ice import Connection, StunProtocol
+
+    received = StunProtocol.datagram_received
+    Connection.bench_drop_media = False
+
+    def datagram_received(self, data, addr) -> None:
+        if self.receiver.bench_drop_media and 127 < data[0] < 192 and not 191 < data[1] < 209:
+            UNREAD[0] += 1
+            return
+        received(self, data, addr)
+
+    StunProtocol.datagram_received = datagram_received
+
+
+NTP_OFFSET = 2208988800              # seconds from 1900 (NTP) to 1970 (Unix)
+
+
+def use_lean_senders() -> None:
+    """In this (caller) process, aiortc's senders build each RTP packet's bytes directly.
+
+    The bytes are aiortc's own (checked against ``RtpPacket.serialize`` for each sender's first
+    packets): same header, extensions (MID, abs-send-time, the ids negotiated), SSRC, sequence
+    numbers and timestamps, encrypted by the same SRTP session, NACKs answered from the same
+    history (kept as bytes, parsed when a NACK asks). What goes is aiortc's per-packet RtpPacket
+    object, its extension map walk and debug-log formatting: Python the worker does not see.
+    """
+    from aiortc import rtcrtpsender
+    from aiortc.mediastreams import MediaStreamError
+    from aiortc.rtp import HeaderExtensions, RtpPacket, wrap_rtx
+    from aiortc.rtcrtpsender import random_sequence_number
+    from aiortc.utils import random32, uint16_add
+
+    history_size = rtcrtpsender.RTP_HISTORY_SIZE
+    header = struct.Struct("!BBHLL").pack
+    checked = 20          # packets of each sender compared with aiortc's own serialization
+
+    async def _run_rtp(self, codec) -> None:
+        try:
+            await _send_frames(self, codec)
+        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+            pass
+        except Exception:     # as aiortc's: say so, and let RTCRtpSender.stop() end
+            traceback.print_exc()
+        finally:
+            if self._RTCRtpSender__track:
+                self._RTCRtpSender__track.stop()
+                self._RTCRtpSender__track = None
+            self._RTCRtpSender__encoder = None
+            self._RTCRtpSender__rtp_exited.set()
+
+    async def _send_frames(self, codec) -> None:
+        self._RTCRtpSender__rtp_started.set()
+        extensions = self._RTCRtpSender__rtp_header_extensions_map
+        history: dict[int, bytes] = {}
+        self._RTCRtpSender__rtp_history = history
+        probe = HeaderExtensions()
+        probe.mid, probe.abs_send_time = self._RTCRtpSender__mid, 0xABCDEF
+        profile, value = extensions.set(probe)
+        block = struct.pack("!HH", profile, len(value) >> 2) + value if value else b""
+        at = block.find(b"\xab\xcd\xef")        # no abs-send-time negotiated (audio): -1
+        before, after = (block[:at], block[at + 3:]) if at >= 0 else (block, b"")
+        first = 0x90 if value else 0x80           # version 2, with or without extensions
+        send = self.transport._send_rtp
+        sequence, origin = random_sequence_number(), random32()
+        payload_type, ssrc, sent = codec.payloadType, self._ssrc, 0
+        while True:
+            frame = await self._next_encoded_frame(codec)
+            if frame is None:
+                continue
+            timestamp = (origin + frame.timestamp) & 0xFFFFFFFF
+            last = len(frame.payloads) - 1
+            for i, payload in enumerate(frame.payloads):
+                now = time.time() + NTP_OFFSET
+                ntp = (int(now) << 32) | int(now % 1 * (1 << 32))
+                abs_send_time = (ntp >> 14) & 0xFFFFFF
+                data = b"".join((header(first, (0x80 if i == last else 0) | payload_type, sequence,
+                                        timestamp, ssrc),
+                                 before, abs_send_time.to_bytes(3, "big") if at >= 0 else b"", after,
+                                 payload))
+                if sent < checked:
+                    packet = RtpPacket(payload_type=payload_type, marker=int(i == last),
+                                       sequence_number=sequence, timestamp=timestamp, ssrc=ssrc,
+                                       payload=payload)
+                    packet.extensions.mid = probe.mid
+                    packet.extensions.abs_send_time = abs_send_time
+                    assert packet.serialize(extensions) == data, "not the packet aiortc would send"
+                history[sequence % history_size] = data
+                await send(data)
+                self._RTCRtpSender__octet_count += len(payload)
+                self._RTCRtpSender__packet_count += 1
+                sent += 1
+                sequence = uint16_add(sequence, 1)
+            self._RTCRtpSender__ntp_timestamp = ntp
+            self._RTCRtpSender__rtp_timestamp = timestamp
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        data = self._RTCRtpSender__rtp_history.get(sequence_number % history_size)
+        if data is None:
+            return
+        extensions = self._RTCRtpSender__rtp_header_extensions_map
+        packet = RtpPacket.parse(data, extensions)
+        if packet.sequence_number != sequence_number:
+            return
+        if self._RTCRtpSender__rtx_payload_type is not None:
+            packet = wrap_rtx(packet, payload_type=self._RTCRtpSender__rtx_payload_type,
+                              sequence_number=self._RTCRtpSender__rtx_sequence_number, ssrc=self._rtx_ssrc)
+            self._RTCRtpSender__rtx_sequence_number = uint16_add(self._RTCRtpSender__rtx_sequence_number, 1)
+        await self.transport._send_rtp(packet.serialize(extensions))
+
+    rtcrtpsender.RTCRtpSender._run_rtp = _run_rtp
+    rtcrtpsender.RTCRtpSender._retransmit = _retransmit
+
+
 @functools.cache
 def make_tap_class():
     from webapp.relay.forward import Tap
@@ -207,8 +354,10 @@ def make_tap_class():
 
 
 class BenchCaller:
-    def __init__(self, url: str, room: str, role: str, clip, go: asyncio.Event) -> None:
+    def __init__(self, url: str, room: str, role: str, clip, go: asyncio.Event,
+                 measured: bool = True) -> None:
         self.url, self.room, self.role, self.clip, self.go = url, room, role, clip, go
+        self.measured = measured          # receives and counts frames; else drops them unread
         self.connected = asyncio.Event()
         self.worker_stats = None          # the worker's last counters for this participant
         self.refused = False              # the worker said it is full
@@ -236,7 +385,10 @@ class BenchCaller:
             sender = self.pc.addTrack(self.tracks[kind])
             sender._send_keyframe = self.tracks[kind].request_keyframe   # what PLI/FIR call
             receiver = next(t.receiver for t in self.pc.getTransceivers() if t.sender is sender)
-            self.taps[kind] = tap(receiver, kind)
+            if self.measured:
+                self.taps[kind] = tap(receiver, kind)
+        if not self.measured:       # one ICE transport: the tracks are bundled
+            self.pc.getTransceivers()[0].sender.transport.transport._connection.bench_drop_media = True
         self.pc.on("connectionstatechange", self._on_state)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self.ws.send(p.encode(p.Offer(self.pc.localDescription.sdp)))
@@ -273,20 +425,22 @@ def frames_lost(sender: BenchCaller, receiver: BenchCaller) -> dict:
 
 
 async def run_calls(url: str, calls: int, seconds: float, tag: str, go_signal,
-                    step: float = 0.0, first: int = 0) -> dict:
+                    step: float = 0.0, first: int = 0, measured: set[int] | None = None) -> dict:
     """Connect ``calls`` calls, wait for ``go_signal()``, send for ``seconds``; frames sent and got.
 
     ``step`` > 0: calls arrive one by one instead (call ``first + i`` of the whole run joins at
     ``(first + i) * step`` seconds) and send as soon as connected, as calls come to a worker
     that is already busy: those it refuses (full) are counted, and leave the loss figures.
+    ``measured``: the calls of the whole run (``first + i``) whose frames are counted (all: None).
     """
     clip = encode_clip()
     go = asyncio.Event()
 
     async def one_call(i: int):
         pair_go = asyncio.Event() if step else go
-        pair = (BenchCaller(url, f"{tag}-{i}", "practitioner", clip, pair_go),
-                BenchCaller(url, f"{tag}-{i}", "patient", clip, pair_go))
+        counted = measured is None or first + i in measured
+        pair = (BenchCaller(url, f"{tag}-{i}", "practitioner", clip, pair_go, counted),
+                BenchCaller(url, f"{tag}-{i}", "patient", clip, pair_go, counted))
         await asyncio.sleep((first + i) * step)
         await pair[0].start()
         if not pair[0].refused:
@@ -307,13 +461,17 @@ async def run_calls(url: str, calls: int, seconds: float, tag: str, go_signal,
         await asyncio.sleep(1)
     await go_signal()
     go.set()
+    unread = UNREAD[0]
     await asyncio.sleep(seconds)
+    unread = UNREAD[0] - unread
     for caller in everyone:
         for track in caller.tracks.values():
             track.window_end = track.sent
     await asyncio.sleep(FLUSH_SECONDS)   # frames after the window push the counted ones out
     totals = {"video": [0, 0], "audio": [0, 0]}
     for a, b in pairs:
+        if not a.measured:
+            continue
         for one, other in ((a, b), (b, a)):
             for kind, (sent, got) in frames_lost(one, other).items():
                 totals[kind][0] += sent
@@ -324,6 +482,8 @@ async def run_calls(url: str, calls: int, seconds: float, tag: str, go_signal,
     totals["worker_packets_lost"] = sum(sum(s.lost.values()) for s in stats)
     totals["worker_frames_dropped"] = sum(sum(s.dropped.values()) for s in stats)
     totals["refused"] = calls - len(pairs)
+    totals["measured"] = sum(1 for a, _ in pairs if a.measured)
+    totals["unread"] = unread
     await asyncio.gather(*(c.close() for c in everyone))
     return totals
 
@@ -331,28 +491,36 @@ async def run_calls(url: str, calls: int, seconds: float, tag: str, go_signal,
 def client_main(args) -> None:
     """One client process: its share of the calls; READY when connected, then waits for GO on stdin."""
     sys.path.insert(0, str(ROOT))
+    import uvloop
+
+    from webapp.relay.forward import use_fast_clock
     from webapp.relay.ice import use_host_addresses
 
     use_host_addresses(["127.0.0.1"])
+    use_fast_clock()        # the same NTP times in the senders' RTP and RTCP, from time.time()
+    use_lean_senders()
+    drop_unread_media()
 
     async def go_signal() -> None:
         print("READY", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
-    totals = asyncio.run(run_calls(args.client, args.calls, args.seconds, args.tag, go_signal,
-                                   args.ramp_step, args.first))
+    measured = measured_calls(args.total, args.measured)
+    totals = uvloop.run(run_calls(args.client, args.calls, args.seconds, args.tag, go_signal,
+                                  args.ramp_step, args.first, measured))
     print("RESULT " + json.dumps(totals), flush=True)
 
 
 # ---------------------------------------------------------------- the measurements
 
 def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, pin: bool = False,
-            profile: str | None = None, ramp_step: float = 0.0) -> dict:
+            profile: str | None = None, ramp_step: float = 0.0, measured: int = 0) -> dict:
     """Run ``calls`` calls through a fresh worker; worker CPU over the window, frames lost.
 
     The callers are spread over several processes (``calls_per_client`` calls each),
     so that no single caller process is what limits the run. ``pin``: the worker on a
-    core of its own, the callers on the others.
+    core of its own, the callers on the others. ``measured``: how many calls count
+    frames (0: all).
     """
     worker_cores, caller_cores = cores() if pin else (None, None)
     worker, url = start_worker(*(["--transcode"] if transcode else []), cpus=worker_cores)
@@ -360,7 +528,7 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, 
     clients = [subprocess.Popen(
         [sys.executable, __file__, "--client", url, "--calls", str(n), "--seconds", str(seconds),
          "--tag", f"{'t' if transcode else 'f'}{i}", "--ramp-step", str(ramp_step),
-         "--first", str(i * calls_per_client)],
+         "--first", str(i * calls_per_client), "--total", str(calls), "--measured", str(measured)],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         preexec_fn=pinned(caller_cores)) for i, n in enumerate(shares)]
     try:
@@ -380,7 +548,8 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, 
         t1, c1 = time.monotonic(), cpu_seconds(worker.pid)
         k1, w1 = sum(cpu_seconds(c.pid) for c in clients), cpu_pressure()
         totals = {"video": [0, 0], "audio": [0, 0]}
-        worker_side = {"worker_packets_lost": 0, "worker_frames_dropped": 0, "refused": 0}
+        worker_side = {"worker_packets_lost": 0, "worker_frames_dropped": 0, "refused": 0,
+                       "measured": 0, "unread": 0}
         for client in clients:
             result = json.loads(client.stdout.readline().removeprefix("RESULT "))
             for key in worker_side:
@@ -396,10 +565,11 @@ def measure(calls: int, seconds: float, transcode: bool, calls_per_client: int, 
             if client.poll() is None:
                 client.kill()
         stop_worker(worker)
-    loss = {k: 1 - got / sent for k, (sent, got) in totals.items()}
-    delivered = sum(got for _, got in totals.values())
     carried = max(calls - worker_side["refused"], 1)
-    return {"calls": calls, "carried": carried, "cpu_per_call": (c1 - c0) / (t1 - t0) / carried, "loss": loss, "totals": totals,
+    loss = {k: 1 - got / sent if sent else math.nan for k, (sent, got) in totals.items()}
+    # frames counted in the measured calls, as many again in each of the others
+    delivered = sum(got for _, got in totals.values()) * carried / max(worker_side["measured"], 1)
+    return {"calls": calls, "carried": carried, "seconds": seconds, "sample": sorted(measured_calls(calls, measured)), "cpu_per_call": (c1 - c0) / (t1 - t0) / carried, "loss": loss, "totals": totals,
             "worker_cpu": (c1 - c0) / (t1 - t0), "callers_cpu": (k1 - k0) / (t1 - t0),
             "pressure": (w1 - w0) / (t1 - t0),
             # CPU per frame delivered: steadier than CPU per call when the machine is shared
@@ -413,6 +583,12 @@ def report(name: str, result: dict) -> None:
     loss = ", ".join(f"{k} {100 * v:.2f}% ({result['totals'][k][1]}/{result['totals'][k][0]})"
                      for k, v in result["loss"].items())
     refused = f" ({result['refused']} refused: worker full)" if result["refused"] else ""
+    if result["measured"] < result["carried"]:
+        calls = ", ".join(map(str, result["sample"]))
+        others = 2 * (result["carried"] - result["measured"])
+        loss += (f" [frames counted in {result['measured']} calls ({calls}, refused ones aside); "
+                 f"the others' callers drop what they receive unread: "
+                 f"{result['unread'] / max(others, 1) / result['seconds']:.0f} packets/s each]")
     print(f"{name:<20} calls={result['calls']:<3}{refused} worker CPU per call = "
           f"{100 * result['cpu_per_call']:5.1f}% of a core   frames lost: {loss}\n"
           f"{'':<20} worker's view: {result['worker_packets_lost']} packets lost on the way in, "
@@ -468,7 +644,7 @@ def cpu_main(args) -> None:
     for calls in args.scale:
         profile = args.profile and f"{args.profile}-{calls}.txt"
         result = measure(calls, args.seconds, False, args.calls_per_client, pin=True, profile=profile,
-                         ramp_step=args.ramp_step)
+                         ramp_step=args.ramp_step, measured=args.measured)
         report("forwarding", result)
         if profile:
             print_profile(profile)
@@ -494,7 +670,12 @@ def main() -> None:
     parser.add_argument("--ramp-step", type=float, default=0.0, metavar="SECONDS",
                         help="calls join one every SECONDS and send at once (shows calls refused "
                              "by a full worker) instead of all connected before any sends")
+    parser.add_argument("--measured", type=int, default=4, metavar="N",
+                        help="calls (spread over the run) whose callers receive and count frames; "
+                             "the others' drop what the worker sends them unread, so that the callers "
+                             "stay cheaper than the worker (0: all; default: 4)")
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--total", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)       # internal: a callers' process
     parser.add_argument("--calls", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="c", help=argparse.SUPPRESS)
