@@ -6,7 +6,7 @@ FLASK  := $(VENV)/bin/flask --app wsgi
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test setup test-setup system-test-deps translations bench clean
+.PHONY: run test setup test-setup system-test-deps translations screenshots bench clean
 
 .DELETE_ON_ERROR:
 
@@ -53,6 +53,10 @@ $(AXE):
 
 test: setup system-test-deps $(AXE)
 	tests/run_all.sh $(PY)
+
+# Every accessibility-checked page as a picture, per language and width, in test-artifacts/a11y/.
+screenshots: setup system-test-deps $(AXE)
+	A11Y_SCREENSHOTS=1 tests/isolated.sh $(PY) -m pytest tests/test_browser_a11y.py -q
 
 bench: setup
 	$(PY) bench/agenda.py

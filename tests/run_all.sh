@@ -18,6 +18,8 @@ for module in tests/test_relay_*.py tests/test_i18n*.py tests/test_architecture.
   [ "$module" = tests/test_relay_workers.py ] && continue
   same_on_any_database+=(--ignore="$module")
 done
+# The demo is the same ORM calls on either database, and its PDFs made it 31 s on PostgreSQL.
+same_on_any_database+=(--deselect=tests/test_cli.py::test_demo)
 tests/isolated.sh tests/with_postgres.sh "$PY" -m pytest --basetemp="$work/postgres" -m "not browser" \
   "${same_on_any_database[@]}" --durations=10 "$@" > "$work/postgres.log" 2>&1 &
 postgres=$!
