@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 
 from werkzeug.serving import make_server
@@ -68,3 +69,15 @@ def sign_in_with_code(page, url, email, password):
     page.wait_for_url(f"{url}/login/code")
     page.fill("#code", pyotp.TOTP(TOTP_SECRET).now())
     page.click("button[type=submit]")
+
+
+def until_true(page, expression: str, timeout: float = 10.0, every: float = 0.2) -> None:
+    """Evaluate ``expression`` (a promise is awaited) until it is truthy. Not wait_for_function:
+    between its first try and the next, Playwright evaluates the predicate with eval, which the
+    pages' CSP forbids (an EvalError whenever the first try is falsy)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        page.wait_for_timeout(every * 1000)
+

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from browser import chromium, live_server
+from browser import chromium, live_server, until_true
 from conftest import make_app, make_appointment, make_patient, make_practice
 from webapp.access import patient_link_url
 from webapp.models import db
@@ -25,7 +25,7 @@ def test_the_shell_is_kept_and_the_offline_page_shows_without_the_server(tmp_pat
         page.on("pageerror", lambda e: problems.append(str(e)))
         with live_server(app) as url:
             page.goto(f"{url}/login")
-            page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=15_000)
+            until_true(page, "navigator.serviceWorker.controller !== null", timeout=15)
             # Every one of the call's modules, or the call page would fetch the missing ones first.
             wanted = [f"/static/{name}" for name in SHELL_STATIC if name.startswith("js/call/")]
             wanted += ["/static/css/call.css", "/offline?lang=en", "/offline?lang=fr"]
@@ -57,7 +57,7 @@ def test_the_offline_page_speaks_the_language_of_the_last_page(tmp_path):
         page = browser.new_page(locale="en-GB")
         with live_server(app) as url:
             page.goto(url + link)
-            page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=15_000)
+            until_true(page, "navigator.serviceWorker.controller !== null", timeout=15)
             page.reload()                      # through the worker, which notes the page's language
             assert page.locator("html").get_attribute("lang") == "fr"
         page.goto(f"{url}/v/{appt.ref}/identity")       # the server is gone

@@ -17,7 +17,7 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
-from browser import chromium, live_server
+from browser import chromium, live_server, until_true
 from smtp_helpers import smtp_server
 from conftest import HX, PASSWORD, login_as, make_app, make_appointment, make_patient, make_practice, make_user, text_of
 from webapp import events, notify
@@ -206,13 +206,13 @@ def test_patient_walks_in_and_is_admitted_live(served):
         page.wait_for_url(f"{url}/v/{appt.ref}/call", timeout=5000)
         # Let in without a new page load on either side (the patient's camera stays open, the
         # practitioner's starts at the click): the call page is swapped in, and runs.
-        page.wait_for_function("window.cabinetCall && window.cabinetCall.stats", timeout=5000)
+        until_true(page, "!!(window.cabinetCall && window.cabinetCall.stats)", timeout=5)
         assert page.evaluate("window.__sameDocument") is True
         assert doctor.evaluate("window.__sameDocument") is True
         assert doctor.locator("#today-day").count() == 0 and doctor.locator("#call").count() == 1
         # The peer connections made before the call pages were in carry the call: pictures both ways.
         for side in (page, doctor):
-            side.wait_for_function("window.cabinetCall.stats().then(s => s.framesDecoded > 0)", timeout=10000, polling=200)
+            until_true(side, "window.cabinetCall.stats().then(s => s.framesDecoded > 0)", timeout=10)
         assert page.locator("#waiting-room").count() == 0 and page.title() == "Teleconsultation"
         with app.app_context():
             assert Appointment.get_by_id(appt.id).status == "in_call"
