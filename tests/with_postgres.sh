@@ -13,7 +13,7 @@ cleanup() {
 trap cleanup EXIT
 as_pg "$PGBIN/initdb" -D "$DIR/data" -A trust -U cabinet -E UTF8 --locale=C.UTF-8 >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/log" -w \
-  -o "-k $DIR -c listen_addresses='' -c fsync=off -c full_page_writes=off" start >/dev/null
+  -o "-k $DIR -c listen_addresses='' -c max_connections=300 -c fsync=off -c full_page_writes=off" start >/dev/null
 as_pg "$PGBIN/createdb" -h "$DIR" -U cabinet cabinet_test
 export TEST_DATABASE_URL="postgresql://cabinet@/cabinet_test?host=$DIR"
 echo "PostgreSQL: $("$PGBIN/postgres" --version)"
