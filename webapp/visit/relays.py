@@ -155,13 +155,17 @@ def pinned_visits() -> dict[str, int]:
     return {row.relay_url: row.n for row in query}
 
 
+def worker_address(url: str) -> tuple[str, int, bool]:
+    """A worker's ``ws://`` or ``wss://`` URL as (host, port, TLS)."""
+    parts = urlsplit(url)
+    tls = parts.scheme == "wss"
+    return parts.hostname, parts.port or (443 if tls else 80), tls
+
+
 def fetch_load(url: str, timeout: float = LOAD_TIMEOUT) -> dict | None:
     """A worker's load from ``GET /load`` on its websocket port; None when it does not answer."""
-    parts = urlsplit(url)
-    https = parts.scheme == "wss"
-    port = parts.port or (443 if https else 80)
-    conn = (http.client.HTTPSConnection if https else http.client.HTTPConnection)(
-        parts.hostname, port, timeout=timeout)
+    host, port, tls = worker_address(url)
+    conn = (http.client.HTTPSConnection if tls else http.client.HTTPConnection)(host, port, timeout=timeout)
     try:
         conn.request("GET", "/load")
         response = conn.getresponse()
@@ -176,10 +180,9 @@ def fetch_load(url: str, timeout: float = LOAD_TIMEOUT) -> dict | None:
 
 
 def reachable(url: str, timeout: float = 0.5) -> bool:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    host, port, _ = worker_address(url)
     try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
