@@ -43,9 +43,11 @@ class RelayConnection:
         return None if raw is None else protocol.decode(raw)
 
     def close(self) -> None:
+        """Close it, whoever closed first: the worker's close (its reader thread then closes the
+        socket, maybe between our check and our write: EBADF) is the same end."""
         try:
             self._ws.close()
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):
             pass
 
 
