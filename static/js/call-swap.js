@@ -16,12 +16,27 @@
     });
   }
 
+  // The camera and microphone the call will use, asked for on the page before it: the ones chosen at
+  // the device check, as js/call-early.js asks for them on the call page. A rejection is left to the
+  // call page, which asks again and explains.
+  window.cabinetCallMedia = function (audioOnly) {
+    var chosen = {};
+    try { chosen = JSON.parse(window.localStorage.getItem("cabinet.devices") || "{}") || {}; } catch (e) { chosen = {}; }
+    var video = audioOnly ? false : { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } };
+    if (video && chosen.videoinput) video.deviceId = { ideal: chosen.videoinput };
+    var audio = chosen.audioinput ? { deviceId: { ideal: chosen.audioinput } } : true;
+    var media = navigator.mediaDevices.getUserMedia({ audio: audio, video: video });
+    media.catch(function () { /* the call page asks again and explains */ });
+    return media;
+  };
+
   // The call's signaling socket, opened as soon as this side may join (admitted), while the call
   // page is still on its way; with it the peer connection, whose offer leaves on the bridge's
   // "ready" and which takes the worker's answer, so ICE and DTLS run while the page is swapped in.
   // js/call-early.js takes both over (the socket with what came on it), js/call/peer.js the
   // connection; the messages stay queued for js/call/main.js, which skips the "ready" and the
   // "answer" done here (docs/signaling.md: one offer per "ready").
+  // options: ice (the ICE servers as the page's data-ice attribute writes them, JSON), audioOnly, media.
   window.cabinetOpenSignal = function (address, options) {
     var path = new URL(address, location.href).pathname;     // websocket routes build as ws:// URLs
     var warm = { path: path, messages: [], openedAt: null, closed: null, peer: null };
@@ -59,7 +74,9 @@
   // A peer connection as js/call/peer.js makes it: one sendrecv transceiver per kind, the camera's
   // tracks on them as soon as it is open; what happens before peer.js adopts it is kept.
   function warmPeer(options) {
-    var pc = new RTCPeerConnection({ iceServers: options.ice || [] });
+    var ice = [];
+    try { ice = JSON.parse(options.ice || "[]"); } catch (e) { ice = []; }
+    var pc = new RTCPeerConnection({ iceServers: ice });
     var peer = { pc: pc, candidates: [], tracks: [], offerSent: false, answered: false, adopted: false, broken: false,
                  send: null, sentAt: null, answeredAt: null, answering: null };
     var kinds = options.audioOnly ? ["audio"] : ["audio", "video"];

@@ -7,18 +7,6 @@
   "use strict";
   if (!window.RTCPeerConnection || !navigator.mediaDevices || !window.cabinetSwapCall || !window.FormData) return;
 
-  function media(form) {
-    var chosen = {};
-    try { chosen = JSON.parse(window.localStorage.getItem("cabinet.devices") || "{}") || {}; } catch (e) { chosen = {}; }
-    var video = form.getAttribute("data-audio-only") === "1" ? false
-      : { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } };
-    if (video && chosen.videoinput) video.deviceId = { ideal: chosen.videoinput };
-    var audio = chosen.audioinput ? { deviceId: { ideal: chosen.audioinput } } : true;
-    var warm = navigator.mediaDevices.getUserMedia({ audio: audio, video: video });
-    warm.catch(function () { /* the call page asks again and explains */ });
-    return warm;
-  }
-
   function stop(warm) {
     warm.then(function (s) { s.getTracks().forEach(function (tr) { tr.stop(); }); }, function () {});
   }
@@ -31,16 +19,15 @@
     if (entering) return;
     entering = true;
     var url = form.getAttribute("data-call-url");
-    var warm = window.cabinetWarmMedia = media(form);
+    var audioOnly = form.getAttribute("data-audio-only") === "1";
+    var warm = window.cabinetWarmMedia = window.cabinetCallMedia(audioOnly);
     // The admission answers with a redirect to the call page: once it is there, the socket opens
     // while the page is fetched. Any other answer (the patient left: 409) is shown as before.
     var admitted = fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin", redirect: "manual" })
       .then(function (response) {
         if (response.type !== "opaqueredirect") throw new Error("refused");
-        var ice = [];
-        try { ice = JSON.parse(form.getAttribute("data-ice") || "[]"); } catch (e) { ice = []; }
         window.cabinetOpenSignal(form.getAttribute("data-signal"),
-                                 { ice: ice, audioOnly: form.getAttribute("data-audio-only") === "1", media: warm });
+                                 { ice: form.getAttribute("data-ice"), audioOnly: audioOnly, media: warm });
       });
     var answer = admitted.then(function () { return fetch(url, { credentials: "same-origin" }); });
     window.cabinetSwapCall(answer, url).catch(function () {

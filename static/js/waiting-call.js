@@ -8,15 +8,7 @@
   var d = document.currentScript.dataset;
   if (!window.RTCPeerConnection || !navigator.mediaDevices || !window.cabinetSwapCall) return;
 
-  // The same camera and microphone call-early.js would ask for (the ones chosen at the device check).
-  var chosen = {};
-  try { chosen = JSON.parse(window.localStorage.getItem("cabinet.devices") || "{}") || {}; } catch (e) { chosen = {}; }
-  var video = d.audioOnly === "1" ? false : { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } };
-  if (video && chosen.videoinput) video.deviceId = { ideal: chosen.videoinput };
-  var audio = chosen.audioinput ? { deviceId: { ideal: chosen.audioinput } } : true;
-
-  var warm = navigator.mediaDevices.getUserMedia({ audio: audio, video: video });
-  window.cabinetWarmMedia = warm;
+  var warm = window.cabinetWarmMedia = window.cabinetCallMedia(d.audioOnly === "1");
   warm.then(function (stream) {
     var preview = document.getElementById("waiting-preview");
     if (!preview || !stream.getVideoTracks().length) return;
@@ -31,9 +23,7 @@
     if (!window.cabinetWarmMedia || !window.htmx) return false;
     entering = true;
     // Admitted: the socket and the peer connection start while the page comes.
-    var ice = [];
-    try { ice = JSON.parse(d.ice || "[]"); } catch (e) { ice = []; }
-    window.cabinetOpenSignal(d.signal, { ice: ice, audioOnly: d.audioOnly === "1", media: window.cabinetWarmMedia });
+    window.cabinetOpenSignal(d.signal, { ice: d.ice, audioOnly: d.audioOnly === "1", media: window.cabinetWarmMedia });
     window.cabinetSwapCall(fetch(url, { credentials: "same-origin" }), url)
       .catch(function () { window.location.assign(url); });
     return true;
