@@ -231,6 +231,38 @@ def test_the_end_is_saved_before_the_patient_hears_of_it(served, monkeypatch):
         assert AuditEvent.select().where(AuditEvent.action == "call.ended").count() == 1
 
 
+def test_a_bye_the_page_sent_before_closing_still_ends_the_visit(served, monkeypatch):
+    """A page may say bye and close before its bridge first reads its socket; a frame written to it
+    meanwhile fails and marks the session done. The bye was then never read and the patient stayed
+    on "Connecting the call" (test_browser_call_end, about 1 round in 40). Here the bridge reads
+    late on purpose: the bye must still end the visit."""
+    from webapp.visit.bridge import Bridge
+    loop = Bridge._from_browser_loop
+
+    def reads_late(self):
+        if self.role == "practitioner":
+            deadline = time.monotonic() + 5
+            while self.ws.connected and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.send('{"v": 1, "type": "pong"}')       # fails: the page has gone
+            assert self.done.is_set()
+        return loop(self)
+    monkeypatch.setattr(Bridge, "_from_browser_loop", reads_late)
+    patient, staff = open_patient(served), open_staff(served)
+    try:
+        next_of(patient, "ready")
+        next_of(staff, "ready")
+        staff.send('{"v": 1, "type": "bye"}')
+        staff.close()
+        assert next_of(patient, "bye")["from"] == "practitioner"
+        assert close_after_frames(patient) == (events.ENDED, "ended")
+    finally:
+        if patient.connected:
+            patient.close()
+    with served["app"].app_context():
+        assert Appointment.get_by_id(served["appt"].id).call_ended_at is not None
+
+
 def close_after_frames(ws, timeout=5.0) -> tuple[int, str]:
     """The code and reason the server closed the socket with, after whatever frames came first."""
     deadline = time.monotonic() + timeout

@@ -183,18 +183,25 @@ class Bridge:
 
     def _from_browser_loop(self) -> None:
         """Sleeps until the browser sends, its socket closes or the session is done: no polling
-        (the socket's event is an ``events.Signal``; one that is not is looked at every second)."""
+        (the socket's event is an ``events.Signal``; one that is not is looked at every second).
+
+        What the browser sent is handled even when the session is done already: a page that
+        says ``bye`` and closes at once (or whose socket drops just after a chat line) may close
+        before this loop first looks, and the failed write to it sets ``done``. Leaving then
+        dropped the bye, and the visit never ended (the call-end test, 1 round in 40)."""
         stir = threading.Event()
         self.done.listen(stir.set)
         watched = isinstance(getattr(self.ws, "event", None), events.Signal)
         if watched:
             self.ws.event.listen(stir.set)
-        while not self.done.is_set():
+        while True:
             stir.clear()
-            raw = self.ws.receive(timeout=0)
+            raw = self.ws.receive(timeout=0)        # what is buffered, even once closed
             if raw is not None:
                 self.from_browser(raw)
-            elif not self.done.is_set():
+            elif self.done.is_set():
+                return
+            else:
                 stir.wait(None if watched else 1)
 
     def from_browser(self, raw) -> None:
