@@ -37,6 +37,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.real_clock]
 ROUNDS = 20
 SIGNAL = re.compile(r"^/v/([^/]+)/signal$")
 
+# Both ends close at once here by design: the page closes its socket when it hears "bye", while
+# the bridge closes it with 4410. simple-websocket's reader thread answers the page's close frame
+# while the bridge's thread writes, so Chromium may read a second close or a frame after the close
+# and log it. The page has left by then; nothing is lost (the test checks where it went).
+BOTH_CLOSED = re.compile(r"^WebSocket connection to '.*' failed: (Close|Data frame) received after close$")
+
 
 def count_signal_sockets(app) -> collections.Counter:
     """How many signaling sockets each patient's page asked for, counted as the server receives them."""
@@ -100,8 +106,6 @@ def served(tmp_path):
     app.extensions["relay"].stop()
 
 
-@pytest.mark.xfail(strict=False, reason="known race, 2 fresh-clone runs of 5 at stop 19: in round 1 the patient's "
-                   "page stays on 'Connecting the call' after the bye (see the stop-19 closing note); to fix first")
 def test_the_patient_reaches_the_ended_page_every_time_under_load(served):
     app, url, doctor, session, opened = served
     problems, slow = [], []
@@ -112,7 +116,7 @@ def test_the_patient_reaches_the_ended_page_every_time_under_load(served):
             page = context.new_page()
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.on("console", lambda m: problems.append(m.text) if m.type == "error"
-                    and not DEV_SERVER_CLOSE.search(m.text) else None)
+                    and not DEV_SERVER_CLOSE.search(m.text) and not BOTH_CLOSED.search(m.text) else None)
             for n in range(ROUNDS):
                 with app.app_context():
                     appt = visit_in_call(doctor)
