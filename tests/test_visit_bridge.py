@@ -5,6 +5,7 @@ cookie or a staff session cookie, as a browser would.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
@@ -183,18 +184,25 @@ def test_chat_is_saved_then_reaches_both_and_comes_back_as_history(served):
     assert page.status_code == 200 and "Bonjour docteur" in page.get_data(as_text=True)
 
 
-def test_practitioner_hang_up_ends_the_visit_for_both(served):
-    patient, staff = open_patient(served), open_staff(served)
+@contextlib.contextmanager
+def both_ready(s):
+    """The patient's and the practitioner's sockets, once the bridge said "ready" to each; closed after."""
+    patient, staff = open_patient(s), open_staff(s)
     try:
         next_of(patient, "ready")
         next_of(staff, "ready")
-        staff.send('{"v": 1, "type": "bye"}')
-        assert next_of(staff, "ended")["next"] == f"/visits/{served['appt'].id}/close"
-        assert next_of(patient, "bye")["from"] == "practitioner"
+        yield patient, staff
     finally:
         for ws in (patient, staff):
             if ws.connected:
                 ws.close()
+
+
+def test_practitioner_hang_up_ends_the_visit_for_both(served):
+    with both_ready(served) as (patient, staff):
+        staff.send('{"v": 1, "type": "bye"}')
+        assert next_of(staff, "ended")["next"] == f"/visits/{served['appt'].id}/close"
+        assert next_of(patient, "bye")["from"] == "practitioner"
     with served["app"].app_context():
         assert Appointment.get_by_id(served["appt"].id).call_ended_at is not None
         db.close()
@@ -212,10 +220,7 @@ def test_the_end_is_saved_before_the_patient_hears_of_it(served, monkeypatch):
         time.sleep(0.5)
         return save(self, actor)
     monkeypatch.setattr(Appointment, "end_call", slow_end_call)
-    patient, staff = open_patient(served), open_staff(served)
-    try:
-        next_of(patient, "ready")
-        next_of(staff, "ready")
+    with both_ready(served) as (patient, staff):
         staff.send('{"v": 1, "type": "bye"}')
         assert next_of(patient, "bye")["from"] == "practitioner"
         page = http(served, served["appt"]).get(f"/v/{served['appt'].ref}/call")   # what the page loads next
@@ -223,10 +228,6 @@ def test_the_end_is_saved_before_the_patient_hears_of_it(served, monkeypatch):
         assert next_of(patient, "ended") and close_after_frames(patient) == (events.ENDED, "ended")
         assert next_of(staff, "ended")["next"] == f"/visits/{served['appt'].id}/close"
         assert close_after_frames(staff) == (events.ENDED, "ended")
-    finally:
-        for ws in (patient, staff):
-            if ws.connected:
-                ws.close()
     with served["app"].app_context():
         assert AuditEvent.select().where(AuditEvent.action == "call.ended").count() == 1
 
@@ -248,17 +249,11 @@ def test_a_bye_the_page_sent_before_closing_still_ends_the_visit(served, monkeyp
             assert self.done.is_set()
         return loop(self)
     monkeypatch.setattr(Bridge, "_from_browser_loop", reads_late)
-    patient, staff = open_patient(served), open_staff(served)
-    try:
-        next_of(patient, "ready")
-        next_of(staff, "ready")
+    with both_ready(served) as (patient, staff):
         staff.send('{"v": 1, "type": "bye"}')
         staff.close()
         assert next_of(patient, "bye")["from"] == "practitioner"
         assert close_after_frames(patient) == (events.ENDED, "ended")
-    finally:
-        if patient.connected:
-            patient.close()
     with served["app"].app_context():
         assert Appointment.get_by_id(served["appt"].id).call_ended_at is not None
 
