@@ -43,6 +43,19 @@ def test_an_amount_is_shown_back_as_the_reader_types_it(client, visit, locale, t
     assert f'placeholder="25{shown[2]}00"' in page          # the example, too, with the reader's decimal mark
 
 
+def test_the_example_amount_follows_each_reader_in_one_process(app, visit):
+    """Jinja once computed ``2500|amount_typed`` when it compiled the template: whoever opened the
+    checklist first chose the example's decimal mark for everyone after, in that process."""
+    doctor = visit.practitioner
+    for locale, example in (("en", "25.00"), ("fr", "25,00"), ("en", "25.00")):
+        doctor.locale = locale
+        doctor.save()
+        client = app.test_client()
+        login_as(client, doctor)
+        page = client.get(f"/visits/{visit.id}/close").get_data(as_text=True)
+        assert f'placeholder="{example}"' in page, locale
+
+
 @pytest.mark.parametrize("locale, typed, error", [
     ("fr", "30,00,00", "Saisissez un montant en euros, par exemple 25 ou 25,50."),
     ("fr", "1 000.5e1", "Saisissez un montant en euros, par exemple 25 ou 25,50."),

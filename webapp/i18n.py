@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import jinja2
 from babel import Locale, UnknownLocaleError, dates
 from babel.core import get_global
 from babel.localedata import exists as locale_exists
@@ -168,12 +169,29 @@ def utc_to_local(value: datetime, tz_name: str) -> datetime:
     return value.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(tz_name)).replace(tzinfo=None)
 
 
+def at_render(func):
+    """``func`` as a Jinja filter that runs each time the page is rendered.
+
+    Jinja computes a filter on a constant (``2500|amount_typed``) once, when it compiles the
+    template, and keeps the result: the first reader's locale then decided the example amount
+    for every reader after (25.00 for a French practitioner). A filter that takes the context is
+    never computed ahead; these read the locale and time zone instead."""
+    @jinja2.pass_context
+    def filter_(context, *args, **kwargs):
+        return func(*args, **kwargs)
+    return filter_
+
+
 def init_app(app, translations: Path):
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(translations))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    app.jinja_env.filters.update(money=money, amount_typed=plain, dateformat=format_date,
-                                 datetimeformat=format_datetime, timeformat=format_time)
+    filters = app.jinja_env.filters
+    filters.update(money=money, amount_typed=plain, dateformat=format_date,
+                   datetimeformat=format_datetime, timeformat=format_time)
+    for name in ("money", "amount_typed", "dateformat", "datetimeformat", "timeformat", "timedeltaformat"):
+        if name in filters:               # (timedeltaformat: flask-babel's own)
+            filters[name] = at_render(filters[name])
     app.jinja_env.globals.update(text_direction=text_direction, right_to_left=right_to_left, locale_name=locale_name,
                                  available_locales=available_locales, in_reader_language=in_reader_language,
                                  picker_back=picker_back,
