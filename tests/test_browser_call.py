@@ -11,6 +11,8 @@ import datetime as dt
 import os
 import re
 import signal
+import socket
+import subprocess
 import time
 
 import pytest
@@ -169,6 +171,51 @@ def test_both_sides_recover_when_the_worker_is_killed_and_restarted(call_app):
             assert ("relay_lost", "practitioner") in kinds and ("relay_lost", "patient") in kinds
     finally:
         stop_worker_process(worker)
+
+
+BLACKOUT = """table inet gap {
+  chain input { type filter hook input priority 0; meta l4proto udp drop; }
+  chain output { type filter hook output priority 0; meta l4proto udp drop; }
+}"""
+
+
+def decoding_again(sides, timeout: float) -> dict[str, float]:
+    """Seconds until each side decodes new frames again (a restarted peer connection counts from 0)."""
+    start = time.monotonic()
+    base = {name: side.frames() for name, side in sides.items()}
+    back = {}
+    while time.monotonic() - start < timeout and len(back) < len(sides):
+        for name, side in sides.items():
+            n = side.frames()
+            if n < base[name]:
+                base[name] = n
+            elif name not in back and n > base[name] + 2:
+                back[name] = time.monotonic() - start
+        time.sleep(0.05)
+    return back
+
+
+def test_video_comes_back_soon_after_a_3_s_gap(call_app):
+    """A tunnel, a Wi-Fi handover: every media packet is lost for 3 s, the signaling socket (TCP)
+    stays. Video came back about 7 s after the link did (issue 15); now within about a second
+    (0.4-0.9 s measured here, both sides), without the page reconnecting. Bound: 3 s."""
+    if [name for _, name in socket.if_nameindex()] != ["lo"]:
+        pytest.skip("drops every UDP packet: only in a loopback-only namespace (tests/isolated.sh)")
+    app, made = call_app()
+    with live_server(app) as url, chromium() as browser:
+        doctor, patient = open_both(browser, url, made)
+        doctor.wait_decoding()
+        patient.wait_decoding()
+        subprocess.run(["nft", "-f", "-"], input=BLACKOUT, text=True, check=True)
+        try:
+            time.sleep(3)
+        finally:
+            subprocess.run(["nft", "delete", "table", "inet", "gap"], check=True)
+        back = decoding_again({"practitioner": doctor, "patient": patient}, timeout=10)
+        print(f"\nvideo back after a 3 s gap: {back}")
+        assert set(back) == {"practitioner", "patient"}, back
+        assert max(back.values()) < 3, back
+        assert doctor.problems == [] and patient.problems == []
 
 
 def test_the_controls_reach_the_other_side(call_app):
