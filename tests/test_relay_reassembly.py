@@ -184,6 +184,35 @@ def test_keyframe_requests_to_one_sender_are_spaced_by_300_ms_whatever_asks():
     asyncio.run(scenario())
 
 
+def test_a_keyframe_lost_soon_after_it_was_asked_for_is_asked_for_again_at_300_ms():
+    """The keyframe asked for is itself lost (given up ~250 ms after the request): the next request
+    leaves as soon as the sender listens again, not a second later; none when a keyframe came."""
+    async def scenario():
+        receiver = FakeReceiver()
+        asked = []
+        receiver._send_rtcp_pli = lambda ssrc: asyncio.sleep(0, asked.append(loop.time()))
+        loop = asyncio.get_running_loop()
+        tap, sink = Tap(receiver, "video"), Sink("video", forward.VP8)
+        sink._started = True
+        sink.attach(tap)
+        tap.put(vp8(True, 0))
+        await asyncio.sleep(forward.KEYFRAME_REQUEST_INTERVAL)
+        asked.clear()
+        tap.assembler.on_skip()                       # a frame lost: a keyframe is asked for
+        await asyncio.sleep(0.2)
+        tap.assembler.on_skip()                       # that keyframe was lost too
+        while len(asked) < 2 and loop.time() - asked[0] < 0.9:
+            await asyncio.sleep(0.01)
+        assert len(asked) == 2                        # asked again, not at the sink's 1 s retry...
+        assert asked[1] - asked[0] >= forward.KEYFRAME_REQUEST_INTERVAL - 0.01    # ...once it counts
+        tap.assembler.on_skip()                       # lost again, but then...
+        tap.put(vp8(True, 3000))                      # ...a keyframe came: nothing more to ask
+        await asyncio.sleep(forward.KEYFRAME_REQUEST_INTERVAL)
+        assert len(asked) == 2
+        sink.stop()
+    asyncio.run(scenario())
+
+
 def test_a_low_remb_from_the_viewer_caps_the_remb_sent_to_the_sender():
     """A patient on a slow link: its browser's REMB reaches the practitioner's browser."""
     async def scenario():
