@@ -539,3 +539,34 @@ def test_the_lean_sender_relies_on_what_aiortc_s_send_chain_still_is():
     assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in inspect.getsource(
         Connection.sendto)
     assert inspect.getsource(StunProtocol.send_data).strip().endswith("self.transport.sendto(data, addr)")
+
+
+def test_the_lean_srtp_session_protects_and_unprotects_as_pylibsrtp_does():
+    import os
+    import aiortc.rtcdtlstransport
+    import pylibsrtp
+    from pylibsrtp import Policy, Session
+    key = os.urandom(30)
+
+    def sessions(kind):
+        return [cls(Policy(key=key, ssrc_type=kind)) for cls in (Session, forward.LeanSession)]
+    packets = [bytes([0x80, 96]) + seq.to_bytes(2, "big") + bytes(8) + os.urandom(size)
+               for seq, size in ((1, 1200), (2, 40), (3, 1300))]
+    theirs, ours = sessions(Policy.SSRC_ANY_OUTBOUND)
+    protected = [theirs.protect(p) for p in packets]
+    assert [ours.protect(p) for p in packets] == protected
+    assert ours.protect_rtcp(bytes([0x80, 200, 0, 1]) + bytes(4))          # RTCP: pylibsrtp's own
+    theirs, ours = sessions(Policy.SSRC_ANY_INBOUND)
+    assert [ours.unprotect(p) for p in protected] == [theirs.unprotect(p) for p in protected] == packets
+    with pytest.raises(pylibsrtp.Error):
+        ours.unprotect(protected[0])                       # a replay
+    with pytest.raises(pylibsrtp.Error):
+        ours.unprotect(protected[1][:-1] + bytes([protected[1][-1] ^ 1]))     # tampered
+    with pytest.raises(ValueError):
+        ours.protect(bytes([0x80, 96]) + bytes(1400))
+    saved = aiortc.rtcdtlstransport.Session
+    try:
+        forward.use_lean_srtp()
+        assert aiortc.rtcdtlstransport.Session is forward.LeanSession
+    finally:
+        aiortc.rtcdtlstransport.Session = saved
