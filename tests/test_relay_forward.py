@@ -570,3 +570,26 @@ def test_the_lean_srtp_session_protects_and_unprotects_as_pylibsrtp_does():
         assert aiortc.rtcdtlstransport.Session is forward.LeanSession
     finally:
         aiortc.rtcdtlstransport.Session = saved
+
+
+def test_the_window_rate_counter_gives_aiortc_s_rates():
+    import random as _random
+    from aiortc.rate import RateCounter
+    from aiortc.rtcrtpreceiver import RemoteBitrateEstimator
+    rnd = _random.Random(5)
+    theirs, ours = RateCounter(1000, 8000), forward.WindowRateCounter(1000, 8000)
+    now = 10_000
+    for step in range(5000):
+        now += rnd.choice((0, 1, 5, 33, 33, 34, 400, 999, 1000, 1001, 2500))
+        if step % 997 == 0:
+            theirs.reset()
+            ours.reset()
+        assert ours.rate(now) == theirs.rate(now), step
+        size = rnd.randrange(100, 9000)
+        theirs.add(size, now)
+        ours.add(size, now)
+    assert ours.rate(now) == theirs.rate(now) is not None
+    # The receiver's estimator gets it when the Tap wraps it.
+    estimator = RemoteBitrateEstimator()
+    forward.CappedEstimator(estimator, tap=None)
+    assert type(estimator.incoming_bitrate) is forward.WindowRateCounter
