@@ -593,3 +593,21 @@ def test_the_window_rate_counter_gives_aiortc_s_rates():
     estimator = RemoteBitrateEstimator()
     forward.CappedEstimator(estimator, tap=None)
     assert type(estimator.incoming_bitrate) is forward.WindowRateCounter
+
+
+def test_the_vp8_payload_is_what_aiortc_s_depayloader_gives():
+    import random as _random
+    from aiortc.codecs import depayload
+    assert 'if codec.name == "VP8":\n        return vp8_depayload(payload)' in inspect.getsource(depayload)
+    rnd = _random.Random(3)
+    cases = [b"", b"\x80", b"\x90\x80", b"\x90\x80\x80", b"\x90\xf0\x81\x02\x03\x04", b"\x10abc"]
+    cases += [bytes([first, second]) + rnd.randbytes(rnd.randrange(0, 6))
+              for first in (0x00, 0x10, 0x80, 0x90, 0x9f) for second in range(0, 256, 16) for _ in range(4)]
+    for payload in cases:
+        try:
+            expected = vpx.vp8_depayload(payload)
+        except ValueError as error:
+            with pytest.raises(ValueError, match=str(error)):
+                forward.vp8_payload(payload)
+        else:
+            assert forward.vp8_payload(payload) == expected, payload

@@ -245,6 +245,37 @@ def is_keyframe(codec: str, data: bytes) -> bool:
     return True
 
 
+def vp8_payload(payload: bytes) -> bytes:
+    """aiortc's ``vp8_depayload``: what follows the VP8 payload descriptor (RFC 7741 4.2), with
+    its errors, without building the descriptor object it discards (5% of a busy worker)."""
+    size = len(payload)
+    if size < 1:
+        raise ValueError("VPX descriptor is too short")
+    if not payload[0] & 0x80:
+        return payload[1:]
+    if size < 2:
+        raise ValueError("VPX descriptor has truncated extended bits")
+    bits, pos = payload[1], 2
+    if bits & 0x80:                       # I: PictureID, 7 or 15 bits
+        if size < pos + 1:
+            raise ValueError("VPX descriptor has truncated PictureID")
+        if payload[pos] & 0x80:
+            if size < pos + 2:
+                raise ValueError("VPX descriptor has truncated long PictureID")
+            pos += 2
+        else:
+            pos += 1
+    if bits & 0x40:                       # L: TL0PICIDX
+        if size < pos + 1:
+            raise ValueError("VPX descriptor has truncated TL0PICIDX")
+        pos += 1
+    if bits & 0x30:                       # T or K: one byte for both
+        if size < pos + 1:
+            raise ValueError("VPX descriptor has truncated T/K")
+        pos += 1
+    return payload[pos:]
+
+
 def prefer_codecs(transceiver) -> None:
     """Put VP8 first in the answer, so both browsers send what the other decodes.
 
@@ -505,7 +536,9 @@ class Tap:
                     await receiver._send_rtcp(RtcpPsfbPacket(
                         fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)))
         try:
-            packet._data = depayload(codec, packet.payload) if packet.payload else b""
+            payload = packet.payload
+            packet._data = (vp8_payload(payload) if codec.name == "VP8" else depayload(codec, payload)) \
+                if payload else b""
         except ValueError:
             return
         _, frame = self.assembler.add(packet)
