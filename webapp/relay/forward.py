@@ -809,7 +809,7 @@ class SentHistory(dict):
 _rtp_header = struct.Struct("!BBHLL").pack
 
 
-def _header_extensions(extensions: HeaderExtensionsMap, mid: str | None) -> tuple[int, bytes, bytes]:
+def _header_extensions(extensions: HeaderExtensionsMap, mid: str | None) -> tuple[int, bytes, bytes | None]:
     """What a sender puts after the fixed header, as aiortc's ``RtpPacket.serialize`` would:
     ``(first byte of the header, bytes before abs-send-time, bytes after it)``; when no
     abs-send-time was negotiated, everything is in the first part and nothing goes between."""
