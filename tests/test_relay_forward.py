@@ -417,3 +417,197 @@ def test_the_loss_based_limit_comes_down_with_reported_loss_and_climbs_back_unde
         now[0] += 1
         limit.update(0.0, 200_000)                         # far above what is sent: lifted
     assert limit.limit is None
+
+
+def test_the_lean_sender_puts_on_the_wire_what_aiortc_s_sender_would():
+    """LeanSender stands in for RTCRtpSender._run_rtp: for the same frames, each RTP packet it
+    hands to SRTP is the one aiortc's loop hands it (header, marker, MID and abs-send-time,
+    sequence numbers, timestamps), the sender-report counters move alike, and a NACK is
+    answered (over RTX) with the same packet. Two senders of each kind share one connection
+    on loopback: one runs aiortc's loop, the other the lean one; the far end reassembles both."""
+    from types import SimpleNamespace
+    import aiortc.rtcrtpsender
+    from aiortc import RTCBundlePolicy
+    from webapp.relay.ice import use_host_addresses
+    use_host_addresses(["127.0.0.1"])
+    fixed_ntp = (2_100_000_000 << 32) | 0x12345678
+
+    async def scenario():
+        config = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)  # one transport
+        sending, receiving = RTCPeerConnection(config), RTCPeerConnection(config)
+        pairs = []
+        for kind, codec in (("video", forward.VP8), ("audio", "audio/opus")):
+            senders = []
+            for lean in (False, True):
+                sink = Sink(kind, codec)
+                sender = sending.addTrack(sink)
+                forward.forward_to(sender, sink, lean=lean)
+                sender._RTCRtpSender__encoder._picture_id = 0
+                sender._RTCRtpSender__rtx_sequence_number = 500
+                senders.append((sender, sink))
+            pairs.append(senders)
+        taps = []
+        receiving.on("track", lambda track: taps.append(Tap(
+            next(t.receiver for t in receiving.getTransceivers() if t.receiver.track is track), track.kind)))
+        await sending.setLocalDescription(await sending.createOffer())
+        await receiving.setRemoteDescription(sending.localDescription)
+        await receiving.setLocalDescription(await receiving.createAnswer())
+        saved = (aiortc.rtcrtpsender.random_sequence_number, aiortc.rtcrtpsender.random32, aiortc.rtcrtpsender.clock)
+        # What both loops draw at start, and the clock: the same for both.
+        aiortc.rtcrtpsender.random_sequence_number = lambda: 1000
+        aiortc.rtcrtpsender.random32 = lambda: 77777
+        aiortc.rtcrtpsender.clock = SimpleNamespace(**{**vars(saved[2]), "current_ntp_time": lambda: fixed_ntp})
+        try:
+            await sending.setRemoteDescription(receiving.localDescription)
+            for _ in range(200):
+                if all(sink._started for senders in pairs for _, sink in senders):
+                    break
+                await asyncio.sleep(0.02)
+            for (plain, _), (lean, _) in pairs:      # aiortc's reads it at each packet: the same MID
+                plain._RTCRtpSender__mid = lean._RTCRtpSender__mid
+            dtls = pairs[0][0][0].transport
+            dtls = getattr(dtls, "_transport", dtls)
+            wire: dict[int, list[bytes]] = {}
+            srtp = dtls._tx_srtp
+
+            class Recorder:
+                def protect(self, data):
+                    wire.setdefault(int.from_bytes(data[8:12], "big"), []).append(data)
+                    return srtp.protect(data)
+
+                def protect_rtcp(self, data):
+                    return srtp.protect_rtcp(data)
+            dtls._tx_srtp = Recorder()
+            frames = {"video": [VP8_KEY + bytes(range(256)) * 12] + [VP8_DELTA + bytes([n]) * 900 for n in range(3)],
+                      "audio": [bytes([0x78, n]) * 40 for n in range(4)]}
+            for senders in pairs:
+                for n in range(4):
+                    for sender, sink in senders:
+                        data = frames[sink.kind][n]
+                        assert sink.push(EncodedFrame(data, 3000 * n, sink.codec, is_keyframe(sink.codec, data)))
+            expected = {kind: sum(len(Packer(codec).pack(EncodedFrame(d, 0, codec, True))[0]) for d in frames[kind])
+                        for kind, codec in (("video", forward.VP8), ("audio", "audio/opus"))}
+            for _ in range(200):
+                if all(sender._RTCRtpSender__packet_count == expected[sink.kind]
+                       for senders in pairs for sender, sink in senders):
+                    break
+                await asyncio.sleep(0.02)
+            for (plain, _), (lean, _) in pairs:
+                assert isinstance(lean._RTCRtpSender__rtp_history, forward.SentHistory)
+                theirs, ours = wire[plain._ssrc], wire[lean._ssrc]
+                assert len(ours) == len(theirs) == expected[plain.kind]
+                assert [p[:8] + p[12:] for p in ours] == [p[:8] + p[12:] for p in theirs]
+                for name in ("ntp_timestamp", "rtp_timestamp", "octet_count", "packet_count"):
+                    assert getattr(lean, f"_RTCRtpSender__{name}") == getattr(plain, f"_RTCRtpSender__{name}"), name
+                if plain.kind == "video":
+                    assert ours[0][12:16] == b"\xbe\xde\x00\x02"     # one-byte extensions: MID, abs-send-time
+                    assert (fixed_ntp >> 14 & 0xFFFFFF).to_bytes(3, "big") in ours[0][16:24]
+                    await plain._retransmit(1001)
+                    await lean._retransmit(1001)
+                    theirs, ours = wire[plain._rtx_ssrc], wire[lean._rtx_ssrc]
+                    assert len(ours) == len(theirs) == 1
+                    assert ours[0][:8] + ours[0][12:] == theirs[0][:8] + theirs[0][12:]
+            for _ in range(100):
+                if sorted(tap.received for tap in taps) == [4, 4, 4, 4]:
+                    break
+                await asyncio.sleep(0.02)
+            assert sorted(tap.received for tap in taps) == [4, 4, 4, 4]     # the far end reads them all
+        finally:
+            (aiortc.rtcrtpsender.random_sequence_number, aiortc.rtcrtpsender.random32,
+             aiortc.rtcrtpsender.clock) = saved
+            await sending.close()
+            await receiving.close()
+    asyncio.run(scenario())
+
+
+def test_the_lean_sender_relies_on_what_aiortc_s_send_chain_still_is():
+    """The steps LeanSender collapses into protect + sendto are still aiortc's and aioice's."""
+    from aioice.ice import Connection, StunProtocol
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+    run = inspect.getsource(RTCRtpSender._run_rtp)
+    for step in ("timestamp = uint32_add(timestamp_origin, enc_frame.timestamp)",
+                 "packet.marker = (i == len(enc_frame.payloads) - 1) and 1 or 0",
+                 "packet.extensions.mid = self.__mid",
+                 "self.__rtp_history[packet.sequence_number % RTP_HISTORY_SIZE] = (",
+                 "self.__ntp_timestamp = clock.current_ntp_time()", "self.__octet_count += len(payload)"):
+        assert step in run, step
+    assert "packet = self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)" in inspect.getsource(
+        RTCRtpSender._retransmit)
+    dtls = inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "data = self._tx_srtp.protect(data)" in dtls and "await self.transport._send(data)" in dtls
+    assert "self.__tx_bytes += len(data)" in dtls
+    assert "await active_pair.protocol.send_data(data, active_pair.remote_addr)" in inspect.getsource(
+        Connection.sendto)
+    assert inspect.getsource(StunProtocol.send_data).strip().endswith("self.transport.sendto(data, addr)")
+
+
+def test_the_lean_srtp_session_protects_and_unprotects_as_pylibsrtp_does():
+    import os
+    import aiortc.rtcdtlstransport
+    import pylibsrtp
+    from pylibsrtp import Policy, Session
+    key = os.urandom(30)
+
+    def sessions(kind):
+        return [cls(Policy(key=key, ssrc_type=kind)) for cls in (Session, forward.LeanSession)]
+    packets = [bytes([0x80, 96]) + seq.to_bytes(2, "big") + bytes(8) + os.urandom(size)
+               for seq, size in ((1, 1200), (2, 40), (3, 1300))]
+    theirs, ours = sessions(Policy.SSRC_ANY_OUTBOUND)
+    protected = [theirs.protect(p) for p in packets]
+    assert [ours.protect(p) for p in packets] == protected
+    assert ours.protect_rtcp(bytes([0x80, 200, 0, 1]) + bytes(4))          # RTCP: pylibsrtp's own
+    theirs, ours = sessions(Policy.SSRC_ANY_INBOUND)
+    assert [ours.unprotect(p) for p in protected] == [theirs.unprotect(p) for p in protected] == packets
+    with pytest.raises(pylibsrtp.Error):
+        ours.unprotect(protected[0])                       # a replay
+    with pytest.raises(pylibsrtp.Error):
+        ours.unprotect(protected[1][:-1] + bytes([protected[1][-1] ^ 1]))     # tampered
+    with pytest.raises(ValueError):
+        ours.protect(bytes([0x80, 96]) + bytes(1400))
+    saved = aiortc.rtcdtlstransport.Session
+    try:
+        forward.use_lean_srtp()
+        assert aiortc.rtcdtlstransport.Session is forward.LeanSession
+    finally:
+        aiortc.rtcdtlstransport.Session = saved
+
+
+def test_the_window_rate_counter_gives_aiortc_s_rates():
+    import random as _random
+    from aiortc.rate import RateCounter
+    from aiortc.rtcrtpreceiver import RemoteBitrateEstimator
+    rnd = _random.Random(5)
+    theirs, ours = RateCounter(1000, 8000), forward.WindowRateCounter(1000, 8000)
+    now = 10_000
+    for step in range(5000):
+        now += rnd.choice((0, 1, 5, 33, 33, 34, 400, 999, 1000, 1001, 2500))
+        if step % 997 == 0:
+            theirs.reset()
+            ours.reset()
+        assert ours.rate(now) == theirs.rate(now), step
+        size = rnd.randrange(100, 9000)
+        theirs.add(size, now)
+        ours.add(size, now)
+    assert ours.rate(now) == theirs.rate(now) is not None
+    # The receiver's estimator gets it when the Tap wraps it.
+    estimator = RemoteBitrateEstimator()
+    forward.CappedEstimator(estimator, tap=None)
+    assert type(estimator.incoming_bitrate) is forward.WindowRateCounter
+
+
+def test_the_vp8_payload_is_what_aiortc_s_depayloader_gives():
+    import random as _random
+    from aiortc.codecs import depayload
+    assert 'if codec.name == "VP8":\n        return vp8_depayload(payload)' in inspect.getsource(depayload)
+    rnd = _random.Random(3)
+    cases = [b"", b"\x80", b"\x90\x80", b"\x90\x80\x80", b"\x90\xf0\x81\x02\x03\x04", b"\x10abc"]
+    cases += [bytes([first, second]) + rnd.randbytes(rnd.randrange(0, 6))
+              for first in (0x00, 0x10, 0x80, 0x90, 0x9f) for second in range(0, 256, 16) for _ in range(4)]
+    for payload in cases:
+        try:
+            expected = vpx.vp8_depayload(payload)
+        except ValueError as error:
+            with pytest.raises(ValueError, match=str(error)):
+                forward.vp8_payload(payload)
+        else:
+            assert forward.vp8_payload(payload) == expected, payload
