@@ -934,6 +934,14 @@ class LeanSender:
         sequence = aiortc.rtcrtpsender.random_sequence_number()
         origin = aiortc.rtcrtpsender.random32()
         size = RTP_HISTORY_SIZE
+
+        def stamped() -> tuple[int, bytes]:
+            """The NTP time now, and the extension bytes with abs-send-time set to it."""
+            ntp = aiortc.rtcrtpsender.clock.current_ntp_time()
+            if after is None:
+                return ntp, before
+            return ntp, b"".join((before, ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big"), after))
+
         while True:
             track = sender._RTCRtpSender__track
             if not track:
@@ -950,9 +958,7 @@ class LeanSender:
             paced = transport if isinstance(transport, PacedTransport) else None
             dtls = transport._transport if paced is not None else transport
             route = self._route(dtls)
-            ntp = aiortc.rtcrtpsender.clock.current_ntp_time()
-            stamp = before if after is None else b"".join(
-                (before, ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big"), after))
+            ntp, stamp = stamped()
             now = time.monotonic() if paced is not None else 0.0
             last = len(payloads) - 1
             octets = 0
@@ -962,9 +968,7 @@ class LeanSender:
                     if wait > 0:
                         await asyncio.sleep(wait)
                         now = time.monotonic()
-                        ntp = aiortc.rtcrtpsender.clock.current_ntp_time()
-                        stamp = before if after is None else b"".join(
-                            (before, ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big"), after))
+                        ntp, stamp = stamped()
                         route = self._route(dtls)
                 data = b"".join((_rtp_header(first, 0x80 | payload_type if i == last else payload_type,
                                              sequence, timestamp, ssrc), stamp, payload))
