@@ -187,11 +187,11 @@ def init_app(app, translations: Path):
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     filters = app.jinja_env.filters
-    filters.update(money=money, amount_typed=plain, dateformat=format_date,
-                   datetimeformat=format_datetime, timeformat=format_time)
-    for name in ("money", "amount_typed", "dateformat", "datetimeformat", "timeformat", "timedeltaformat"):
-        if name in filters:               # (timedeltaformat: flask-babel's own)
-            filters[name] = at_render(filters[name])
+    own = {"money": money, "amount_typed": plain, "dateformat": format_date,
+           "datetimeformat": format_datetime, "timeformat": format_time}
+    filters.update({name: at_render(func) for name, func in own.items()})
+    if "timedeltaformat" in filters:      # flask-babel's own
+        filters["timedeltaformat"] = at_render(filters["timedeltaformat"])
     app.jinja_env.globals.update(text_direction=text_direction, right_to_left=right_to_left, locale_name=locale_name,
                                  available_locales=available_locales, in_reader_language=in_reader_language,
                                  picker_back=picker_back,
