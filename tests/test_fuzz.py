@@ -18,6 +18,12 @@ from webapp.models import Appointment, ChatLine, db
 from webapp.relay import protocol
 from webapp.visit.bridge import Bridge
 
+# Hypothesis warns when the global ``random`` moved while it drew an example; in a full run another
+# thread can move it then (aiortc's RTCP loops draw their intervals from it), which the warning, and
+# the 100 kB repr it builds of the strategy, turned into a failure (CI, once in four runs). The
+# examples are drawn from Hypothesis' own seeded source either way (derandomize).
+pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")   # and its deprecations
+
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
