@@ -403,19 +403,22 @@ def test_the_loss_based_limit_comes_down_with_reported_loss_and_climbs_back_unde
     limit = forward.LossBasedLimit(clock=lambda: now[0])
     assert limit.update(0.0, 500_000) is None              # no loss: no limit
     assert limit.update(0.01, 500_000) is None             # 1%: within the dead band
-    assert limit.update(0.20, 500_000) == 450_000          # 20% lost at 500k: 500k x 0.9
+    assert limit.update(0.20, 500_000) == 340_000          # 20% lost at 500k: the link carries 400k, 85% of it
     now[0] += 1
-    assert limit.update(0.10, 450_000) == 427_500          # still losing: down again
+    assert limit.update(0.0, 340_000) == 357_000           # no loss: 5% up a report...
     now[0] += 1
-    assert limit.update(0.0, 420_000) == 427_500           # no loss, but 450k lost packets: held
-    now[0] += 11                                           # 10 s without loss: the ceiling goes,
-    assert limit.update(0.0, 420_000) == 448_875           # 5% up a report
-    assert limit.update(0.20, 440_000) == 396_000          # lost again at 440k: 440k x 0.9
+    assert limit.update(0.0, 350_000) == 360_000           # ...to 90% of the 400k the link carried
     now[0] += 1
-    assert limit.update(0.0, 300_000) == 396_000           # 90% of 440k is its ceiling for now
+    assert limit.update(0.0, 355_000) == 360_000           # held there
+    now[0] += 1
+    assert limit.update(0.05, 360_000) == 351_000          # 5% lost: down by half that (as GCC)
+    now[0] += 1
+    assert limit.update(0.0, 350_000) == 351_000           # under the 342k now carried: held
+    now[0] += 10                                           # 10 s without loss: the ceiling goes,
+    assert limit.update(0.0, 350_000) == 368_550           # 5% up a report
     for _ in range(20):
         now[0] += 1
-        limit.update(0.0, 200_000)                         # far above what is sent: lifted
+        limit.update(0.0, 150_000)                         # far above what is sent: lifted
     assert limit.limit is None
 
 

@@ -361,8 +361,9 @@ def audio_figures(sender: Log, viewer: Record, since: float) -> dict:
             "audio_received": len(latencies) / max(expected, 1)}
 
 
-def video_figures(sender: Log, viewer: Record, since: float) -> dict:
-    """Which frames a decoder could use: a keyframe, or the frame after one it could use."""
+def video_figures(sender: Log, viewer: Record, since: float, until: float = float("inf")) -> dict:
+    """Which frames a decoder could use: a keyframe, or the frame after one it could use.
+    Those sent from ``since`` to ``until`` count (after it, one may be on its way as the call ends)."""
     usable: set[int] = set()
     arrivals, unusable = [], 0
     decoder = av.CodecContext.create("vp8", "r")
@@ -372,17 +373,18 @@ def video_figures(sender: Log, viewer: Record, since: float) -> dict:
             unusable += 1
             continue
         number, sent, keyframe = sender.video[hashlib.sha1(data).digest()]
+        counted = since <= sent < until
         if keyframe or number - 1 in usable:
             usable.add(number)
-            if sent >= since:
+            if counted:
                 arrivals.append(arrival)
-        elif sent >= since:
+        elif counted:
             unusable += 1
         try:
             decoded += len(decoder.decode(av.Packet(data)))
         except av.FFmpegError:
             errors += 1
-    sent_since = [t for _, t, _ in sender.video.values() if t >= since]
+    sent_since = [t for _, t, _ in sender.video.values() if since <= t < until]
     gaps = [b - a for a, b in zip([min(sent_since)] + arrivals, arrivals + [max(sent_since)])]
     return {"video_sent": len(sent_since), "video_usable": len(arrivals), "video_unusable": unusable,
             "video_decoded": decoded, "decoder_errors": errors, "longest_freeze_s": max(gaps)}
@@ -530,14 +532,20 @@ def test_a_viewer_behind_a_narrow_link_makes_the_sender_lower_its_bitrate(networ
     log, record, shaped = asyncio.run(scenario())
     def kbps(start, end):
         return sum(n for t, n in log.sizes if start <= t < end) * 8 / (end - start) / 1000
-    since = shaped + 4                                          # once it has adapted
-    settled = video_figures(log, record, since)
+    since, until = shaped + 4, shaped + 6.8                     # once it has adapted
+    settled = video_figures(log, record, since, until)
+    adapting = video_figures(log, record, shaped, since)
     print(f"\nviewer link 400 kbit/s: sender {kbps(shaped - 1.5, shaped):.0f} kbit/s before, "
           f"{kbps(since, shaped + 7):.0f} after; REMB {log.bitrates[-3:]}; "
-          f"{sum(1 for t in log.keyframe_requests if t >= shaped)} keyframe requests;", settled)
+          f"{sum(1 for t in log.keyframe_requests if t >= shaped)} keyframe requests; the first 4 s: "
+          f"{adapting['video_usable']} of {adapting['video_sent']} frames usable, longest freeze "
+          f"{adapting['longest_freeze_s']:.2f} s; after:", settled)
     # The sender is told less than the link carries. Before: the viewer's delay-based REMB (a
     # policer adds no delay) stayed at 410-440 kbit/s, and the sender at ~400.
     assert log.bitrates and max(log.bitrates[-3:]) < 400_000
     assert kbps(since, shaped + 7) < 400
-    # Frames: 93 of 94 usable on a quiet run, but not always: aiortc's encoder goes no lower than
-    # 250 kbit/s and overshoots with each keyframe a viewer asks for, and audio shares the 400.
+    # Once adapted (the first loss report, a second or so, brings the limit under what the link
+    # carries), under 2% of frames are lost. Before: 9 to 60 of 92 frames usable, a keyframe
+    # request every half second, each keyframe losing more.
+    assert settled["video_usable"] >= 0.98 * settled["video_sent"]
+    assert settled["video_unusable"] == 0 and settled["longest_freeze_s"] < 0.3

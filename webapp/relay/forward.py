@@ -75,9 +75,12 @@ MAX_MISORDER = 1000                  # a sequence number this far back: the send
 
 # The loss-based limit on what a viewer is sent (LossBasedLimit): the share of packets its
 # receiver reports lost (RTCP RR, about every second) past which the limit comes down,
-# under which it goes up again, and how far below the rate that lost packets it stays a while.
+# under which it goes up again, past which the link is taken as full, how far below what
+# it then carries the limit goes, and how far below that it stays a while.
 LOSS_DECREASE = 0.02
 LOSS_INCREASE = 0.005
+LOSS_HEAVY = 0.1
+LOSS_BACKOFF = 0.85
 LOSS_STEP_UP = 1.05
 LOSS_CEILING = 0.9
 LOSS_CEILING_SECONDS = 10.0
@@ -92,15 +95,22 @@ class LossBasedLimit:
     drops): the sender, two hops up, keeps its rate and the viewer loses every other frame.
     As the loss-based half of Google's congestion control (draft-ietf-rmcat-gcc-02, 5), with a
     finer dead band since forwarded video cannot skip frames: reported loss past 2% brings
-    the limit to the rate sent times (1 - loss/2); no loss lets it climb 5% a report, up to
-    90% of the rate that last lost packets, for 10 s; then it is lifted once well above
-    what is sent.
+    the limit to the rate sent times (1 - loss/2).
+
+    Past 10% the link is full: what reaches the viewer, the rate sent times (1 - loss), is what
+    it carries, and the limit goes to 85% of that at once. GCC's halved loss would take four
+    reports (four seconds) to come down from 500 to 300 kbit/s, a second each of losing a
+    fifth of the packets, every lost frame asking for a keyframe that loses more; an encoder
+    overshoots its target, keyframes most, hence the margin.
+
+    No loss lets the limit climb 5% a report, up to 90% of what the link carried when it last
+    lost packets, for 10 s; then it is lifted once well above what is sent.
     """
 
     def __init__(self, clock=time.monotonic) -> None:
         self.limit: int | None = None
         self._clock = clock
-        self._ceiling: tuple[float, float] | None = None     # (rate that lost packets, when)
+        self._ceiling: tuple[float, float] | None = None     # (what the link carried when it lost, when)
 
     def update(self, fraction_lost: float, rate: float) -> int | None:
         """A receiver report: ``fraction_lost`` (0-1) while ``rate`` bit/s was sent. The new limit."""
@@ -110,7 +120,9 @@ class LossBasedLimit:
         if fraction_lost > LOSS_DECREASE and rate > 0:
             base = rate if self.limit is None else min(self.limit, rate)
             self.limit = int(base * (1 - fraction_lost / 2))
-            self._ceiling = (rate, now)
+            if fraction_lost > LOSS_HEAVY:
+                self.limit = min(self.limit, int(rate * (1 - fraction_lost) * LOSS_BACKOFF))
+            self._ceiling = (rate * (1 - fraction_lost), now)
         elif fraction_lost < LOSS_INCREASE and self.limit is not None:
             raised = self.limit * LOSS_STEP_UP
             if self._ceiling is not None:
