@@ -377,6 +377,21 @@ def test_the_fast_clock_gives_aiortc_s_values():
     assert aiortc.rtcrtpsender.clock.current_datetime is clock.current_datetime   # the rest is aiortc's
 
 
+def test_the_lean_estimator_finds_aiortc_s_least_frame_period(monkeypatch):
+    import random
+    import aiortc.rate
+    original = aiortc.rate.OveruseEstimator.update_min_frame_period
+    theirs, ours = aiortc.rate.OveruseEstimator(), aiortc.rate.OveruseEstimator()
+    draw = random.Random(15)
+    for _ in range(300):
+        ts_delta = draw.choice([33.0, 33.4, 5.0, 66.7, draw.uniform(0, 100)])
+        assert forward._min_frame_period(ours, ts_delta) == original(theirs, ts_delta)
+    assert ours.ts_delta_hist == theirs.ts_delta_hist and len(ours.ts_delta_hist) == 60
+    monkeypatch.setattr(aiortc.rate.OveruseEstimator, "update_min_frame_period", original)  # put back after
+    forward.use_lean_estimator()
+    assert aiortc.rate.OveruseEstimator.update_min_frame_period is forward._min_frame_period
+
+
 @pytest.mark.parametrize("two_byte", [False, True])
 def test_received_header_extensions_give_abs_send_time_as_aiortc_s_parser_does(two_byte):
     from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters

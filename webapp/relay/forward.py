@@ -21,6 +21,7 @@ import struct
 import time
 import types
 
+import aiortc.rate
 import aiortc.rtcdtlstransport
 import aiortc.rtcrtpsender
 import pylibsrtp
@@ -210,6 +211,26 @@ def use_lean_srtp() -> None:
     """Make the DTLS transports created from now on in this process use LeanSession."""
     _require(aiortc.rtcdtlstransport, "Session")
     aiortc.rtcdtlstransport.Session = LeanSession
+
+
+def _min_frame_period(self, ts_delta: float) -> float:
+    """aiortc's ``OveruseEstimator.update_min_frame_period``: the least of this frame period and
+    the last 59, through the builtin ``min`` instead of a Python loop over them (3% of a busy
+    worker: it runs for every group of packets received)."""
+    history = self.ts_delta_hist
+    if len(history) >= aiortc.rate.MIN_FRAME_PERIOD_HISTORY_LENGTH:
+        del history[0]
+    least = min(history, default=ts_delta)
+    history.append(ts_delta)
+    return least if least < ts_delta else ts_delta
+
+
+def use_lean_estimator() -> None:
+    """Make the receivers' bandwidth estimators in this process find their least frame period
+    without a Python loop (``_min_frame_period``)."""
+    _require(aiortc.rate.OveruseEstimator, "update_min_frame_period")
+    _require(aiortc.rate, "MIN_FRAME_PERIOD_HISTORY_LENGTH")
+    aiortc.rate.OveruseEstimator.update_min_frame_period = _min_frame_period
 
 
 class AbsSendTimeOnly(HeaderExtensionsMap):

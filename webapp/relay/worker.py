@@ -34,7 +34,7 @@ from websockets.http11 import Response
 from webapp.relay import malloc
 from webapp.relay import protocol as p
 from webapp.relay.forward import (DecodingTap, Sink, Tap, forward_to, prefer_codecs, send_codec,
-                                  use_fast_clock, use_lean_srtp)
+                                  use_fast_clock, use_lean_estimator, use_lean_srtp)
 from webapp.relay.ice import enlarge_receive_buffers, use_host_addresses
 from webapp.relay.load import LoadGauge, over_capacity
 from webapp.tokens import TokenProblem, read_room_ticket
@@ -458,6 +458,7 @@ async def start_server(settings: Settings, host: str, port: int):
     use_host_addresses(list(settings.host_addresses))
     use_fast_clock()
     use_lean_srtp()
+    use_lean_estimator()
     worker = Worker(settings)
     worker.gauge.start()
     server = await serve(worker.handle, host, port, max_size=1 << 20,
