@@ -435,6 +435,11 @@ def test_the_loss_based_limit_comes_down_with_reported_loss_and_climbs_back_unde
         now[0] += 1
         limit.update(0.0, 150_000)                         # far above what is sent: lifted
     assert limit.limit is None
+    assert limit.update(0.25, 600_000) == 382_500          # a link narrows: 450k carried, 85% of it
+    now[0] += 1
+    assert limit.update(0.04, 400_000) == 326_400          # still losing a second later: not far
+    now[0] += 4                                            # enough, 85% of the 384k now carried;
+    assert limit.update(0.04, 330_000) == 319_872          # later, 4% is GCC's halved loss again
 
 
 def test_the_lean_sender_puts_on_the_wire_what_aiortc_s_sender_would():

@@ -370,7 +370,7 @@ def video_figures(sender: Log, viewer: Record, since: float, until: float = floa
     decoded = errors = 0
     for arrival, data in viewer.frames:
         if hashlib.sha1(data).digest() not in sender.video:     # the end of a frame given up
-            unusable += 1
+            unusable += since <= arrival < until
             continue
         number, sent, keyframe = sender.video[hashlib.sha1(data).digest()]
         counted = since <= sent < until

@@ -77,15 +77,18 @@ MAX_MISORDER = 1000                  # a sequence number this far back: the send
 # The loss-based limit on what a viewer is sent (LossBasedLimit): the share of packets its
 # receiver reports lost (RTCP RR, about every second) past which the limit comes down,
 # under which it goes up again, past which the link is taken as full, how far below what
-# it then carries the limit goes, and how far below that it stays a while.
+# it then carries the limit goes, how long after that any loss means it was not far enough,
+# and how far below what the link carried it stays a while.
 LOSS_DECREASE = 0.02
 LOSS_INCREASE = 0.005
 LOSS_HEAVY = 0.1
 LOSS_BACKOFF = 0.85
+LOSS_FOLLOW_SECONDS = 3.0
 LOSS_STEP_UP = 1.05
 LOSS_CEILING = 0.9
 LOSS_CEILING_SECONDS = 10.0
-RATE_WINDOW = 2.0                    # seconds over which a sink's sending rate is measured
+RATE_WINDOW = 2.0                    # at most, seconds over which a sink's sending rate is measured
+RATE_MIN_WINDOW = 0.5
 
 
 class LossBasedLimit:
@@ -102,7 +105,9 @@ class LossBasedLimit:
     it carries, and the limit goes to 85% of that at once. GCC's halved loss would take four
     reports (four seconds) to come down from 500 to 300 kbit/s, a second each of losing a
     fifth of the packets, every lost frame asking for a keyframe that loses more; an encoder
-    overshoots its target, keyframes most, hence the margin.
+    overshoots its target, keyframes most, hence the margin. The first report after a link
+    narrows understates its loss (the link's buffer, or its policer's allowance, took the
+    first excess): any loss reported within 3 s of such a cut cuts the same way again.
 
     No loss lets the limit climb 5% a report, up to 90% of what the link carried when it last
     lost packets, for 10 s; then it is lifted once well above what is sent.
@@ -112,6 +117,7 @@ class LossBasedLimit:
         self.limit: int | None = None
         self._clock = clock
         self._ceiling: tuple[float, float] | None = None     # (what the link carried when it lost, when)
+        self._cut_at = -LOSS_FOLLOW_SECONDS                   # when loss last said the link was full
 
     def update(self, fraction_lost: float, rate: float) -> int | None:
         """A receiver report: ``fraction_lost`` (0-1) while ``rate`` bit/s was sent. The new limit."""
@@ -121,8 +127,11 @@ class LossBasedLimit:
         if fraction_lost > LOSS_DECREASE and rate > 0:
             base = rate if self.limit is None else min(self.limit, rate)
             self.limit = int(base * (1 - fraction_lost / 2))
-            if fraction_lost > LOSS_HEAVY:
+            full = fraction_lost > LOSS_HEAVY
+            if full or now - self._cut_at < LOSS_FOLLOW_SECONDS:
                 self.limit = min(self.limit, int(rate * (1 - fraction_lost) * LOSS_BACKOFF))
+            if full:
+                self._cut_at = now
             self._ceiling = (rate * (1 - fraction_lost), now)
         elif fraction_lost < LOSS_INCREASE and self.limit is not None:
             raised = self.limit * LOSS_STEP_UP
@@ -1048,6 +1057,7 @@ class Sink(MediaStreamTrack):
         self.remb: int | None = None               # the viewer's own estimate
         self.loss_limit = LossBasedLimit()         # from the packets the viewer reports lost
         self._sent: collections.deque = collections.deque()    # (time, bytes) over RATE_WINDOW
+        self._reported = 0.0                  # when the viewer's last receiver report came
         self._asked = -KEYFRAME_RETRY_INTERVAL
         self._sender = None                   # set by forward_to
 
@@ -1074,15 +1084,19 @@ class Sink(MediaStreamTrack):
     def reported_loss(self, fraction_lost: float) -> None:
         """The viewer's receiver report for this stream: the share of packets lost since the last."""
         if self._gated:
-            self.loss_limit.update(fraction_lost, self.send_rate())
+            now = time.monotonic()
+            window = min(RATE_WINDOW, max(RATE_MIN_WINDOW, now - self._reported))
+            self._reported = now
+            self.loss_limit.update(fraction_lost, self.send_rate(window))
             self._pass_limit()
 
-    def send_rate(self) -> float:
-        """Bits per second this sink handed its sender over the last RATE_WINDOW seconds."""
+    def send_rate(self, window: float = RATE_WINDOW) -> float:
+        """Bits per second this sink handed its sender over the last ``window`` seconds (at most
+        RATE_WINDOW): a report's loss is set against what was sent since the one before."""
         now = time.monotonic()
         while self._sent and now - self._sent[0][0] > RATE_WINDOW:
             self._sent.popleft()
-        return sum(n for _, n in self._sent) * 8 / RATE_WINDOW
+        return sum(n for t, n in self._sent if now - t <= window) * 8 / window
 
     def _pass_limit(self) -> None:
         limits = [x for x in (self.remb, self.loss_limit.limit) if x is not None]
