@@ -440,6 +440,13 @@ def test_the_loss_based_limit_comes_down_with_reported_loss_and_climbs_back_unde
     assert limit.update(0.04, 400_000) == 326_400          # still losing a second later: not far
     now[0] += 4                                            # enough, 85% of the 384k now carried;
     assert limit.update(0.04, 330_000) == 319_872          # later, 4% is GCC's halved loss again
+    now[0] += 20
+    for _ in range(20):
+        now[0] += 1
+        limit.update(0.0, 100_000)
+    assert limit.limit is None
+    assert limit.update(255 / 256, 1_600_000) == 680_000    # back from 3 s in a tunnel, all lost: no
+    #                                                        further than 85% of half what was sent
 
 
 def test_the_lean_sender_puts_on_the_wire_what_aiortc_s_sender_would():

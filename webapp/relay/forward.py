@@ -77,12 +77,14 @@ MAX_MISORDER = 1000                  # a sequence number this far back: the send
 # The loss-based limit on what a viewer is sent (LossBasedLimit): the share of packets its
 # receiver reports lost (RTCP RR, about every second) past which the limit comes down,
 # under which it goes up again, past which the link is taken as full, how far below what
-# it then carries the limit goes, how long after that any loss means it was not far enough,
-# and how far below what the link carried it stays a while.
+# it then carries the limit goes (never taking it to carry under half of what was sent), how
+# long after that any loss means it was not far enough, and how far below what the link
+# carried it stays a while.
 LOSS_DECREASE = 0.02
 LOSS_INCREASE = 0.005
 LOSS_HEAVY = 0.1
 LOSS_BACKOFF = 0.85
+LOSS_FLOOR = 0.5
 LOSS_FOLLOW_SECONDS = 3.0
 LOSS_STEP_UP = 1.05
 LOSS_CEILING = 0.9
@@ -108,6 +110,9 @@ class LossBasedLimit:
     overshoots its target, keyframes most, hence the margin. The first report after a link
     narrows understates its loss (the link's buffer, or its policer's allowance, took the
     first excess): any loss reported within 3 s of such a cut cuts the same way again.
+    A link that carried nothing for a while (a tunnel, a Wi-Fi handover) reports nearly all
+    lost: that is not what it carries once back, so the link is never taken to carry less than
+    half of what was sent (GCC's cut at total loss).
 
     No loss lets the limit climb 5% a report, up to 90% of what the link carried when it last
     lost packets, for 10 s; then it is lifted once well above what is sent.
@@ -127,12 +132,13 @@ class LossBasedLimit:
         if fraction_lost > LOSS_DECREASE and rate > 0:
             base = rate if self.limit is None else min(self.limit, rate)
             self.limit = int(base * (1 - fraction_lost / 2))
+            carried = max(rate * (1 - fraction_lost), rate * LOSS_FLOOR)
             full = fraction_lost > LOSS_HEAVY
             if full or now - self._cut_at < LOSS_FOLLOW_SECONDS:
-                self.limit = min(self.limit, int(rate * (1 - fraction_lost) * LOSS_BACKOFF))
+                self.limit = min(self.limit, int(carried * LOSS_BACKOFF))
             if full:
                 self._cut_at = now
-            self._ceiling = (rate * (1 - fraction_lost), now)
+            self._ceiling = (carried, now)
         elif fraction_lost < LOSS_INCREASE and self.limit is not None:
             raised = self.limit * LOSS_STEP_UP
             if self._ceiling is not None:
