@@ -78,13 +78,15 @@ def practitioner_says_bye(ws_url, appt, session):
     ws = Client.connect(f"{ws_url}/today/{appt.id}/signal",
                         headers={"Cookie": f"session={session}", "Origin": "https://cabinet.test"})
     try:
-        deadline = time.monotonic() + 15
+        deadline, heard = time.monotonic() + 15, []
         while time.monotonic() < deadline:
             raw = ws.receive(timeout=1)
             if raw is not None and json.loads(raw)["type"] == "ready":
                 break
+            if raw is not None:
+                heard.append(raw[:200])
         else:
-            raise AssertionError("the practitioner's side never got ready")
+            raise AssertionError(f"the practitioner's side never got ready; it heard {heard}")
         ws.send('{"v": 1, "type": "bye"}')
         ws.receive(timeout=5)
     finally:

@@ -258,6 +258,30 @@ def test_a_bye_the_page_sent_before_closing_still_ends_the_visit(served, monkeyp
         assert Appointment.get_by_id(served["appt"].id).call_ended_at is not None
 
 
+def test_a_frame_to_a_socket_closed_under_the_bridge_ends_its_session_quietly():
+    """The page closed its socket (on "bye") as the bridge wrote "ended": simple-websocket's
+    reader thread had handled the close, so wsproto refused the frame. That exception ended the
+    bridge's channel thread (an unhandled thread exception in the call-end test) before the
+    session was closed."""
+    import threading
+    from types import SimpleNamespace
+    from wsproto.utilities import LocalProtocolError
+    from webapp.visit.bridge import Bridge
+
+    class ClosedUnderneath:
+        def send(self, text):
+            raise LocalProtocolError("Event TextMessage cannot be sent in state ConnectionState.CLOSED.")
+
+        def close(self, reason, message):
+            raise LocalProtocolError("Event CloseConnection cannot be sent in state ConnectionState.CLOSED.")
+    side = SimpleNamespace(ws=ClosedUnderneath(), _send_lock=threading.Lock(), done=threading.Event())
+    Bridge.send(side, '{"v": 1, "type": "ended"}')
+    assert side.done.is_set()
+    side.done.clear()
+    Bridge.close(side, events.ENDED, "ended")
+    assert side.done.is_set() and not side._send_lock.locked()
+
+
 def close_after_frames(ws, timeout=5.0) -> tuple[int, str]:
     """The code and reason the server closed the socket with, after whatever frames came first."""
     deadline = time.monotonic() + timeout
