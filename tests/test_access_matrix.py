@@ -103,6 +103,7 @@ TABLE: dict[str, Rule] = {
     "auth.enrol": Rule("/second-factor", GET=ANY_STAFF, POST=any_staff("422")),
     "auth.account": Rule("/account", GET=ANY_STAFF),
     "auth.language": Rule("/account/language", POST=any_staff("422")),
+    "auth.change_password": Rule("/account/password", POST=any_staff("422")),
     "admin.reset_second_factor": Rule("/admin/staff/{secretary}/second-factor/reset", POST=admin(">/admin/staff/{secretary}")),
     "admin.index": Rule("/admin/", GET=ADMIN),
     "admin.new_staff": Rule("/admin/staff/new", GET=ADMIN, POST=admin("422")),

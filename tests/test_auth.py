@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import PASSWORD, db_snapshot, login_as, make_user, text_of
+from webapp.auth import check_password
 from webapp.models import AuditEvent, User
 
 
@@ -146,3 +147,68 @@ def test_session_cookie_flags(client):
     response = client.post("/login", data={"email": "c@cabinet.example.org", "password": PASSWORD})
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie   # PUBLIC_URL is https
+
+
+NEW_PASSWORD = "a longer new passphrase"
+
+
+def test_a_staff_member_changes_their_own_password(app, client):
+    """Knowing the current one; their other browsers are signed out, this one stays."""
+    user = login_as(client, "secretary")
+    other_browser = app.test_client()
+    login_as(other_browser, user)
+    page = client.get("/account")
+    assert "Change my password" in text_of(page) and "At least 10 characters." in text_of(page)
+    response = client.post("/account/password", data={"current": PASSWORD, "new": NEW_PASSWORD, "again": NEW_PASSWORD})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/account?changed=1")
+    assert "Your password is changed." in text_of(client.get("/account?changed=1"))
+    saved = User.get_by_id(user.id)
+    assert check_password(saved, NEW_PASSWORD) and not check_password(saved, PASSWORD)
+    assert AuditEvent.get(AuditEvent.action == "staff.password_changed").user_id == user.id
+    assert client.get("/agenda/").status_code == 200                  # this browser goes on
+    assert other_browser.get("/agenda/").status_code == 302           # the other one signs in again
+    client.post("/logout")
+    assert client.post("/login", data={"email": user.email, "password": PASSWORD}).status_code == 401
+    assert client.post("/login", data={"email": user.email, "password": NEW_PASSWORD}).status_code == 302
+
+
+@pytest.mark.parametrize("form, field, message", [
+    ({"current": "not my password", "new": NEW_PASSWORD, "again": NEW_PASSWORD}, "current",
+     "This is not your current password."),
+    ({"current": "", "new": NEW_PASSWORD, "again": NEW_PASSWORD}, "current", "Enter your current password."),
+    ({"current": PASSWORD, "new": "short", "again": "short"}, "new", "At least 10 characters."),
+    ({"current": PASSWORD, "new": "", "again": ""}, "new", "Choose a new password."),
+    ({"current": PASSWORD, "new": NEW_PASSWORD, "again": NEW_PASSWORD + "!"}, "again", "The two new passwords differ."),
+    ({"current": PASSWORD, "new": NEW_PASSWORD}, "again", "Type the new password again."),
+])
+def test_a_refused_password_change_says_why_and_changes_nothing(app, client, form, field, message):
+    user = login_as(client, "practitioner")
+    other_browser = app.test_client()
+    login_as(other_browser, user)
+    before = User.get_by_id(user.id)
+    response = client.post("/account/password", data=form)
+    assert response.status_code == 422
+    assert message in text_of(response) and f'id="{field}-error"' in response.get_data(as_text=True)
+    after = User.get_by_id(user.id)
+    assert (after.password_hash, after.session_version) == (before.password_hash, before.session_version)
+    assert other_browser.get("/agenda/").status_code == 200
+    assert not AuditEvent.select().where(AuditEvent.action == "staff.password_changed").exists()
+    assert AuditEvent.select().where(AuditEvent.action == "staff.password_change_failed").count() == (
+        1 if field == "current" and form["current"] else 0)
+
+
+def test_a_password_change_in_french(client):
+    login_as(client, "secretary", locale="fr")
+    response = client.post("/account/password", data={"current": "pas le bon", "new": NEW_PASSWORD,
+                                                      "again": NEW_PASSWORD})
+    assert response.status_code == 422 and "Ce n’est pas votre mot de passe actuel." in text_of(response)
+
+
+def test_guessing_the_current_password_is_rate_limited(tmp_path):
+    from conftest import make_app
+    app = make_app(tmp_path, RATELIMIT_ENABLED=True)
+    client = app.test_client()
+    login_as(client, "secretary")
+    codes = [client.post("/account/password", data={"current": f"guess {n}", "new": NEW_PASSWORD,
+                                                     "again": NEW_PASSWORD}).status_code for n in range(6)]
+    assert codes == [422] * 5 + [429]

@@ -154,6 +154,7 @@ def staff_pages(ids, lang) -> list[tuple[str, str]]:
         ("admin-staff", f"/admin/staff/{ids['doctor']}"),
         ("audit", "/admin/audit"),
         ("profile", "/profile/"),
+        ("account", "/account"),
     ]
 
 

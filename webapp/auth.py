@@ -19,15 +19,15 @@ import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Blueprint, abort, current_app, g, redirect, request, session, url_for
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext as _l, lazy_ngettext
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
-from wtforms.validators import InputRequired
+from wtforms.validators import InputRequired, ValidationError
 
 from .cooperative import offload
-from .models import AuditEvent, RecoveryCode, User
+from .models import AuditEvent, RecoveryCode, User, db
 from .answers import form_status, render, same_site_path
 from .i18n import available_locales
 
@@ -41,12 +41,20 @@ hasher = PasswordHasher()
 _DUMMY_HASH = hasher.hash("not a password")
 TOTP_STEP = 30
 RECOVERY_CODES = 10
+MIN_PASSWORD = 10
 
 ENDED = {
     "idle": _l("Your session ended after a period of inactivity. Please sign in again."),
     "max": _l("Your session reached its maximum length. Please sign in again."),
     "revoked": _l("You were signed out. Please sign in again."),
 }
+
+
+def long_enough(form, field):
+    """A password field's validator: empty (others say whether one is needed) or MIN_PASSWORD long."""
+    if field.data and len(field.data) < MIN_PASSWORD:
+        raise ValidationError(lazy_ngettext("At least %(num)d character.", "At least %(num)d characters.",
+                                            MIN_PASSWORD))
 
 
 def hash_password(password: str) -> str:
@@ -268,12 +276,57 @@ def enrol():
                   status=401 if error else form_status(form))
 
 
+class PasswordForm(FlaskForm):
+    current = PasswordField(_l("Current password"), validators=[InputRequired(_l("Enter your current password."))],
+                            render_kw={"autocomplete": "current-password"})
+    new = PasswordField(_l("New password"), validators=[InputRequired(_l("Choose a new password.")), long_enough],
+                        render_kw={"autocomplete": "new-password"})
+    again = PasswordField(_l("New password again"), validators=[InputRequired(_l("Type the new password again."))],
+                          render_kw={"autocomplete": "new-password"})
+
+    def validate_again(self, field):
+        if self.new.data and field.data != self.new.data:
+            raise ValidationError(_l("The two new passwords differ."))
+
+
+def _account_page(form: PasswordForm, error: str | None = None, status: int = 200):
+    return render("auth/account.html", user=g.user, form=form, error=error, status=status, min_password=MIN_PASSWORD,
+                  codes_left=RecoveryCode.unused(g.user).count() if g.user.has_second_factor else 0)
+
+
 @bp.route("/account")
 @staff_required()
 def account():
-    """The signed-in user's own account: their second factor."""
-    return render("auth/account.html", user=g.user,
-                  codes_left=RecoveryCode.unused(g.user).count() if g.user.has_second_factor else 0)
+    """The signed-in user's own account: their password and second factor."""
+    return _account_page(PasswordForm(formdata=None))
+
+
+def _password_account() -> str:
+    return f"password:{session.get('uid')}"
+
+
+@bp.route("/account/password", methods=["POST"])
+@staff_required()
+@limiter.limit("10 per minute; 50 per hour", methods=["POST"])
+@limiter.limit("5 per minute; 20 per hour", methods=["POST"], key_func=_password_account, deduct_when=_failed)
+def change_password():
+    """The signed-in user changes their own password, knowing the current one (a session left open on
+    a shared computer is not enough). Their other sessions end; this one goes on."""
+    form = PasswordForm()
+    if not form.validate_on_submit():
+        return _account_page(form, status=form_status(form))
+    if not check_password(g.user, form.current.data):
+        AuditEvent.record(g.user, "staff.password_change_failed", detail=f"user:{g.user.id}")
+        form.current.errors = [_l("This is not your current password.")]
+        return _account_page(form, status=422)
+    password_hash = hash_password(form.new.data)
+    with db.atomic():
+        g.user.password_hash = password_hash
+        g.user.save()
+        g.user.end_sessions()
+        AuditEvent.record(g.user, "staff.password_changed", detail=f"user:{g.user.id}")
+    keep_this_session(g.user)
+    return redirect(url_for("auth.account", changed=1))
 
 
 @bp.route("/account/language", methods=["POST"])
