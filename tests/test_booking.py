@@ -204,6 +204,29 @@ def test_staff_approve_or_decline_and_the_patient_is_told(app, client):
     assert not Patient.get_by_id(patient.id).needs_check
 
 
+def test_the_staff_header_counts_what_waits_for_them(app, client):
+    """The secretary sees from any page that online bookings wait: for approval, or a new record to check."""
+    doctor, kind = bookable(confirmation="staff")
+    secretary, colleague = app.test_client(), app.test_client()
+    login_as(secretary, "secretary")
+    login_as(colleague, "practitioner")
+
+    def badge(staff) -> int:
+        header = staff.get("/agenda/").get_data(as_text=True)
+        link = re.search(r'<a href="/booking/requests"[^>]*>(.*?)</a>', header, re.S).group(1)
+        found = re.search(r'<span class="badge">(\d+)</span>', link)
+        return int(found.group(1)) if found else 0
+
+    assert badge(secretary) == 0
+    book(client, doctor, kind)                      # a new patient: a request, and a record to check
+    assert (badge(secretary), badge(colleague)) == (2, 1)    # another practitioner's request is not theirs
+    first = Appointment.get()
+    secretary.post(f"/booking/requests/{first.id}/approve")
+    assert badge(secretary) == 1
+    secretary.post(f"/booking/patients/{first.patient_id}/checked")
+    assert badge(secretary) == 0 and "Online bookings" in text_of(secretary.get("/agenda/"))
+
+
 @pytest.mark.parametrize("at, status, message", [
     ("tomorrow", 400, "This time could not be read."),
     ("2036-13-01T07:00", 400, "This time could not be read."),

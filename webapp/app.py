@@ -102,6 +102,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)
     storage.init_app(app)
     notify.init_app(app)
+    booking.init_app(app)
     visit.init_app(app)
     _register_blueprints(app)
     app.before_request(access.learn_site_url)     # after the user and the practice are known

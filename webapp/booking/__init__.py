@@ -9,3 +9,8 @@ from flask import Blueprint
 bp = Blueprint("booking", __name__)
 
 from . import public, staff  # noqa: E402,F401 - their routes live on this blueprint
+
+
+def init_app(app) -> None:
+    """The count of online bookings waiting, for the staff header (asked only there)."""
+    app.context_processor(lambda: {"online_bookings_waiting": staff.waiting_count})

@@ -12,14 +12,29 @@ from ..models import Appointment, Patient, utcnow
 from . import bp
 
 
-def _context() -> dict:
+def _waiting():
+    """The online bookings waiting for the signed-in user (their practitioners'), and the records
+    online bookings created that nobody checked yet."""
     ids = [p.id for p in visible_practitioners()]
     requested = (Appointment.select().where(Appointment.practice == g.practice, Appointment.status == "requested",
                                             Appointment.practitioner.in_(ids), Appointment.starts_at > utcnow())
                  .order_by(Appointment.starts_at))
     to_check = (Patient.select().where(Patient.practice == g.practice, Patient.needs_check,
                                        Patient.merged_into.is_null()).order_by(Patient.created_at, Patient.id))
+    return requested, to_check
+
+
+def _context() -> dict:
+    requested, to_check = _waiting()
     return {"requested": list(requested), "to_check": list(to_check)}
+
+
+def waiting_count() -> int:
+    """For the staff header's badge: what the requests page lists, counted."""
+    if g.get("practice") is None or g.get("user") is None or not g.practice.online_booking:
+        return 0
+    requested, to_check = _waiting()
+    return requested.count() + to_check.count()
 
 
 @bp.route("/booking/requests")
