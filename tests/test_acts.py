@@ -1,6 +1,8 @@
 """The act catalogue: seeded with the French teleconsultation codes, edited by administrators only."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import HX, login_as, make_appointment, make_practice, text_of
 
@@ -87,3 +89,25 @@ def test_inactive_act_not_offered_at_closing(client):
     Act.update(active=False).where(Act.code == "TLL").execute()
     html = client.get(f"/visits/{appt.id}/close").get_data(as_text=True)
     assert 'value="TLD"' in html and 'value="TLL"' not in html
+
+
+def test_the_act_of_the_visit_type_it_was_booked_as_is_chosen_at_closing(client):
+    """A follow-up booked as a visit type whose act is TCG: TCG is offered first, whatever the practitioner's
+    profession would suggest; an act no longer in the catalogue falls back to that suggestion."""
+    from webapp.models import User, VisitType
+    appt = make_appointment()
+    User.update(profession="doctor", specialty="").where(User.id == appt.practitioner_id).execute()
+    login_as(client, appt.practitioner)
+    Act.catalogue(make_practice())
+
+    def chosen() -> list[str]:
+        html = client.get(f"/visits/{appt.id}/close").get_data(as_text=True)
+        return re.findall(r'<option value="(\w+)" selected>', html)
+
+    assert chosen() == ["TCG"]                       # a general practitioner's own teleconsultation
+    kind = VisitType.create(practice=make_practice(), names='{"en": "Remote expertise"}', act_code="TLD")
+    appt.visit_type = kind
+    appt.save()
+    assert chosen() == ["TLD"]
+    Act.update(active=False).where(Act.code == "TLD").execute()
+    assert chosen() == ["TCG"]

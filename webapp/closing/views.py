@@ -111,10 +111,17 @@ def _call_running(appt) -> bool:
 
 
 def _acts_and_profile(appt, given: dict) -> dict:
-    """The practitioner's acts first, one chosen already when plain; what their prescriptions lack."""
+    """The practitioner's acts first, one chosen already: the visit type's, or when the choice is
+    plain; what their prescriptions lack."""
     own, others = offered(g.practice, appt.practitioner)
-    return {"acts": own, "other_acts": others,
-            "act_code": given["act"].code.data if "act" in given else preselected(appt.practitioner, own),
+    booked_as = appt.visit_type.act_code if appt.visit_type_id else ""
+    if "act" in given:
+        act_code = given["act"].code.data
+    elif booked_as and any(act.code == booked_as for act in own + others):
+        act_code = booked_as
+    else:
+        act_code = preselected(appt.practitioner, own)
+    return {"acts": own, "other_acts": others, "act_code": act_code,
             "profile_missing": missing_for_prescription(appt.practitioner)}
 
 
