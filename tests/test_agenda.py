@@ -127,6 +127,27 @@ def test_patient_search_inside_the_booking_form(client):
     assert Appointment.select().count() == 0
 
 
+@pytest.mark.parametrize("given, kept", [("own", True), ("other practice's", False), ("x1", False), ("", False)])
+def test_a_visit_booked_from_a_visit_type_s_free_slot_keeps_that_type(client, given, kept):
+    """The next-free page's links carry the visit type: its length and mode fill the form, and the visit
+    keeps the type (its closing offers the type's act). Anything else in that field is no visit type."""
+    import json
+    from conftest import make_practice
+    from webapp.models import Practice, VisitType
+    me = login_as(client, "practitioner")
+    kind = VisitType.create(practice=make_practice(), names=json.dumps({"en": "Follow-up"}), duration_minutes=30,
+                            mode="audio", act_code="TCG")
+    elsewhere = VisitType.create(practice=Practice.create(name="Ailleurs"), names="{}")
+    form = client.get(f"/agenda/new?visit_type={kind.id}").get_data(as_text=True)
+    assert f'name="visit_type" type="hidden" value="{kind.id}"' in form
+    assert '<option selected value="30">' in form and 'checked id="mode-1" name="mode" type="radio" value="audio"' in form
+    value = {"own": str(kind.id), "other practice's": str(elsewhere.id)}.get(given, given)
+    patient = make_patient()
+    assert client.post("/agenda/new", data=booking(me, patient, visit_type=value)).status_code == 302
+    appt = Appointment.get(Appointment.patient == patient)
+    assert appt.visit_type_id == (kind.id if kept else None)
+
+
 @pytest.mark.parametrize("change, field_message", [
     ({"patient_id": ""}, "Choose a patient from the list."),
     ({"patient_id": "999999"}, "Choose a patient from the list."),

@@ -10,7 +10,7 @@ from flask import Blueprint, abort, current_app, g, make_response, redirect, req
 from flask_babel import force_locale, get_locale, gettext, lazy_gettext as _l, pgettext
 from icalendar import Calendar, Event
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, HiddenField, RadioField, SelectField, StringField, TextAreaField
 from werkzeug.datastructures import MultiDict
 from wtforms.validators import InputRequired, Length
 
@@ -52,6 +52,9 @@ class AppointmentForm(FlaskForm):
         ("both", _l("E-mail and SMS")), ("email", _l("E-mail only")), ("sms", _l("SMS only"))]))
     language = SelectField(_l("Language"), default="", validate_choice=False, validators=[known_locale])
     confirm_overlap = BooleanField(_l("Book anyway, despite the overlap"))
+    # The visit type of the free slot it was opened from (next-free's links): kept on the visit,
+    # whose closing then offers that type's act. Not shown; an unknown one is no visit type.
+    visit_type = HiddenField(filters=[strip], default="")
 
 
 class InstantForm(FlaskForm):
@@ -446,19 +449,24 @@ def new():
             practice=g.practice, practitioner=form.practitioner.data, patient=patient,
             contact_email=patient.email, contact_phone=patient.phone, starts_at=starts_at,
             duration_minutes=form.duration.data, motive=form.motive.data, mode=form.mode.data,
-            **_language(form), **_channels(form))
+            visit_type=_booked_as(form.visit_type.data), **_language(form), **_channels(form))
         AuditEvent.record(g.user, "appointment.created", appt)
         notify.queue(appt, "invitation")
     return _saved(appt)
 
 
+def _booked_as(raw) -> VisitType | None:
+    """The practice's visit type with this id (from the address or the form), if there is one."""
+    wanted = row_id(raw)
+    return VisitType.get_or_none(VisitType.id == wanted, VisitType.practice == g.practice) if wanted else None
+
+
 def _prefill() -> dict:
     """A time and a visit type's length and mode from the address (a free slot's link), when readable."""
     fields = {"time": _parse_time(request.args.get("time"))}
-    wanted = request.args.get("visit_type", type=row_id)
-    visit_type = wanted and VisitType.get_or_none(VisitType.id == wanted, VisitType.practice == g.practice)
+    visit_type = _booked_as(request.args.get("visit_type"))
     if visit_type:
-        fields.update(duration=visit_type.duration_minutes, mode=visit_type.mode)
+        fields.update(duration=visit_type.duration_minutes, mode=visit_type.mode, visit_type=str(visit_type.id))
     return fields
 
 
