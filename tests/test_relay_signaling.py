@@ -148,6 +148,33 @@ def test_connect_to_a_missing_worker_says_so():
         connect("ws://127.0.0.1:9", "ticket")
 
 
+@pytest.mark.parametrize("answer", ["closes at once", "says nothing"])
+def test_a_worker_that_does_not_complete_the_handshake_is_unavailable(monkeypatch, answer):
+    """A worker that closes the connection before answering (wsproto's 'Bad HTTP message') or that
+    never answers: the bridge's thread used to end, or wait for ever, and its page never heard
+    "ready". Now the bridge is told the worker is unavailable, and retries it with its back-off."""
+    import threading
+    from webapp.relay import client
+    monkeypatch.setattr(client, "HANDSHAKE_TIMEOUT", 0.3)
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def serve():
+        with server:
+            conn, _ = server.accept()
+            conn.recv(4096)
+            conn.close() if answer == "closes at once" else held.append(conn)
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    with pytest.raises(RelayUnavailable):
+        connect(f"ws://127.0.0.1:{server.getsockname()[1]}", "ticket")
+    assert time.monotonic() - started < 3
+    thread.join(3)
+    for conn in held:
+        conn.close()
+
+
 def silent_websocket(url: str, room: str, role: str) -> socket.socket:
     """A websocket that joins and then never reads (a tiny receive buffer fills at once)."""
     host, port = url.removeprefix("ws://").split(":")

@@ -14,10 +14,28 @@ from urllib.parse import urlsplit
 
 import simple_websocket
 from simple_websocket import Client, ConnectionClosed
+from wsproto.utilities import ProtocolError
 
 from webapp.relay import protocol
 
 __all__ = ["RelayConnection", "RelayUnavailable", "connect", "ConnectionClosed"]
+
+# Seconds the worker has to answer the websocket handshake: simple_websocket's client waits for
+# ever, and the bridge thread with it (its page never hears "ready").
+HANDSHAKE_TIMEOUT = 5.0
+
+
+class _Client(Client):
+    """simple_websocket's client, its handshake bounded in time; then blocking, as its reader thread expects."""
+
+    def handshake(self):
+        self.sock.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            super().handshake()
+        except BaseException:
+            self.sock.close()          # simple_websocket leaves it to the garbage collector
+            raise
+        self.sock.settimeout(None)
 
 
 class RelayUnavailable(Exception):
@@ -55,13 +73,15 @@ def connect(url: str, ticket: str) -> RelayConnection:
     """Open a connection to the worker at ``url`` and join with ``ticket``.
 
     The worker answers a refused ticket with an error message (see receive);
-    raises RelayUnavailable when the worker cannot be reached.
+    raises RelayUnavailable when the worker cannot be reached, or does not complete the handshake.
     """
     if not urlsplit(url).path:
         url += "/"                 # simple_websocket sends the path as is; HTTP needs one
     try:
-        conn = RelayConnection(Client.connect(url))
-    except (OSError, simple_websocket.ConnectionError) as exc:
+        conn = RelayConnection(_Client.connect(url))
+    except (OSError, simple_websocket.ConnectionError, ProtocolError) as exc:
+        # OSError: refused, or no answer in time. ProtocolError: the worker closed the connection
+        # before answering (wsproto's "Bad HTTP message"), which used to end the bridge's thread.
         raise RelayUnavailable(url) from exc
     conn.send(protocol.Join(ticket))
     return conn
