@@ -83,5 +83,9 @@ def connect(url: str, ticket: str) -> RelayConnection:
         # OSError: refused, or no answer in time. ProtocolError: the worker closed the connection
         # before answering (wsproto's "Bad HTTP message"), which used to end the bridge's thread.
         raise RelayUnavailable(url) from exc
-    conn.send(protocol.Join(ticket))
+    try:
+        conn.send(protocol.Join(ticket))
+    except (ConnectionClosed, OSError) as exc:     # closed right after the handshake
+        conn.close()
+        raise RelayUnavailable(url) from exc
     return conn
