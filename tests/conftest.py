@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import shutil
 import tempfile
+import threading
 
 import jinja2
 import pytest
+import simple_websocket
 import time_machine
 from werkzeug.routing import Rule
 
@@ -126,6 +129,21 @@ class CompiledTemplates(jinja2.BytecodeCache):
 
 
 COMPILED_TEMPLATES = CompiledTemplates()
+
+
+def _clients_read_on_daemon_threads() -> None:
+    """A websocket client a test opens runs its reader on a thread of the test's main thread, so
+    not a daemon: one the server never closes (a test that failed before closing it, a server
+    thread that died) kept pytest from exiting after its summary, and CI ran into its time limit.
+    The tests' clients read on daemon threads."""
+    opened = simple_websocket.Client.__init__
+
+    def on_a_daemon_thread(self, *args, thread_class=None, **kwargs):
+        opened(self, *args, thread_class=thread_class or functools.partial(threading.Thread, daemon=True), **kwargs)
+    simple_websocket.Client.__init__ = on_a_daemon_thread
+
+
+_clients_read_on_daemon_threads()
 
 
 def _build_when_first_asked(compile_builder):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import flask_sock
 import pytest
 from simple_websocket import Client, ConnectionClosed
 
@@ -96,3 +97,39 @@ def test_a_staff_member_holds_at_most_the_cap_of_day_sockets(served):
     for ws in open_ones:
         assert ws.connected
         ws.close()
+
+
+@pytest.mark.real_clock
+def test_a_socket_opened_before_the_wall_clock_steps_back_still_answers(tmp_path):
+    """A socket opened at the tests' frozen 2036, then the wall clock back at today (time-machine
+    stops, as between two tests; NTP does it too): the server's socket thread scheduled its next
+    ping with the wall clock and died of poll's "timeout is too large" at its next frame. The
+    socket then went unanswered, and a test client's thread held the whole run at its exit."""
+    import time_machine
+    from flask import Flask
+    from werkzeug.serving import make_server
+    from conftest import FROZEN_AT
+
+    app = Flask(__name__)
+    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25}
+    echo = flask_sock.Sock(app)
+
+    @echo.route("/echo")
+    def answer(ws):
+        while True:
+            ws.send(ws.receive())
+
+    events.pings_on_the_monotonic_clock()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with time_machine.travel(FROZEN_AT, tick=True):
+            ws = Client.connect(f"ws://127.0.0.1:{server.server_port}/echo")
+            assert ws.thread.daemon                 # conftest: a test's client never holds the run's exit
+            ws.send("in 2036")
+            assert ws.receive(timeout=RECEIVE_TIMEOUT) == "in 2036"
+        ws.send("back today")                     # wakes the server's thread on today's clock
+        assert ws.receive(timeout=RECEIVE_TIMEOUT) == "back today"
+        ws.close()
+    finally:
+        server.shutdown()

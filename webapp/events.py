@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import flask_sock
 import psycopg2
+import simple_websocket.ws
 from flask import request
 
 from .access import origin_allowed
@@ -554,8 +555,20 @@ def staff_slot(user_id: int):
     return sockets.slot(f"staff:{user_id}", STAFF_SOCKETS)
 
 
+def pings_on_the_monotonic_clock() -> None:
+    """simple-websocket schedules a socket's pings with the wall clock (``time.time``). Stepped back
+    (NTP; in the tests, time-machine leaving its 2036 for today), its reader thread waited until the
+    old time came back, or died of poll's "timeout is too large": the page's socket then went
+    unanswered and its server thread was never released. Stepped forward, it pinged at once and
+    could close a healthy socket for a missing pong. An interval wants the monotonic clock."""
+    if not callable(getattr(simple_websocket.ws, "time", None)):
+        raise RuntimeError("simple-websocket internals changed: ws.time is gone")
+    simple_websocket.ws.time = time.monotonic
+
+
 def init_app(app):
     use_database(app.config["DATABASE_URL"])
+    pings_on_the_monotonic_clock()
     app.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25, "max_message_size": 64 * 1024})
     app.config["SOCK_SERVER_OPTIONS"].setdefault("event_class", Signal)    # see ``Signal``
     sock.init_app(app)
