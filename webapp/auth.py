@@ -289,8 +289,8 @@ class PasswordForm(FlaskForm):
             raise ValidationError(_l("The two new passwords differ."))
 
 
-def _account_page(form: PasswordForm, error: str | None = None, status: int = 200):
-    return render("auth/account.html", user=g.user, form=form, error=error, status=status, min_password=MIN_PASSWORD,
+def _account_page(form: PasswordForm, status: int = 200):
+    return render("auth/account.html", user=g.user, form=form, status=status, min_password=MIN_PASSWORD,
                   codes_left=RecoveryCode.unused(g.user).count() if g.user.has_second_factor else 0)
 
 
