@@ -213,7 +213,7 @@ def test_the_staff_header_counts_what_waits_for_them(app, client):
 
     def badge(staff) -> int:
         header = staff.get("/agenda/").get_data(as_text=True)
-        link = re.search(r'<a href="/booking/requests"[^>]*>(.*?)</a>', header, re.S).group(1)
+        link = re.search(r'<a id="nav-online-bookings"[^>]*>(.*?)</a>', header, re.S).group(1)
         found = re.search(r'<span class="badge">(\d+)</span>', link)
         return int(found.group(1)) if found else 0
 
@@ -221,7 +221,9 @@ def test_the_staff_header_counts_what_waits_for_them(app, client):
     book(client, doctor, kind)                      # a new patient: a request, and a record to check
     assert (badge(secretary), badge(colleague)) == (2, 1)    # another practitioner's request is not theirs
     first = Appointment.get()
-    secretary.post(f"/booking/requests/{first.id}/approve")
+    answer = secretary.post(f"/booking/requests/{first.id}/approve", headers=HX).get_data(as_text=True)
+    link = re.search(r'<a id="nav-online-bookings"[^>]*hx-swap-oob="true"[^>]*>(.*?)</a>', answer, re.S)
+    assert link and '<span class="badge">1</span>' in link.group(1)     # htmx swaps the list, and the count
     assert badge(secretary) == 1
     secretary.post(f"/booking/patients/{first.patient_id}/checked")
     assert badge(secretary) == 0 and "Online bookings" in text_of(secretary.get("/agenda/"))

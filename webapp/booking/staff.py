@@ -48,7 +48,7 @@ def _decided(appt, kind: str):
     notify.queue(appt, kind)
     events.announce(appt)
     return after_change(url_for("booking.requests"), "booking/requests.html", "booking/_requests.html",
-                        **_context())
+                        nav_changed=True, **_context())
 
 
 @bp.route("/booking/requests/<int:appointment_id>/approve", methods=["POST"])
@@ -80,4 +80,4 @@ def checked(patient_id):
         abort(404)
     patient.mark_checked(g.user)
     return after_change(url_for("booking.requests"), "booking/requests.html", "booking/_requests.html",
-                        **_context())
+                        nav_changed=True, **_context())
