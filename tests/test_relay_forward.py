@@ -449,6 +449,39 @@ def test_the_loss_based_limit_comes_down_with_reported_loss_and_climbs_back_unde
     #                                                        further than 85% of half what was sent
 
 
+def test_a_burst_of_nacks_brings_the_limit_down_before_the_next_receiver_report():
+    """The viewer's NACKs say within a round trip what its reports say a second later: past 10% of
+    the packets sent in 0.3 s newly NACKed (a number asked for again is the same loss), the link
+    is full and the limit comes down; once, until the reports say whether it came down enough."""
+    import time
+    sink = Sink("video", forward.VP8)
+
+    def sending():                                 # 400 kbit/s handed to the sender over the last 0.4 s
+        now = time.monotonic()
+        sink._sent.extend((now - i * 0.05, 2_500) for i in range(8))
+
+    sink.nacked([1], 100)                          # the window opens
+    sink.nacked([2, 3], 110)
+    time.sleep(forward.NACK_WINDOW + 0.01)
+    sending()
+    sink.nacked([3, 4], 140)                       # 3 new of 40 sent: 7.5%, no cut
+    assert sink.loss_limit.limit is None and sink.bitrate_limit is None
+    sink.nacked([5, 6, 7, 8], 150)
+    time.sleep(forward.NACK_WINDOW + 0.01)
+    sending()
+    sink.nacked([8, 9, 10], 180)                   # 6 new of 40 sent: 15%
+    assert sink.loss_limit.limit is not None and sink.bitrate_limit == sink.loss_limit.limit
+    lately = sink.send_rate(forward.NACK_WINDOW + 0.01)
+    assert 0.4 * lately < sink.loss_limit.limit < 0.9 * lately     # 85% of the 85% that got through
+    first = sink.loss_limit.limit
+    for seq in range(11, 31):
+        sink.nacked([seq], 180 + seq)
+    time.sleep(forward.NACK_WINDOW + 0.01)
+    sending()
+    sink.nacked([31], 220)                         # more loss at once: already cut, the report decides
+    assert sink.loss_limit.limit == first
+
+
 def test_the_lean_sender_puts_on_the_wire_what_aiortc_s_sender_would():
     """LeanSender stands in for RTCRtpSender._run_rtp: for the same frames, each RTP packet it
     hands to SRTP is the one aiortc's loop hands it (header, marker, MID and abs-send-time,

@@ -37,8 +37,9 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rate import RateCounter
 from aiortc.rtcrtpreceiver import StreamStatistics
-from aiortc.rtp import (RTCP_PSFB_APP, RTP_HISTORY_SIZE, HeaderExtensions, HeaderExtensionsMap, RtcpPsfbPacket,
-                       RtcpRrPacket, RtcpSrPacket, RtpPacket, pack_remb_fci, unwrap_rtx)
+from aiortc.rtp import (RTCP_PSFB_APP, RTCP_RTPFB_NACK, RTP_HISTORY_SIZE, HeaderExtensions, HeaderExtensionsMap,
+                       RtcpPsfbPacket, RtcpRrPacket, RtcpRtpfbPacket, RtcpSrPacket, RtpPacket, pack_remb_fci,
+                       unwrap_rtx)
 from pylibsrtp import _srtp_assert
 from pylibsrtp._binding import ffi as _srtp_ffi, lib as _srtp_lib
 
@@ -91,6 +92,13 @@ LOSS_CEILING = 0.9
 LOSS_CEILING_SECONDS = 10.0
 RATE_WINDOW = 2.0                    # at most, seconds over which a sink's sending rate is measured
 RATE_MIN_WINDOW = 0.5
+# The viewer's NACKs tell a loss within a round trip, its receiver reports only every second:
+# past LOSS_HEAVY of the packets sent over NACK_WINDOW seconds (at least NACK_MIN_PACKETS) newly
+# NACKed, the link is full, and the limit comes down at once. A sequence number NACKed again
+# within NACK_MEMORY seconds is the same loss.
+NACK_WINDOW = 0.3
+NACK_MIN_PACKETS = 20
+NACK_MEMORY = 2.0
 
 
 class LossBasedLimit:
@@ -109,7 +117,9 @@ class LossBasedLimit:
     fifth of the packets, every lost frame asking for a keyframe that loses more; an encoder
     overshoots its target, keyframes most, hence the margin. The first report after a link
     narrows understates its loss (the link's buffer, or its policer's allowance, took the
-    first excess): any loss reported within 3 s of such a cut cuts the same way again.
+    first excess): any loss reported within 3 s of such a cut cuts the same way again, though
+    never below a limit already under 85% of what the link carried (the same loss reported
+    twice, by the viewer's NACKs first, ``Sink.nacked``, then by its report).
     A link that carried nothing for a while (a tunnel, a Wi-Fi handover) reports nearly all
     lost: that is not what it carries once back, so the link is never taken to carry less than
     half of what was sent (GCC's cut at total loss).
@@ -124,18 +134,25 @@ class LossBasedLimit:
         self._ceiling: tuple[float, float] | None = None     # (what the link carried when it lost, when)
         self._cut_at = -LOSS_FOLLOW_SECONDS                   # when loss last said the link was full
 
+    def cut_recently(self) -> bool:
+        """Whether a loss said the link was full less than LOSS_FOLLOW_SECONDS ago."""
+        return self._clock() - self._cut_at < LOSS_FOLLOW_SECONDS
+
     def update(self, fraction_lost: float, rate: float) -> int | None:
         """A receiver report: ``fraction_lost`` (0-1) while ``rate`` bit/s was sent. The new limit."""
         now = self._clock()
         if self._ceiling is not None and now - self._ceiling[1] > LOSS_CEILING_SECONDS:
             self._ceiling = None
         if fraction_lost > LOSS_DECREASE and rate > 0:
-            base = rate if self.limit is None else min(self.limit, rate)
-            self.limit = int(base * (1 - fraction_lost / 2))
             carried = max(rate * (1 - fraction_lost), rate * LOSS_FLOOR)
             full = fraction_lost > LOSS_HEAVY
             if full or now - self._cut_at < LOSS_FOLLOW_SECONDS:
-                self.limit = min(self.limit, int(carried * LOSS_BACKOFF))
+                # Down to what the link carries, less a margin; never further for a loss that
+                # a limit already under it did not cause (a second report of the same loss).
+                self.limit = min(self.limit or int(rate), int(carried * LOSS_BACKOFF))
+            else:
+                base = rate if self.limit is None else min(self.limit, rate)
+                self.limit = int(base * (1 - fraction_lost / 2))
             if full:
                 self._cut_at = now
             self._ceiling = (carried, now)
@@ -1064,6 +1081,8 @@ class Sink(MediaStreamTrack):
         self.loss_limit = LossBasedLimit()         # from the packets the viewer reports lost
         self._sent: collections.deque = collections.deque()    # (time, bytes) over RATE_WINDOW
         self._reported = 0.0                  # when the viewer's last receiver report came
+        self._nacked: dict[int, float] = {}   # sequence number -> when first NACKed
+        self._nack_window = (0.0, 0, 0)        # (since, packets sent then, new NACKs since)
         self._asked = -KEYFRAME_RETRY_INTERVAL
         self._sender = None                   # set by forward_to
 
@@ -1094,6 +1113,33 @@ class Sink(MediaStreamTrack):
             window = min(RATE_WINDOW, max(RATE_MIN_WINDOW, now - self._reported))
             self._reported = now
             self.loss_limit.update(fraction_lost, self.send_rate(window))
+            self._pass_limit()
+
+    def nacked(self, lost: list[int], packets_sent: int) -> None:
+        """The viewer asks for these packets again: ``packets_sent`` is the sender's count so far.
+        Past LOSS_HEAVY of a NACK_WINDOW's packets newly lost, the link is full: the limit comes
+        down now rather than at the next receiver report (once per LOSS_FOLLOW_SECONDS: the
+        report then says whether it came down far enough)."""
+        if not self._gated:
+            return
+        now = time.monotonic()
+        since, base, new = self._nack_window
+        for seq in lost:
+            if seq not in self._nacked:
+                self._nacked[seq] = now
+                new += 1
+        while self._nacked:
+            seq, at = next(iter(self._nacked.items()))
+            if now - at <= NACK_MEMORY:
+                break
+            del self._nacked[seq]
+        if now - since < NACK_WINDOW:
+            self._nack_window = (since, base, new)
+            return
+        sent = packets_sent - base
+        self._nack_window = (now, packets_sent, 0)
+        if sent >= NACK_MIN_PACKETS and new / sent > LOSS_HEAVY and not self.loss_limit.cut_recently():
+            self.loss_limit.update(min(1.0, new / sent), self.send_rate(min(RATE_WINDOW, now - since)))
             self._pass_limit()
 
     def send_rate(self, window: float = RATE_WINDOW) -> float:
@@ -1211,6 +1257,9 @@ def forward_to(sender, sink: Sink, lean: bool = True) -> None:
             for report in packet.reports:
                 if report.ssrc == sender._ssrc:
                     sink.reported_loss(report.fraction_lost / 256)
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK \
+                and packet.media_ssrc == sender._ssrc:
+            sink.nacked(packet.lost, sender._RTCRtpSender__packet_count)
         await handle_rtcp(packet)
     sender._handle_rtcp_packet = read_reports
 
