@@ -295,15 +295,36 @@ def text_of(response) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def compiled_catalogues():
-    """Tests read the .po files as they are now, never a stale .mo."""
+    """Tests read the .po files as they are now, never a stale .mo.
+
+    make test runs two pytest processes on the same tree: one's start rewrote every .mo while the
+    other's tests read them, and a test read an empty catalogue ("unpack requires a buffer of 4
+    bytes"). A catalogue is written only when it changed, whole, then renamed over the old one."""
+    import io
     from pathlib import Path
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
     for po in (Path(__file__).resolve().parent.parent / "translations").glob("*/LC_MESSAGES/messages.po"):
         with po.open("rb") as fh:
             catalog = read_po(fh)
-        with po.with_suffix(".mo").open("wb") as fh:
-            write_mo(fh, catalog)
+        compiled = io.BytesIO()
+        write_mo(compiled, catalog)
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.read_bytes() == compiled.getvalue():
+            continue
+        partial = mo.with_name(f"messages.mo.{os.getpid()}")
+        partial.write_bytes(compiled.getvalue())
+        os.replace(partial, mo)
+
+
+@pytest.fixture(autouse=True)
+def own_socket_slots(monkeypatch):
+    """Each test's server counts its own open sockets. Users' ids start again at 1 in every test's
+    database, and a socket an earlier test left open gave its slot back whenever its client was
+    collected: in the middle of another test's count of the same "staff:1" (the staff cap test let
+    a fifth socket in, once). A handler keeps the counter it took its slot from."""
+    from webapp import events
+    monkeypatch.setattr(events, "sockets", events.SocketSlots())
 
 
 _SNAPSHOT_QUERIES: dict[type, list] = {}
