@@ -11,6 +11,7 @@ from flask_babel import gettext as _, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
+from simple_websocket import ConnectionClosed
 
 from . import events, notify
 from .access import appointment_or_404, may_resume, visible_practitioners
@@ -218,5 +219,5 @@ def _push_day(ws, ids):
                         ws.send(render_template("today/_day.html", oob=True, **day_context(ids, changed_at)))
                 while ws.receive(timeout=0) is not None:
                     pass  # the page sends nothing we act on; keep the buffer empty
-        except events.SOCKET_GONE:
+        except ConnectionClosed:
             pass
