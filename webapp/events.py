@@ -37,6 +37,8 @@ import flask_sock
 import psycopg2
 import simple_websocket.ws
 from flask import request
+from simple_websocket import ConnectionClosed
+from wsproto.utilities import LocalProtocolError
 
 from .access import origin_allowed
 from .models import db
@@ -553,6 +555,12 @@ def patient_slot(ref: str):
 
 def staff_slot(user_id: int):
     return sockets.slot(f"staff:{user_id}", STAFF_SOCKETS)
+
+
+# What writing to a page's socket raises once the page has gone: simple-websocket's ConnectionClosed
+# when it noticed; BrokenPipeError/ConnectionResetError when it has not yet; wsproto's "cannot be
+# sent in state CLOSED" when its reader thread has just handled the page's close.
+SOCKET_GONE = (ConnectionClosed, OSError, LocalProtocolError)
 
 
 def pings_on_the_monotonic_clock() -> None:

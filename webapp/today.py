@@ -11,7 +11,6 @@ from flask_babel import gettext as _, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
-from simple_websocket import ConnectionClosed
 
 from . import events, notify
 from .access import appointment_or_404, may_resume, visible_practitioners
@@ -219,5 +218,5 @@ def _push_day(ws, ids):
                         ws.send(render_template("today/_day.html", oob=True, **day_context(ids, changed_at)))
                 while ws.receive(timeout=0) is not None:
                     pass  # the page sends nothing we act on; keep the buffer empty
-        except ConnectionClosed:
+        except events.SOCKET_GONE:
             pass

@@ -12,7 +12,6 @@ import time
 
 from flask import render_template
 from flask_babel import gettext as _
-from simple_websocket import ConnectionClosed
 
 from .. import events
 from ..access import current_appointment
@@ -82,7 +81,7 @@ def live(ws, ref):
             announce(appt)  # the practitioner sees the patient come online
             try:
                 _push_loop(ws, ref, appointment_id, subscription)
-            except ConnectionClosed:
+            except events.SOCKET_GONE:
                 pass
             finally:
                 events.patient_tabs.release(ref, subscription)

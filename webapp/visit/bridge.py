@@ -28,7 +28,6 @@ from flask import copy_current_request_context, current_app, g, has_request_cont
 from simple_websocket import ConnectionClosed
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
-from wsproto.utilities import LocalProtocolError
 
 from .. import events
 from ..access import current_appointment, own_visit_or_403
@@ -151,11 +150,9 @@ class Bridge:
         try:
             with self._send_lock:
                 self.ws.send(text)
-        except (ConnectionClosed, OSError, LocalProtocolError):
-            # A socket the browser dropped but the library has not noticed yet fails with
-            # BrokenPipeError/ConnectionResetError, or, when its reader thread has just handled
-            # the page's close, with wsproto's "cannot be sent in state CLOSED": the same end,
-            # not a crash of the thread (which left the patient's side without its close).
+        except events.SOCKET_GONE:
+            # The same end however the library learnt it, not a crash of the thread (which
+            # left the patient's side without its close).
             self.done.set()
 
     def run(self) -> None:
@@ -479,7 +476,7 @@ class Bridge:
         try:
             with self._send_lock:
                 events.close_with(self.ws, code, why)
-        except (ConnectionClosed, OSError, LocalProtocolError):
+        except events.SOCKET_GONE:
             pass                # the browser went first
 
 
