@@ -147,3 +147,57 @@ def test_a_socket_opened_before_the_wall_clock_steps_back_still_answers(tmp_path
         ws.close()
     finally:
         server.shutdown()
+
+
+class GoneUnderneath:
+    """A page's socket whose page has just closed it: simple-websocket's reader thread handled
+    the close, so wsproto refuses the next frame (the race the bridge met on "bye")."""
+    connected = True
+
+    def __init__(self):
+        self.tried = threading.Event()
+
+    def send(self, text):
+        from wsproto.utilities import LocalProtocolError
+        self.tried.set()
+        raise LocalProtocolError("Event TextMessage cannot be sent in state ConnectionState.CLOSED.")
+
+    def receive(self, timeout=None):
+        return None
+
+    def close(self, reason=None, message=None):
+        self.closed_with = (reason, message)
+
+
+def test_a_page_gone_under_the_day_push_ends_it_quietly(app):
+    """A patient arrives as the secretary's tab closes: the day's re-render meets the closed socket
+    and the push loop ends, rather than its thread dying with an exception."""
+    from flask import g
+    from conftest import make_user
+    from webapp import today
+    from webapp.models import Practice
+    with app.app_context():
+        doctor = make_user("practitioner")
+    ws = GoneUnderneath()
+    arrival = threading.Timer(0.2, events.publish, (events.today_channel(doctor.id), "arrived"))
+    with app.test_request_context("/today/live"):
+        g.user, g.practice = doctor, Practice.get()
+        arrival.start()
+        today._push_day(ws, [doctor.id])          # returns: nothing escapes
+    assert ws.tried.is_set()
+
+
+def test_a_page_gone_under_the_waiting_room_ends_it_quietly_and_says_the_patient_left(app):
+    from conftest import make_appointment
+    from webapp.tokens import make_patient_cookie
+    from webapp.access import link_expires_at
+    with app.app_context():
+        appt = make_appointment()
+        cookie = make_patient_cookie("test-secret", appt.id, appt.link_version, link_expires_at(appt))
+    ws = GoneUnderneath()
+    with app.test_request_context(f"/v/{appt.ref}/live", headers={"Cookie": f"{COOKIE}={cookie}", "Origin": SITE}):
+        app.view_functions["patient.live"].__wrapped__(ws, appt.ref)   # returns: nothing escapes
+    # Its slot is back and the patient no longer counts as online.
+    assert getattr(ws, "closed_with", None) is None and ws.tried.is_set()
+    assert events.sockets.count(f"patient:{appt.ref}") == 0
+    assert not events.patient_tabs.online(appt.ref)
