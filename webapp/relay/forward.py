@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import random
+import statistics
 import struct
 import time
 import types
@@ -93,12 +95,40 @@ LOSS_CEILING_SECONDS = 10.0
 RATE_WINDOW = 2.0                    # at most, seconds over which a sink's sending rate is measured
 RATE_MIN_WINDOW = 0.5
 # The viewer's NACKs tell a loss within a round trip, its receiver reports only every second:
-# past LOSS_HEAVY of the packets sent over NACK_WINDOW seconds (at least NACK_MIN_PACKETS) newly
-# NACKed, the link is full, and the limit comes down at once. A sequence number NACKed again
-# within NACK_MEMORY seconds is the same loss.
+# past LOSS_HEAVY of the packets sent over NACK_WINDOW seconds (longer until NACK_MIN_PACKETS
+# were sent) newly NACKed, two windows in a row (or one past NACK_SURE_SIGMAS of chance), the
+# link is full, and the limit comes down at once. A sequence number NACKed again within
+# NACK_MEMORY seconds is the same loss.
 NACK_WINDOW = 0.3
 NACK_MIN_PACKETS = 20
 NACK_MEMORY = 2.0
+NACK_SURE_SIGMAS = 6
+# A link that loses packets whatever is sent (Wi-Fi, 4G: random loss) is not a full one. What
+# it loses anyway is the median loss of its last LOSS_BASELINE_REPORTS receiver reports (for
+# NACKs: of its last NACK_BASELINE_WINDOWS windows, over NACK_BASELINE_SECONDS at most), at
+# most LOSS_BASELINE_MAX (a link losing more for long is full, whatever it lost before). Only
+# the loss above that says anything, and only past LOSS_CHANCE_SIGMAS standard deviations of
+# that random loss and LOSS_CHANCE_PACKETS packets (at 30 packets, 3% random loss looks like
+# 10% one report in fifty). Loss between LOSS_DECREASE and LOSS_HEAVY never takes the limit
+# under LOSS_MODERATE_FLOOR of where it stood before that loss began.
+LOSS_BASELINE_REPORTS = 6
+NACK_BASELINE_WINDOWS = 9
+NACK_BASELINE_SECONDS = 10.0
+LOSS_BASELINE_MAX = 0.05
+LOSS_CHANCE_SIGMAS = 4
+LOSS_CHANCE_MIN = 0.003               # a link that seems to lose nothing may still lose this much
+LOSS_CHANCE_PACKETS = 3               # and fewer packets than this lost beyond it say nothing
+LOSS_MODERATE_FLOOR = 0.8
+
+
+def loss_beyond_chance(share: float, baseline: float, packets: int,
+                       sigmas: float = LOSS_CHANCE_SIGMAS) -> float:
+    """The share of ``packets`` lost beyond ``baseline``, what the link loses anyway; 0 when
+    random loss at that rate (at least LOSS_CHANCE_MIN) could lose as many (within ``sigmas``
+    standard deviations)."""
+    spread = sigmas * math.sqrt(max(baseline, LOSS_CHANCE_MIN) / max(packets, 1))
+    excess = share - baseline
+    return excess if excess > spread and excess * packets >= LOSS_CHANCE_PACKETS else 0.0
 
 
 class LossBasedLimit:
@@ -124,8 +154,16 @@ class LossBasedLimit:
     lost: that is not what it carries once back, so the link is never taken to carry less than
     half of what was sent (GCC's cut at total loss).
 
-    No loss lets the limit climb 5% a report, up to 90% of what the link carried when it last
-    lost packets, for 10 s; then it is lifted once well above what is sent.
+    A link that loses a few percent whatever is sent (4G, a busy Wi-Fi) is not full, and
+    cutting for it never stopped: a minute at 5% random loss took 1.6 Mbit/s under 200 kbit/s
+    (once in a while a burst of chance losses looked like a full link, then the next report
+    was "any loss within 3 s"). The loss such a link has anyway, ``baseline``, is taken off
+    first, a loss within chance of it says nothing (``loss_beyond_chance``), and loss between
+    2% and 10% never takes the limit under 80% of where it stood when that loss began.
+
+    No loss (on a link that loses some anyway: no more than chance adds to it) lets the limit
+    climb 5% a report, up to 90% of what the link carried when it last lost packets, for 10 s;
+    then it is lifted once well above what is sent.
     """
 
     def __init__(self, clock=time.monotonic) -> None:
@@ -133,36 +171,86 @@ class LossBasedLimit:
         self._clock = clock
         self._ceiling: tuple[float, float] | None = None     # (what the link carried when it lost, when)
         self._cut_at = -LOSS_FOLLOW_SECONDS                   # when loss last said the link was full
+        self._reports: collections.deque = collections.deque(maxlen=LOSS_BASELINE_REPORTS)
+        self._floor: float | None = None                      # moderate loss stops here
+        self._windows: collections.deque = collections.deque()   # (when, share) of NACK windows
+        self._window_full = False                                 # the last one said "full"
 
     def cut_recently(self) -> bool:
         """Whether a loss said the link was full less than LOSS_FOLLOW_SECONDS ago."""
         return self._clock() - self._cut_at < LOSS_FOLLOW_SECONDS
 
-    def update(self, fraction_lost: float, rate: float) -> int | None:
-        """A receiver report: ``fraction_lost`` (0-1) while ``rate`` bit/s was sent. The new limit."""
+    def baseline(self) -> float:
+        """What the link loses whatever is sent: the median loss of its last reports (none until
+        there are LOSS_BASELINE_REPORTS of them), at most LOSS_BASELINE_MAX (more is a full link
+        that stayed full, not its random loss)."""
+        if len(self._reports) < LOSS_BASELINE_REPORTS:
+            return 0.0
+        return min(statistics.median(self._reports), LOSS_BASELINE_MAX)
+
+    def update(self, fraction_lost: float, rate: float, packets: int) -> int | None:
+        """A receiver report: ``fraction_lost`` (0-1) of the ``packets`` sent since the last one,
+        while ``rate`` bit/s was sent. The new limit."""
+        baseline = self.baseline()
+        self._reports.append(fraction_lost)
         now = self._clock()
         if self._ceiling is not None and now - self._ceiling[1] > LOSS_CEILING_SECONDS:
             self._ceiling = None
-        if fraction_lost > LOSS_DECREASE and rate > 0:
-            carried = max(rate * (1 - fraction_lost), rate * LOSS_FLOOR)
-            full = fraction_lost > LOSS_HEAVY
-            if full or now - self._cut_at < LOSS_FOLLOW_SECONDS:
-                # Down to what the link carries, less a margin; never further for a loss that
-                # a limit already under it did not cause (a second report of the same loss).
-                self.limit = min(self.limit or int(rate), int(carried * LOSS_BACKOFF))
-            else:
-                base = rate if self.limit is None else min(self.limit, rate)
-                self.limit = int(base * (1 - fraction_lost / 2))
-            if full:
-                self._cut_at = now
-            self._ceiling = (carried, now)
-        elif fraction_lost < LOSS_INCREASE and self.limit is not None:
+        beyond = loss_beyond_chance(fraction_lost, baseline, packets)
+        if beyond > LOSS_DECREASE:
+            return self.lost(beyond, rate)
+        excess = fraction_lost - baseline
+        if self.limit is not None and (excess < LOSS_INCREASE
+                                       or baseline > LOSS_INCREASE and excess < LOSS_DECREASE):
             raised = self.limit * LOSS_STEP_UP
             if self._ceiling is not None:
                 raised = min(raised, max(self.limit, LOSS_CEILING * self._ceiling[0]))
             self.limit = int(raised)
+            if self._floor is not None and self.limit >= self._floor / LOSS_MODERATE_FLOOR:
+                self._floor = None                             # back where the moderate loss began
             if self._ceiling is None and self.limit > 2 * rate:
                 self.limit = None                              # far above what is sent: no limit
+        return self.limit
+
+    def nack_window(self, share: float, packets: int) -> float:
+        """A NACK window: ``share`` of its ``packets`` newly NACKed. The loss that says the link is
+        full (0: none): past LOSS_HEAVY beyond what its last windows lost and beyond chance, two
+        windows in a row (chance hardly does that twice, a full link does it every time) or one
+        past NACK_SURE_SIGMAS."""
+        now = self._clock()
+        while self._windows and (len(self._windows) >= NACK_BASELINE_WINDOWS
+                                 or now - self._windows[0][0] > NACK_BASELINE_SECONDS):
+            self._windows.popleft()
+        anyway = min(statistics.median(s for _, s in self._windows), LOSS_BASELINE_MAX) \
+            if self._windows else 0.0
+        self._windows.append((now, share))
+        excess = loss_beyond_chance(share, anyway, packets)
+        sure = loss_beyond_chance(share, anyway, packets, NACK_SURE_SIGMAS) > LOSS_HEAVY
+        twice, self._window_full = self._window_full, excess > LOSS_HEAVY
+        return excess if sure or twice and self._window_full else 0.0
+
+    def lost(self, fraction_lost: float, rate: float) -> int | None:
+        """``fraction_lost`` (past LOSS_DECREASE) of ``rate`` lost beyond what the link loses
+        anyway and beyond chance: from a report (``update``), or from the viewer's NACKs past
+        LOSS_HEAVY (``Sink.nacked``). The new limit."""
+        if rate <= 0:
+            return self.limit
+        now = self._clock()
+        carried = max(rate * (1 - fraction_lost), rate * LOSS_FLOOR)
+        full = fraction_lost > LOSS_HEAVY
+        if full or now - self._cut_at < LOSS_FOLLOW_SECONDS:
+            # Down to what the link carries, less a margin; never further for a loss that
+            # a limit already under it did not cause (a second report of the same loss).
+            self.limit = min(self.limit or int(rate), int(carried * LOSS_BACKOFF))
+            self._floor = None
+        else:
+            base = rate if self.limit is None else min(self.limit, rate)
+            if self._floor is None:
+                self._floor = base * LOSS_MODERATE_FLOOR
+            self.limit = int(max(base * (1 - fraction_lost / 2), min(base, self._floor)))
+        if full:
+            self._cut_at = now
+        self._ceiling = (carried, now)
         return self.limit
 
 
@@ -1080,7 +1168,9 @@ class Sink(MediaStreamTrack):
         self.remb: int | None = None               # the viewer's own estimate
         self.loss_limit = LossBasedLimit()         # from the packets the viewer reports lost
         self._sent: collections.deque = collections.deque()    # (time, bytes) over RATE_WINDOW
+        self._began: float | None = None                       # when it first sent
         self._reported = 0.0                  # when the viewer's last receiver report came
+        self._reported_count = 0              # the sender's packet count then
         self._nacked: dict[int, float] = {}   # sequence number -> when first NACKed
         self._nack_window = (0.0, 0, 0)        # (since, packets sent then, new NACKs since)
         self._asked = -KEYFRAME_RETRY_INTERVAL
@@ -1106,20 +1196,22 @@ class Sink(MediaStreamTrack):
         self.remb = bitrate
         self._pass_limit()
 
-    def reported_loss(self, fraction_lost: float) -> None:
-        """The viewer's receiver report for this stream: the share of packets lost since the last."""
+    def reported_loss(self, fraction_lost: float, packets_sent: int) -> None:
+        """The viewer's receiver report for this stream: the share of packets lost since the last;
+        ``packets_sent`` is the sender's count so far."""
         if self._gated:
             now = time.monotonic()
             window = min(RATE_WINDOW, max(RATE_MIN_WINDOW, now - self._reported))
-            self._reported = now
-            self.loss_limit.update(fraction_lost, self.send_rate(window))
+            self._reported, packets = now, packets_sent - self._reported_count
+            self._reported_count = packets_sent
+            self.loss_limit.update(fraction_lost, self.send_rate(window), packets)
             self._pass_limit()
 
     def nacked(self, lost: list[int], packets_sent: int) -> None:
         """The viewer asks for these packets again: ``packets_sent`` is the sender's count so far.
-        Past LOSS_HEAVY of a NACK_WINDOW's packets newly lost, the link is full: the limit comes
-        down now rather than at the next receiver report (once per LOSS_FOLLOW_SECONDS: the
-        report then says whether it came down far enough)."""
+        When a NACK_WINDOW's packets say the link is full (``LossBasedLimit.nack_window``), the
+        limit comes down now rather than at the next receiver report (once per
+        LOSS_FOLLOW_SECONDS: the report then says whether it came down far enough)."""
         if not self._gated:
             return
         now = time.monotonic()
@@ -1133,13 +1225,14 @@ class Sink(MediaStreamTrack):
             if now - at <= NACK_MEMORY:
                 break
             del self._nacked[seq]
-        if now - since < NACK_WINDOW:
-            self._nack_window = (since, base, new)
-            return
         sent = packets_sent - base
+        if now - since < NACK_WINDOW or sent < NACK_MIN_PACKETS:
+            self._nack_window = (since, base, new)   # too few packets yet to tell chance from full
+            return
         self._nack_window = (now, packets_sent, 0)
-        if sent >= NACK_MIN_PACKETS and new / sent > LOSS_HEAVY and not self.loss_limit.cut_recently():
-            self.loss_limit.update(min(1.0, new / sent), self.send_rate(min(RATE_WINDOW, now - since)))
+        full = self.loss_limit.nack_window(min(1.0, new / sent), sent)
+        if full and not self.loss_limit.cut_recently():
+            self.loss_limit.lost(full, self.send_rate(min(RATE_WINDOW, now - since)))
             self._pass_limit()
 
     def send_rate(self, window: float = RATE_WINDOW) -> float:
@@ -1148,6 +1241,8 @@ class Sink(MediaStreamTrack):
         now = time.monotonic()
         while self._sent and now - self._sent[0][0] > RATE_WINDOW:
             self._sent.popleft()
+        if self._began is not None:
+            window = min(window, max(RATE_MIN_WINDOW / 5, now - self._began))   # a stream younger than it
         return sum(n for t, n in self._sent if now - t <= window) * 8 / window
 
     def _pass_limit(self) -> None:
@@ -1230,6 +1325,8 @@ class Sink(MediaStreamTrack):
         self.forwarded += 1
         frame = self._queue.popleft()
         if self._gated:
+            if self._began is None:
+                self._began = time.monotonic()
             self._sent.append((time.monotonic(), len(frame.data)))
         return frame
 
@@ -1256,7 +1353,7 @@ def forward_to(sender, sink: Sink, lean: bool = True) -> None:
         if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             for report in packet.reports:
                 if report.ssrc == sender._ssrc:
-                    sink.reported_loss(report.fraction_lost / 256)
+                    sink.reported_loss(report.fraction_lost / 256, sender._RTCRtpSender__packet_count)
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK \
                 and packet.media_ssrc == sender._ssrc:
             sink.nacked(packet.lost, sender._RTCRtpSender__packet_count)
