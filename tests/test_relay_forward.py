@@ -511,58 +511,20 @@ def test_a_few_lost_packets_more_than_usual_are_chance_not_a_full_link():
     assert forward.loss_beyond_chance(0.35, 0.05, 40) == pytest.approx(0.30)
 
 
-def simulated_link(monkeypatch, seconds, random_loss, capacity=None, seed=7):
-    """A viewer's link driven through a Sink on a simulated clock: the sender follows the limit
-    within half a second, up to Chromium's 1.6 Mbit/s; each 1200-byte packet is lost at random
-    (``random_loss``) or past ``capacity`` (a policer); the viewer NACKs each loss a tick later
-    and reports every second. The rate sent each second."""
-    import random
-    from types import SimpleNamespace
-    clock = SimpleNamespace(now=1000.0)
-    monkeypatch.setattr(forward, "time", SimpleNamespace(monotonic=lambda: clock.now, time=time.time))
-    sink = Sink("video", forward.VP8)
-    sink.loss_limit = forward.LossBasedLimit(clock=lambda: clock.now)
-    sink._began = clock.now
-    chance, tick, rate, top = random.Random(seed), 0.02, 1_600_000.0, 1_600_000
-    sent = lost = in_report = lost_in_report = 0
-    spare = allowance = 0.0
-    nacks, rates = [], []
-    for step in range(1, int(seconds / tick) + 1):
-        clock.now += tick
-        rate += (min(top, sink.bitrate_limit or top) - rate) * tick / 0.5
-        sink._sent.append((clock.now, rate / 8 * tick))
-        spare += rate / 8 * tick
-        if capacity:
-            allowance = min(allowance + capacity / 8 * tick, capacity / 8 * 0.05)
-        if nacks:
-            sink.nacked(nacks, sent)
-        nacks = []
-        while spare >= 1200:
-            spare -= 1200
-            sent, in_report = sent + 1, in_report + 1
-            through = allowance >= 1200 if capacity else True
-            allowance -= 1200 if through and capacity else 0
-            if not through or chance.random() < random_loss:
-                nacks.append(sent)
-                lost_in_report += 1
-        if step % 50 == 0:
-            sink.reported_loss(lost_in_report / max(in_report, 1), sent)
-            in_report = lost_in_report = 0
-            rates.append(rate)
-    return rates
-
-
 @pytest.mark.parametrize("random_loss", [0.03, 0.05])
-def test_a_link_that_loses_packets_at_random_keeps_its_rate(monkeypatch, random_loss):
+def test_a_link_that_loses_packets_at_random_keeps_its_rate(random_loss):
     """4G or a busy Wi-Fi loses a few percent of packets whatever is sent (RTX gets them back):
     that is not a full link. Every loss cut the rate before, chance bursts of NACKs most: a minute
-    at 5% took Chromium's 1.6 Mbit/s down to 1-160 kbit/s, a picture of blocks."""
-    rates = simulated_link(monkeypatch, 60, random_loss)
-    assert min(rates) >= 0.75 * 1_600_000
+    at 5% took Chromium's 1.6 Mbit/s down to 1-160 kbit/s, a picture of blocks. (The simulated
+    link of bench/loss_limit.py: the sender follows the limit, the viewer NACKs and reports.)"""
+    from bench.loss_limit import TOP, simulate
+    rates, _ = simulate(60, random_loss)
+    assert min(rates) >= 0.75 * TOP
 
 
-def test_a_narrow_link_with_random_loss_still_brings_the_rate_under_it(monkeypatch):
-    rates = simulated_link(monkeypatch, 20, 0.03, capacity=400_000)
+def test_a_narrow_link_with_random_loss_still_brings_the_rate_under_it():
+    from bench.loss_limit import simulate
+    rates, _ = simulate(20, 0.03, capacity=400_000)
     assert all(rate < 400_000 for rate in rates[4:10])
 
 
