@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
-from conftest import HX, login_as, make_appointment, make_patient, make_user, text_of
+from conftest import HX, db_snapshot, login_as, make_appointment, make_patient, make_user, text_of
 from webapp.i18n import local_to_utc, utc_to_local
 from webapp.models import Appointment, AuditEvent, Message, Patient, utcnow
 
@@ -127,25 +128,86 @@ def test_patient_search_inside_the_booking_form(client):
     assert Appointment.select().count() == 0
 
 
-@pytest.mark.parametrize("given, kept", [("own", True), ("other practice's", False), ("x1", False), ("", False)])
-def test_a_visit_booked_from_a_visit_type_s_free_slot_keeps_that_type(client, given, kept):
-    """The next-free page's links carry the visit type: its length and mode fill the form, and the visit
-    keeps the type (its closing offers the type's act). Anything else in that field is no visit type."""
+def _visit_types():
+    import json
+    from conftest import make_practice
+    from webapp.models import VisitType
+    follow_up = VisitType.create(practice=make_practice(), names=json.dumps({"en": "Follow-up", "fr": "Suivi"}),
+                                 duration_minutes=30, mode="audio", act_code="TCG")
+    first = VisitType.create(practice=make_practice(), names=json.dumps({"en": "First visit"}),
+                             duration_minutes=45, mode="video", act_code="TC")
+    return follow_up, first
+
+
+def visit_type_option(html, kind) -> str:
+    """The visit-type field's option for ``kind`` (a VisitType), as the form renders it."""
+    field = re.search(r'<select[^>]*name="visit_type".*?</select>', html, re.S).group(0)
+    return re.search(rf'<option[^>]*value="{kind.id}"[^>]*>[^<]*', field).group(0)
+
+
+def test_a_visit_booked_from_a_visit_type_s_free_slot_keeps_that_type(client):
+    """The next-free page's links carry the visit type: the form shows it chosen, its length and mode
+    fill the form, and the visit keeps the type (its closing offers the type's act)."""
+    me = login_as(client, "practitioner")
+    follow_up, first = _visit_types()
+    form = client.get(f"/agenda/new?visit_type={follow_up.id}").get_data(as_text=True)
+    chosen = visit_type_option(form, follow_up)
+    assert "selected" in chosen and 'data-duration="30"' in chosen and 'data-mode="audio"' in chosen
+    assert chosen.endswith("Follow-up · 30 min") and visit_type_option(form, first).endswith("First visit · 45 min")
+    assert '<option selected value="30">' in form and 'checked id="mode-1" name="mode" type="radio" value="audio"' in form
+    patient = make_patient()
+    assert client.post("/agenda/new", data=booking(me, patient, visit_type=str(follow_up.id))).status_code == 302
+    assert Appointment.get(Appointment.patient == patient).visit_type_id == follow_up.id
+
+
+def test_a_secretary_chooses_the_visit_type_when_booking_and_may_change_it_later(client):
+    login_as(client, "secretary")
+    doctor = make_user("practitioner")
+    follow_up, first = _visit_types()
+    blank = client.get(f"/agenda/new?practitioner={doctor.id}").get_data(as_text=True)
+    assert re.search(r'<option selected value="">None</option>', blank)     # none until chosen
+    patient = make_patient()
+    assert client.post("/agenda/new", data=booking(doctor, patient, visit_type=str(first.id), duration="45")).status_code == 302
+    appt = Appointment.get(Appointment.patient == patient)
+    assert appt.visit_type_id == first.id and appt.duration_minutes == 45
+    edit = client.get(f"/agenda/{appt.id}/edit").get_data(as_text=True)
+    assert "selected" in visit_type_option(edit, first)
+    first.active = False                           # no longer offered: the visit keeps it on edit
+    first.save()
+    local = utc_to_local(appt.starts_at, "Europe/Paris")
+    same = booking(doctor, patient, local.date(), local.time(), visit_type=str(first.id), duration="45")
+    assert client.post(f"/agenda/{appt.id}/edit", data=same).status_code == 302
+    assert Appointment.get_by_id(appt.id).visit_type_id == first.id
+    changed = dict(same, visit_type=str(follow_up.id), duration="30")
+    assert client.post(f"/agenda/{appt.id}/edit", data=changed).status_code == 302
+    assert Appointment.get_by_id(appt.id).visit_type_id == follow_up.id
+    assert client.post(f"/agenda/{appt.id}/edit", data=dict(same, visit_type="")).status_code == 302
+    assert Appointment.get_by_id(appt.id).visit_type_id is None
+
+
+@pytest.mark.parametrize("given, message", [
+    ("other practice's", "Choose a visit type from the list."),
+    ("x1", "Choose a visit type from the list."),
+    ("999999", "Choose a visit type from the list."),
+    ("no longer offered", "Choose a visit type from the list."),
+    ("another practitioner's", "This visit type is offered by another practitioner"),
+])
+def test_a_visit_type_that_cannot_be_chosen_is_refused_and_nothing_is_booked(client, given, message):
     import json
     from conftest import make_practice
     from webapp.models import Practice, VisitType
     me = login_as(client, "practitioner")
-    kind = VisitType.create(practice=make_practice(), names=json.dumps({"en": "Follow-up"}), duration_minutes=30,
-                            mode="audio", act_code="TCG")
-    elsewhere = VisitType.create(practice=Practice.create(name="Ailleurs"), names="{}")
-    form = client.get(f"/agenda/new?visit_type={kind.id}").get_data(as_text=True)
-    assert f'name="visit_type" type="hidden" value="{kind.id}"' in form
-    assert '<option selected value="30">' in form and 'checked id="mode-1" name="mode" type="radio" value="audio"' in form
-    value = {"own": str(kind.id), "other practice's": str(elsewhere.id)}.get(given, given)
+    follow_up, _ = _visit_types()
+    values = {
+        "other practice's": VisitType.create(practice=Practice.create(name="Ailleurs"), names="{}").id,
+        "no longer offered": VisitType.create(practice=make_practice(), names="{}", active=False).id,
+        "another practitioner's": VisitType.create(practice=make_practice(), names=json.dumps({"en": "Theirs"}),
+                                                   practitioner=make_user("practitioner")).id}
     patient = make_patient()
-    assert client.post("/agenda/new", data=booking(me, patient, visit_type=value)).status_code == 302
-    appt = Appointment.get(Appointment.patient == patient)
-    assert appt.visit_type_id == (kind.id if kept else None)
+    before = db_snapshot()
+    response = client.post("/agenda/new", data=booking(me, patient, visit_type=str(values.get(given, given))))
+    assert response.status_code == 422 and message in text_of(response)
+    assert db_snapshot() == before
 
 
 @pytest.mark.parametrize("change, field_message", [
@@ -423,3 +485,15 @@ def test_the_appointment_leads_to_the_patient_record(client):
     assert f'href="/patients/{appt.patient_id}"' in body
     record = client.get(f"/patients/{appt.patient_id}")
     assert record.status_code == 200 and appt.patient.last_name in text_of(record)
+
+
+def test_the_visit_type_chosen_comes_back_after_the_new_patient_step(client):
+    login_as(client, "secretary")
+    doctor = make_user("practitioner")
+    follow_up, _ = _visit_types()
+    typed = {**booking(doctor, make_patient()), "patient_id": "", "patient_query": "Nouvelle",
+             "visit_type": str(follow_up.id), "duration": "30", "mode": "audio"}
+    step = client.post("/agenda/patient", data={**typed, "start": "1"}, headers=HX)
+    assert f'<input type="hidden" name="visit_type" value="{follow_up.id}">' in step.get_data(as_text=True)
+    back = client.post("/agenda/patient", headers=HX, data={**typed, "back": "1"})
+    assert "selected" in visit_type_option(back.get_data(as_text=True), follow_up)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from browser import TOTP_SECRET, chromium, live_server, sign_in_with_code
 from conftest import PASSWORD, make_app, make_patient, make_practice, make_user
 from webapp.i18n import utc_to_local
-from webapp.models import Appointment, db, utcnow
+from webapp.models import Appointment, VisitType, db, utcnow
 
 pytestmark = pytest.mark.browser
 
@@ -21,6 +22,8 @@ def served(tmp_path):
         make_practice()
         doctor = make_user("practitioner", email="doc@cabinet.example.org", totp_secret=TOTP_SECRET, name="Dr Navigateur")
         make_patient(first_name="Berthe", last_name="Lachaise")
+        VisitType.create(practice=make_practice(), names=json.dumps({"en": "Follow-up"}), duration_minutes=30,
+                         mode="audio", act_code="TCG")
         db.close()
     with live_server(app) as url:
         yield app, url, doctor
@@ -44,6 +47,10 @@ def test_book_and_cancel_without_a_page_reload(served):
         page.wait_for_selector("text=Berthe Lachaise")
         page.fill("#date", tomorrow.isoformat())
         page.fill("#time", "10:30")
+        # Choosing the visit type sets its length and mode (still the secretary's to change).
+        assert page.input_value("#duration") == "15" and page.is_checked("#mode-0")
+        page.select_option("#visit_type", label="Follow-up · 30 min")
+        assert page.input_value("#duration") == "30" and page.is_checked("#mode-1")
         page.click("#appointment-form button.primary")
         link_box = page.wait_for_selector(".link-box")
         assert link_box.input_value().startswith("https://cabinet.test/p/")   # PUBLIC_URL of the tests
@@ -67,6 +74,7 @@ def test_book_and_cancel_without_a_page_reload(served):
     with app.app_context():
         appt = Appointment.get()
         assert appt.status == "cancelled" and appt.practitioner_id == doctor.id
+        assert (appt.visit_type.name_in("en"), appt.duration_minutes, appt.mode) == ("Follow-up", 30, "audio")
     assert problems == []
 
 

@@ -10,7 +10,7 @@ from flask import Blueprint, abort, current_app, g, make_response, redirect, req
 from flask_babel import force_locale, get_locale, gettext, lazy_gettext as _l, pgettext
 from icalendar import Calendar, Event
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, TextAreaField
 from werkzeug.datastructures import MultiDict
 from wtforms.validators import InputRequired, Length
 
@@ -52,9 +52,9 @@ class AppointmentForm(FlaskForm):
         ("both", _l("E-mail and SMS")), ("email", _l("E-mail only")), ("sms", _l("SMS only"))]))
     language = SelectField(_l("Language"), default="", validate_choice=False, validators=[known_locale])
     confirm_overlap = BooleanField(_l("Book anyway, despite the overlap"))
-    # The visit type of the free slot it was opened from (next-free's links): kept on the visit,
-    # whose closing then offers that type's act. Not shown; an unknown one is no visit type.
-    visit_type = HiddenField(filters=[strip], default="")
+    # Kept on the visit, whose closing then offers that type's act; a free slot's link (next-free)
+    # chooses it. Choosing one in the form sets its length and mode (js/app.js).
+    visit_type = SelectField(_l("Visit type"), default="", validate_choice=False)
 
 
 class InstantForm(FlaskForm):
@@ -337,8 +337,10 @@ def today():
 
 # Booking and editing.
 
-def _practitioner_choices(form):
+def _practitioner_choices(form, appt=None):
     form.practitioner.choices = options((p.id, p.name) for p in visible_practitioners())
+    if "visit_type" in form:
+        form.visit_type.choices = _visit_type_choices(appt)
     if "duration" in form:      # the usual lengths, and those of the practice's visit types
         lengths = sorted(set(DURATIONS) | {t.duration_minutes for t in VisitType.offered(g.practice)})
         form.duration.choices = options((m, _l("%(n)s min", n=m)) for m in lengths)
@@ -407,6 +409,39 @@ def _overlaps(form, starts_at, appt):
     return Appointment.overlapping(form.practitioner.data, starts_at, ends_at, appt.id if appt else None)
 
 
+def _visit_type_choices(appt=None) -> list:
+    """The practice's active visit types (and the visit's own, even if no longer offered), each
+    with its length and mode for the form's script; a practitioner's own type says whose it is."""
+    types = list(VisitType.offered(g.practice))
+    if appt is not None and appt.visit_type_id and all(t.id != appt.visit_type_id for t in types):
+        types.append(appt.visit_type)
+    if not types:
+        return []
+    locale = str(get_locale())
+    choices = [("", _l("None"), {})]
+    for t in types:
+        label = f"{t.name_in(locale, g.practice.default_locale)} · {gettext('%(n)s min', n=t.duration_minutes)}"
+        if t.practitioner_id:
+            label += f" · {t.practitioner.name}"
+        choices.append((str(t.id), label, {"data-duration": t.duration_minutes, "data-mode": t.mode}))
+    return choices
+
+
+def _chosen_visit_type(form, appt=None):
+    """The visit type chosen in the form; False (with the field's error) when it cannot be one."""
+    raw = form.visit_type.data or ""
+    if not raw:
+        return None
+    chosen = _booked_as(raw)
+    if chosen is None or (not chosen.active and (appt is None or chosen.id != appt.visit_type_id)):
+        form.visit_type.errors = [_l("Choose a visit type from the list.")]
+        return False
+    if chosen.practitioner_id and chosen.practitioner_id != form.practitioner.data:
+        form.visit_type.errors = [_l("This visit type is offered by another practitioner: choose theirs, or another type.")]
+        return False
+    return chosen
+
+
 def _render_form(form, appt=None, overlaps=(), status=None):
     return render("agenda/form.html", "agenda/_form.html", form=form, appt=appt,
                   patients=_patient_choices(form), overlaps=overlaps,
@@ -420,14 +455,16 @@ def _saved(appt):
 
 
 def _validated_booking(form, appt):
-    """Patient, slot and overlaps checked; (patient, starts_at, overlaps) or None on errors."""
+    """Patient, slot, visit type and overlaps checked; (patient, starts_at, visit type, overlaps)
+    or None on errors."""
     if "search" in request.form or not form.validate_on_submit():
         return None
     patient = _chosen_patient(form)
     starts_at = _slot(form, appt)
-    if patient is None or starts_at is None:
+    visit_type = _chosen_visit_type(form, appt)
+    if patient is None or starts_at is None or visit_type is False:
         return None
-    return patient, starts_at, _overlaps(form, starts_at, appt)
+    return patient, starts_at, visit_type, _overlaps(form, starts_at, appt)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -441,7 +478,7 @@ def new():
     checked = _validated_booking(form, None)
     if checked is None:
         return _render_form(form)
-    patient, starts_at, overlaps = checked
+    patient, starts_at, visit_type, overlaps = checked
     if overlaps and not form.confirm_overlap.data:
         return _render_form(form, overlaps=overlaps, status=409)
     with db.atomic():
@@ -449,7 +486,7 @@ def new():
             practice=g.practice, practitioner=form.practitioner.data, patient=patient,
             contact_email=patient.email, contact_phone=patient.phone, starts_at=starts_at,
             duration_minutes=form.duration.data, motive=form.motive.data, mode=form.mode.data,
-            visit_type=_booked_as(form.visit_type.data), **_language(form), **_channels(form))
+            visit_type=visit_type, **_language(form), **_channels(form))
         AuditEvent.record(g.user, "appointment.created", appt)
         notify.queue(appt, "invitation")
     return _saved(appt)
@@ -476,16 +513,17 @@ def _as_booked(appt) -> dict:
     return {"patient_id": str(appt.patient_id or ""), "practitioner": appt.practitioner_id,
             "date": local.date(), "time": local.time(), "duration": appt.duration_minutes,
             "motive": appt.motive, "mode": appt.mode, "language": _chosen_language(appt),
+            "visit_type": str(appt.visit_type_id or ""),
             "send_by": "both" if appt.notify_email and appt.notify_sms else "sms" if appt.notify_sms else "email"}
 
 
 def _change(form, appt):
     """Check and save an edit (or a move from the grid): the same checks, audit and message to the patient."""
-    _practitioner_choices(form)
+    _practitioner_choices(form, appt)
     checked = _validated_booking(form, appt)
     if checked is None:
         return _render_form(form, appt)
-    patient, starts_at, overlaps = checked
+    patient, starts_at, visit_type, overlaps = checked
     if appt.admitted_at and form.practitioner.data != appt.practitioner_id:
         # Past admission the practitioner holds the call and its record: changing them is a hand-over.
         form.practitioner.errors = [_l("The visit has started: use “Hand the visit over” to change its practitioner.")]
@@ -498,7 +536,7 @@ def _change(form, appt):
         moved = appt.reschedule(g.user, starts_at, form.duration.data, patient=patient,
                                 practitioner=form.practitioner.data, contact_email=patient.email,
                                 contact_phone=patient.phone, motive=form.motive.data, mode=form.mode.data,
-                                **_channels(form))
+                                visit_type=visit_type, **_channels(form))
         if moved:
             notify.queue(appt, "moved")
     return _saved(appt)
@@ -540,7 +578,7 @@ def move(appointment_id):
 # A new patient while booking: a step inside the booking form, which then comes back with the
 # patient chosen and everything else as it was typed.
 BOOKING_FIELDS = ("patient_id", "patient_query", "practitioner", "date", "time", "duration", "motive", "mode",
-                  "send_by", "language", "confirm_overlap", "appointment")
+                  "send_by", "language", "confirm_overlap", "appointment", "visit_type")
 
 
 def _carried() -> dict:
@@ -554,7 +592,7 @@ def _back_to_booking(booking: dict, patient_id=None):
     if patient_id:
         data["patient_id"], data["patient_query"] = str(patient_id), ""
     form = AppointmentForm(formdata=data)
-    _practitioner_choices(form)
+    _practitioner_choices(form, appt)
     return _render_form(form, appt, status=200)
 
 

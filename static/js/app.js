@@ -28,6 +28,22 @@
     if (event.target.matches && event.target.matches("select[data-autosubmit]")) event.target.form.submit();
   });
 
+  // <select data-sets-length="#duration"> (the booking form's visit type): its chosen option's
+  // data-duration and data-mode fill the length and the mode, which stay the staff's to change.
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (!select.matches || !select.matches("select[data-sets-length]")) return;
+    var option = select.options[select.selectedIndex];
+    var length = document.querySelector(select.getAttribute("data-sets-length"));
+    if (!option || !option.getAttribute("data-duration")) return;
+    if (length && length.value !== option.getAttribute("data-duration")) {
+      length.value = option.getAttribute("data-duration");
+      length.dispatchEvent(new Event("change", { bubbles: true }));   // the overlap check
+    }
+    var mode = select.form && select.form.querySelector('input[name="mode"][value="' + option.getAttribute("data-mode") + '"]');
+    if (mode) mode.checked = true;
+  });
+
   // The service worker makes Cabinet installable and shows a page when offline.
   var sw = document.body && document.body.getAttribute("data-sw");
   if (sw && "serviceWorker" in navigator) {
