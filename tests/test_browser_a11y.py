@@ -26,7 +26,7 @@ from webapp.access import COOKIE, IDENTITY_COOKIE, link_expires_at, patient_link
 from webapp.closing.acts import offered, preselected
 from webapp.closing.service import close_visit
 from webapp.i18n import local_to_utc, utc_to_local
-from webapp.models import Act, Appointment, Payment, Report, User, VisitAct, Waiver, db, utcnow
+from webapp.models import Act, Appointment, Payment, Report, User, VisitAct, VisitType, Waiver, db, utcnow
 from webapp.patient.join import CONSENT_VERSION
 from webapp.tokens import make_identity_cookie, make_patient_cookie
 
@@ -57,6 +57,11 @@ def _seed(app) -> dict:
     with app.app_context():
         practice = make_practice(name="Cabinet médical des Tilleuls", default_locale="fr")
         Act.seed(practice)
+        for names, minutes, mode in (({"fr": "Consultation de suivi", "en": "Follow-up", "ar": "استشارة متابعة"}, 20, "video"),
+                                     ({"fr": "Renouvellement d'ordonnance", "en": "Repeat prescription",
+                                       "ar": "تجديد وصفة طبية"}, 10, "audio")):
+            VisitType.create(practice=practice, names=json.dumps(names), duration_minutes=minutes, mode=mode,
+                             act_code="TCG")
         admin = make_user("admin", name="Camille Admin", locale="fr")
         doctor = make_user("practitioner", name="Dr Claire Martin-Lefèvre", profession="doctor",
                            specialty="Médecine générale", locale="fr")
