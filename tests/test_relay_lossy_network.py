@@ -524,29 +524,34 @@ def _noise() -> list[tuple[bytes, bytes]]:
     return pictures
 
 
+async def call_through_a_changed_viewer_link(network: Network, room: str, settle: float, change, seconds: float):
+    """The practitioner sends noise (its encoder spends all it is told) to a patient who watches like
+    a browser; ``settle`` seconds in, ``change(port)`` impairs the worker-to-patient link for
+    ``seconds``. The sender's log, the patient's video record, and when the link changed."""
+    async with Peer(network.url, room, "practitioner") as sender, Peer(network.url, room, "patient") as viewer:
+        sender.adapt = True
+        await asyncio.gather(sender.call(), viewer.call(send_video=False))
+        sender.video.pictures = _noise()
+        await asyncio.gather(sender.connected(), viewer.connected("video"))
+        receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
+        viewer.records["video"].watch(sender.log, receiver)
+        await asyncio.sleep(settle)
+        changed = time.monotonic()
+        change(viewer.media_port())
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            network.shape(0, 0)
+            network.lose(0, 0)
+        return sender.log, viewer.records["video"], changed
+
+
 def test_a_viewer_behind_a_narrow_link_makes_the_sender_lower_its_bitrate(network):
     """The worker-to-patient link carries 400 kbit/s: the practitioner's encoder (~430 kbit/s here)
     must come down to it, or frames die on that link (lost, keyframe requests, a frozen picture).
     aiortc's VP8 encoder goes no lower than 250 kbit/s: a narrower link could not be met."""
-    async def scenario():
-        async with Peer(network.url, "shaped", "practitioner") as sender, \
-                Peer(network.url, "shaped", "patient") as viewer:
-            sender.adapt = True
-            await asyncio.gather(sender.call(), viewer.call(send_video=False))
-            sender.video.pictures = _noise()
-            await asyncio.gather(sender.connected(), viewer.connected("video"))
-            receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
-            viewer.records["video"].watch(sender.log, receiver)
-            await asyncio.sleep(1.5)
-            shaped = time.monotonic()
-            network.shape(viewer.media_port(), 50)                 # 50 KB/s: 400 kbit/s, audio too
-            try:
-                await asyncio.sleep(7)
-            finally:
-                network.shape(0, 0)
-            return sender.log, viewer.records["video"], shaped
-
-    log, record, shaped = asyncio.run(scenario())
+    log, record, shaped = asyncio.run(call_through_a_changed_viewer_link(
+        network, "shaped", 1.5, lambda port: network.shape(port, 50), 7))   # 50 KB/s: 400 kbit/s, audio too
     def kbps(start, end):
         return sum(n for t, n in log.sizes if start <= t < end) * 8 / (end - start) / 1000
     since, until = shaped + 4, shaped + 6.8                     # once it has adapted
@@ -575,25 +580,8 @@ def test_a_viewer_on_a_link_with_random_loss_keeps_the_sender_s_bitrate(network)
     5% told the sender 165 kbit/s and falling (aiortc's encoder then sits at its floor, 250).
     When the loss begins, one cut is fair (nothing yet tells it from a full link); then the limit
     learns what the link loses anyway and climbs back."""
-    async def scenario():
-        async with Peer(network.url, "random-loss", "practitioner") as sender, \
-                Peer(network.url, "random-loss", "patient") as viewer:
-            sender.adapt = True
-            await asyncio.gather(sender.call(), viewer.call(send_video=False))
-            sender.video.pictures = _noise()
-            await asyncio.gather(sender.connected(), viewer.connected("video"))
-            receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
-            viewer.records["video"].watch(sender.log, receiver)
-            await asyncio.sleep(2)
-            lossy = time.monotonic()
-            network.lose(viewer.media_port(), 5)
-            try:
-                await asyncio.sleep(RANDOM_LOSS_SECONDS)
-            finally:
-                network.lose(0, 0)
-            return sender.log, viewer.records["video"], lossy
-
-    log, record, lossy = asyncio.run(scenario())
+    log, record, lossy = asyncio.run(call_through_a_changed_viewer_link(
+        network, "random-loss", 2, lambda port: network.lose(port, 5), RANDOM_LOSS_SECONDS))
     def kbps(start, end):
         return sum(n for t, n in log.sizes if start <= t < end) * 8 / (end - start) / 1000
     end = lossy + RANDOM_LOSS_SECONDS
