@@ -64,7 +64,7 @@ def _seed(app) -> dict:
                              act_code="TCG")
         admin = make_user("admin", name="Camille Admin", locale="fr")
         doctor = make_user("practitioner", name="Dr Claire Martin-Lefèvre", profession="doctor",
-                           specialty="Médecine générale", locale="fr")
+                           specialty="Médecine générale", locale="fr", practice_phone="+33478123456")
         tz = practice.timezone
         today = utc_to_local(utcnow(), tz).date()
         patients = [make_patient(first_name=f, last_name=l, locale="fr") for f, l in

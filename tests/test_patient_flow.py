@@ -9,7 +9,7 @@ import pytest
 
 from conftest import HX, db_snapshot, holding_link, login_as, make_appointment, make_patient, make_user, text_of
 from webapp import events
-from webapp.models import Appointment, AuditEvent, WayInOver
+from webapp.models import Appointment, AuditEvent, User, WayInOver
 from webapp.access import patient_link_url
 from webapp.visit.bridge import end_call
 
@@ -427,3 +427,17 @@ def test_today_shows_an_ended_call_as_ended(app, client, appt):
         assert day.get(timeout=1) == events.REFRESH      # an open "today" page re-renders now
     text = text_of(client.get("/today/"))
     assert "Lucie Vidal Call ended" in text and "In call" not in text
+
+
+def test_the_practice_phone_is_there_when_the_patient_may_need_it(app, patient, appt):
+    """Waiting, checking the camera, a link that no longer works: 'call the practice', with its
+    number as a link a phone dials (the practitioner's profile gives it). Without one, no line."""
+    assert "Call the practice" not in text_of(walk_to_waiting_room(patient, appt))
+    User.update(practice_phone="+33478123456").where(User.id == appt.practitioner_id).execute()
+    for page in (patient.get(f"{base(appt)}/waiting"), patient.get(f"{base(appt)}/check")):
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200 and "Need help? Call the practice: 04 78 12 34 56" in text_of(page)
+        assert 'href="tel:+33478123456"' in html
+    appt.cancel(make_user("secretary"))
+    cancelled = patient.get(f"{base(appt)}/")
+    assert cancelled.status_code == 410 and "Call the practice: 04 78 12 34 56" in text_of(cancelled)

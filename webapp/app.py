@@ -13,8 +13,8 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import (__version__, access, admin, agenda, assets, auth, booking, cli, closing, config, db, events, i18n, notify, patient, payments,
-               profile, records, site, storage, today, visit)
+from . import (__version__, access, admin, agenda, assets, auth, booking, cli, closing, config, db, events, i18n, notify, online, patient,
+               payments, profile, records, site, storage, today, visit)
 from .answers import htmx
 from .forms import MAX_ID
 from .models import Practice
@@ -105,6 +105,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     booking.init_app(app)
     visit.init_app(app)
     _register_blueprints(app)
+    # The phone of a visit's practice (its practitioner's profile), on the patient's pages that say
+    # "contact your practice" (patient/_call_practice.html).
+    app.jinja_env.globals["phones_of"] = online.practice_phones
     app.before_request(access.learn_site_url)     # after the user and the practice are known
     _refuse_nul_bytes(app)
     _hide_link_tokens()
