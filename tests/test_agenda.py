@@ -497,3 +497,14 @@ def test_the_visit_type_chosen_comes_back_after_the_new_patient_step(client):
     assert f'<input type="hidden" name="visit_type" value="{follow_up.id}">' in step.get_data(as_text=True)
     back = client.post("/agenda/patient", headers=HX, data={**typed, "back": "1"})
     assert "selected" in visit_type_option(back.get_data(as_text=True), follow_up)
+
+
+def test_the_panel_says_a_call_ended_outside_cabinet_is_over_and_left_to_close(client):
+    """The patient's phone died mid-call: the call is over (ended outside Cabinet), the visit still
+    open. The panel said "In call", as if someone were still talking."""
+    me = login_as(client, "practitioner")
+    appt = make_appointment(practitioner=me, starts_in=dt.timedelta(minutes=-10), status="in_call",
+                            admitted_at=utcnow() - dt.timedelta(minutes=9))
+    assert "Status In call" in text_of(client.get(f"/agenda/{appt.id}", headers=HX))
+    Appointment.update(call_ended_at=utcnow(), call_end_source="media").where(Appointment.id == appt.id).execute()
+    assert "Status Call ended, to close" in text_of(client.get(f"/agenda/{appt.id}", headers=HX))
