@@ -199,6 +199,17 @@ def test_a_preset_message_reaches_the_patient_in_their_language(app, client):
     assert "I am running about 10 minutes late." in text and "retard" not in text
 
 
+@pytest.mark.parametrize("minutes, arabic", [(10, "سأتأخر نحو 10 دقائق."), (15, "سأتأخر نحو 15 دقيقة.")])
+def test_a_preset_s_minutes_take_the_reader_s_plural(app, client, minutes, arabic):
+    """Arabic counts 3 to 10 minutes with one form of the word and 11 to 99 with another."""
+    doctor = make_user("practitioner", locale="fr")
+    appt = soon(practitioner=doctor, patient=make_patient(locale="ar"), locale="ar")
+    patient = walked_in(app, appt)
+    login_as(client, doctor)
+    client.post(f"/today/{appt.id}/note", data={"text": f"J’ai environ {minutes} minutes de retard."})
+    assert arabic in text_of(patient.get(f"/v/{appt.ref}/waiting"))
+
+
 def test_a_message_typed_by_hand_is_shown_as_typed(app, client):
     doctor = make_user("practitioner", locale="fr")
     appt = soon(practitioner=doctor, patient=make_patient(locale="en"), locale="en",

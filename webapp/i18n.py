@@ -17,7 +17,7 @@ from babel.core import get_global
 from babel.localedata import exists as locale_exists
 from flask import current_app, g, request
 from flask_babel import Babel, force_locale, get_locale, get_timezone, to_user_timezone
-from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_gettext as _l, lazy_ngettext
 
 from .money import money, plain
 
@@ -130,7 +130,9 @@ def waiting_note_presets() -> list:
     """Messages a practitioner sends the waiting room in one click (offered as they type)."""
     # Translators: a message the practitioner sends the waiting room in one click; the patient
     # reads it in their own language
-    return [_l("I am running about %(n)s minutes late.", n=n) for n in (5, 10, 15, 30)]
+    # (a plural: Arabic says "5 minutes" and "15 minutes" with different forms of the word)
+    return [lazy_ngettext("I am running about %(n)s minute late.", "I am running about %(n)s minutes late.", n, n=n)
+            for n in (5, 10, 15, 30)]
 
 
 def in_reader_language(note: str) -> str:
