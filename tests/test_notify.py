@@ -719,3 +719,19 @@ def test_no_sms_list_when_a_gateway_sends_them(app, client):
     login_as(client, "secretary")
     assert client.get("/messages/sms").status_code == 404
     assert "SMS to send" not in text_of(client.get("/agenda/"))
+
+
+@pytest.mark.parametrize("locale, name", [("fr", "téléconsultation.ics"), ("en", "teleconsultation.ics"),
+                                          ("ar", "استشارة-عن-بعد.ics")])
+def test_the_calendar_file_is_named_in_the_reader_s_language(app, locale, name):
+    """Mail apps show the attachment's name: it was "invitation.ics" in every language."""
+    import email
+    import email.policy
+    from webapp.notify.deliver import build_email
+    appt = book(app, starts_at=START, duration_minutes=15, locale=locale)
+    message, _ = queue(app, appt, "invitation")
+    with app.app_context():
+        raw = build_email(message, "cabinet@localhost", "Cabinet des Tilleuls").as_bytes()
+    received = email.message_from_bytes(raw, policy=email.policy.default)
+    files = [part.get_filename() for part in received.iter_attachments()]
+    assert files == [name]

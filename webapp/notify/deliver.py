@@ -14,6 +14,9 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import formataddr, formatdate, make_msgid
 
+from flask import has_app_context
+from flask_babel import force_locale, gettext
+
 SMTP_TIMEOUT = 30
 HTTP_TIMEOUT = 15
 
@@ -63,6 +66,17 @@ def _keep_first_line(name: str, folded: str, linesep: str) -> str:
 POLICY = MailPolicy()
 
 
+def calendar_file_name(locale: str) -> str:
+    """The .ics attachment's name in the reader's language (what their mail app shows)."""
+    if not has_app_context():
+        return "invitation.ics"
+    with force_locale(locale or "fr"):
+        # Translators: the name of the calendar file attached to an invitation e-mail (".ics" is
+        # added): one word, or words joined by hyphens
+        name = gettext("teleconsultation")
+    return f"{name}.ics"
+
+
 def build_email(message, sender: str, practice_name: str) -> EmailMessage:
     """The MIME message: text and HTML alternatives, and the .ics when there is one."""
     mail = EmailMessage(policy=POLICY)
@@ -78,7 +92,8 @@ def build_email(message, sender: str, practice_name: str) -> EmailMessage:
     if message.ics:
         method = "CANCEL" if "METHOD:CANCEL" in message.ics else "REQUEST"
         mail.add_attachment(message.ics.encode("utf-8"), maintype="text", subtype="calendar",
-                            filename="invitation.ics", params={"method": method, "charset": "utf-8"})
+                            filename=calendar_file_name(message.locale),
+                            params={"method": method, "charset": "utf-8"})
     # After the parts: setting the content replaces the Content-* headers.
     mail["Content-Language"] = message.locale
     return mail
