@@ -84,6 +84,10 @@ def test_demo(runner, app):
     for doctor, slots in next_free_slots(VisitType.select().where(VisitType.practitioner.is_null()).get(),
                                          User.select().where(User.role == "practitioner")):
         assert len(slots) == 3, doctor.name
+    # Online booking on, one patient's request waiting for staff.
+    assert Practice.get().online_booking
+    requested = Appointment.get(Appointment.status == "requested")
+    assert requested.booked_online and requested.visit_type.confirmation == "staff" and requested.starts_at > now
     assert "already" in runner.invoke(args=["demo"]).output
 
 

@@ -18,6 +18,7 @@ from .i18n import local_to_utc, utc_to_local
 from .models import (Act, Appointment, Message, Patient, Payment, Practice, Report, User, VisitAct, VisitType, Waiver,
                      WeeklyHours, db, utcnow)
 from .patient.join import CONSENT_VERSION
+from .slots import next_free_slots, take_slot
 from .uploads import store_document
 
 DEMO_PASSWORD = "demo-cabinet"
@@ -71,6 +72,7 @@ def load_demo(seed: int = 7) -> list[User]:
                     for i, (first, last, born, locale) in enumerate(PATIENTS)]
         _book_week(practice, [u for u in staff if u.role == "practitioner"], patients, rng)
         _availability(practice, {u.email: u for u in staff})
+        _online_booking(practice, patients[-1])
         # The closing messages of last week went out last week: the e-mails sent, the SMS copied.
         # (Without this, starting the demo would try to send them all now.)
         done = utcnow()
@@ -103,6 +105,19 @@ def _availability(practice, staff_by_email):
         VisitType.create(practice=practice, practitioner=staff_by_email[whose].id if whose else None,
                          names=json.dumps(names, ensure_ascii=False), duration_minutes=minutes, mode=mode,
                          act_code=act, fee_cents=fee, online=online, new_patients=new, confirmation=confirmation)
+
+
+def _online_booking(practice, patient):
+    """Online booking on, and one patient's request waiting for staff to approve (the header's
+    badge, the requests page): the first visit type that staff confirm, at its first free slot."""
+    practice.online_booking = True
+    practice.save()
+    kind = VisitType.get(VisitType.practice == practice, VisitType.confirmation == "staff", VisitType.online)
+    for practitioner, slots in next_free_slots(kind, User.select().where(User.id == kind.practitioner_id), 1):
+        if slots:
+            take_slot(practitioner, slots[0].starts_at, kind, actor="patient", patient=patient, status="requested",
+                      booked_online=True, contact_email=patient.email, contact_phone=patient.phone,
+                      locale=patient.locale, motive="")
 
 
 # Birthplaces for made-up social-security numbers (one in Corsica, one abroad); every third patient has none.
