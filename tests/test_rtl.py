@@ -83,6 +83,18 @@ def test_patient_staff_and_call_pages_carry_the_direction(rtl_app, locale, direc
         assert html_tag(response) == f'<html lang="{locale}" dir="{direction}">', path
 
 
+def test_links_and_phone_numbers_read_left_to_right_in_a_right_to_left_page(app, client):
+    """In Arabic the patient's link box showed the link's end, its start cut off ("/cabinet.test/p/…")."""
+    import re
+    me = login_as(client, "practitioner", locale="ar")
+    appt = soon(practitioner=me)
+    page = client.get(f"/agenda/{appt.id}")
+    html = page.get_data(as_text=True)
+    assert 'dir="rtl"' in html_tag(page)
+    assert re.search(r'<input[^>]*class="link-box"[^>]*dir="ltr"', html)
+    assert f'<bdi dir="ltr">{appt.contact_phone}</bdi>' in html
+
+
 def test_public_pages_follow_the_browser_s_direction(rtl_app):
     response = rtl_app.test_client().get("/login", headers={"Accept-Language": "he"})
     assert 'dir="rtl"' in html_tag(response)
