@@ -175,6 +175,26 @@ def test_a_worker_that_does_not_complete_the_handshake_is_unavailable(monkeypatc
         conn.close()
 
 
+def test_a_write_after_the_worker_closed_is_the_same_end():
+    """The worker's close, handled by the reader thread just before the bridge writes: wsproto
+    refuses the frame ('cannot be sent in state CLOSED'). That is the worker gone
+    (ConnectionClosed, which the bridge handles), not an exception that ends its thread."""
+    from wsproto.utilities import LocalProtocolError
+    from simple_websocket import ConnectionClosed
+    from webapp.relay.client import RelayConnection
+
+    class ClosedUnderneath:
+        def send(self, text):
+            raise LocalProtocolError("Event TextMessage cannot be sent in state ConnectionState.CLOSED.")
+
+        def close(self):
+            raise LocalProtocolError("Event CloseConnection cannot be sent in state ConnectionState.CLOSED.")
+    conn = RelayConnection(ClosedUnderneath())
+    with pytest.raises(ConnectionClosed):
+        conn.send(p.Ping())
+    conn.close()                                   # quietly
+
+
 def silent_websocket(url: str, room: str, role: str) -> socket.socket:
     """A websocket that joins and then never reads (a tiny receive buffer fills at once)."""
     host, port = url.removeprefix("ws://").split(":")

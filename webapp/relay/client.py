@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import simple_websocket
 from simple_websocket import Client, ConnectionClosed
-from wsproto.utilities import ProtocolError
+from wsproto.utilities import LocalProtocolError, ProtocolError
 
 from webapp.relay import protocol
 
@@ -49,8 +49,12 @@ class RelayConnection:
         self._ws = ws
 
     def send(self, msg: protocol.Message) -> None:
-        """Send a message; raises ConnectionClosed once the worker has gone."""
-        self._ws.send(protocol.encode(msg))
+        """Send a message; raises ConnectionClosed once the worker has gone (also when its reader
+        thread has just handled the worker's close, and wsproto refuses the frame)."""
+        try:
+            self._ws.send(protocol.encode(msg))
+        except LocalProtocolError as refused:
+            raise ConnectionClosed() from refused
 
     def receive(self, timeout: float | None = None) -> protocol.Message | protocol.ProtocolError | None:
         """The next message from the worker, or None after ``timeout`` seconds.
@@ -65,7 +69,7 @@ class RelayConnection:
         socket, maybe between our check and our write: EBADF) is the same end."""
         try:
             self._ws.close()
-        except (ConnectionClosed, OSError):
+        except (ConnectionClosed, OSError, LocalProtocolError):
             pass
 
 
