@@ -54,6 +54,28 @@ def test_admin_cannot_lock_themselves_out(client):
     assert User.get_by_id(me.id).role == "admin"
 
 
+def test_a_practitioner_with_visits_to_come_is_not_switched_off_until_they_are_moved(client):
+    """Once a practitioner cannot sign in, their agenda leaves every list: their patients would come
+    to a waiting room nobody watches, and no one could move or cancel those visits."""
+    import datetime as dt
+    from conftest import db_snapshot, make_appointment, make_patient
+    from webapp.models import Appointment
+    login_as(client, "admin")
+    leaving, staying = make_user("practitioner"), make_user("practitioner")
+    soon = make_appointment(leaving, make_patient(last_name="Garnier"), starts_in=dt.timedelta(days=2))
+    make_appointment(leaving, starts_in=dt.timedelta(days=-3), status="closed")         # past: no matter
+    make_appointment(leaving, starts_in=dt.timedelta(days=5), status="cancelled")
+    off = {**NEW, "name": leaving.name, "email": leaving.email, "password": "", "active": ""}
+    before = db_snapshot()
+    refused = client.post(f"/admin/staff/{leaving.id}", data=off, headers=HX)
+    assert refused.status_code == 422 and "still have upcoming teleconsultations" in text_of(refused)
+    assert f'href="/agenda/{soon.id}"' in refused.get_data(as_text=True) and "Garnier" in text_of(refused)
+    assert db_snapshot() == before and User.get_by_id(leaving.id).active
+    Appointment.update(practitioner=staying).where(Appointment.id == soon.id).execute()    # moved
+    assert client.post(f"/admin/staff/{leaving.id}", data=off).status_code == 302
+    assert not User.get_by_id(leaving.id).active
+
+
 def test_an_admin_is_asked_for_the_practice_s_name_until_it_has_one(client):
     Practice.update(name="Cabinet").execute()           # as init-db leaves it
     assert "Your practice has no name yet" not in text_of(client.get("/agenda/"))     # signed out: no banner

@@ -21,7 +21,7 @@ from .availability import (BookingSettingsForm, ExceptionForm, HoursForm, add_ex
 from .forms import (FIRST_DAY, LAST_DAY, ascii_number, day_out_of_range, locale_options, options, parse_day, strip,
                     valid_email)
 from .i18n import local_to_utc
-from .models import Appointment, AuditEvent, HoursException, Patient, User, VisitType, db
+from .models import Appointment, AuditEvent, HoursException, Patient, User, VisitType, db, utcnow
 from .money import MAX_CENTS, parse_cents, typed
 from .profiles import ProfileForm, missing_for_prescription, save_profile
 
@@ -158,12 +158,29 @@ def edit_staff(user_id):
     """Change a staff account; an admin cannot lock themselves out."""
     member = User.get_or_none(User.id == user_id, User.practice == g.practice) or abort(404)
     form = StaffForm(obj=member, user=member)
+    upcoming = []
     if form.validate_on_submit():
         if member.id == g.user.id and (form.role.data != "admin" or not form.active.data):
             form.role.errors = [_l("You cannot remove your own administrator access.")]
+        elif member.active and not form.active.data and (upcoming := _upcoming_visits(member)):
+            # Once they cannot sign in, their agenda leaves every list: patients would come to
+            # a waiting room nobody watches, and no one could move or cancel those visits.
+            form.active.errors = [_l("They still have upcoming teleconsultations: move them to another "
+                                     "practitioner or cancel them first.")]
         else:
             return _save_staff(form, member)
-    return render("admin/staff.html", "admin/_staff_form.html", form=form, member=member, status=form_status(form))
+    return render("admin/staff.html", "admin/_staff_form.html", form=form, member=member, upcoming=upcoming,
+                  status=form_status(form))
+
+
+def _upcoming_visits(member) -> list:
+    """A practitioner's visits still to come (neither cancelled nor closed, not yet over)."""
+    now = utcnow()
+    rows = (Appointment.select().where(Appointment.practitioner == member,
+                                       Appointment.status.not_in(("cancelled", "closed")),
+                                       Appointment.starts_at > now - dt.timedelta(hours=12))
+            .order_by(Appointment.starts_at))
+    return [appt for appt in rows if appt.ends_at > now]
 
 
 @bp.route("/staff/<int:user_id>/second-factor/reset", methods=["POST"])
