@@ -502,6 +502,23 @@ def nacking_sink():
     return sink, sending
 
 
+def test_a_lifted_limit_forgets_where_moderate_loss_once_stopped():
+    """A floor left from an earlier moderate loss (the limit later lifted, the encoder then sending
+    less) kept any new 2-10% loss from cutting at all for the rest of the call."""
+    now = [0.0]
+    limit = forward.LossBasedLimit(clock=lambda: now[0])
+    assert limit.update(0.06, 1_600_000, 150) == 1_552_000         # moderate: floor at 1.28M
+    for _ in range(4):
+        now[0] += 1
+        limit.update(0.08, 1_600_000, 150)                        # down to 1.32M
+    for _ in range(12):
+        now[0] += 1
+        limit.update(0.0, 500_000, 150)                           # the picture goes still: lifted
+    assert limit.limit is None
+    now[0] += 1
+    assert limit.update(0.07, 1_000_000, 150) == 965_000          # a new loss, under the old floor, cuts
+
+
 def test_a_few_lost_packets_more_than_usual_are_chance_not_a_full_link():
     now = [0.0]
     limit = forward.LossBasedLimit(clock=lambda: now[0])

@@ -209,7 +209,7 @@ class LossBasedLimit:
             if self._floor is not None and self.limit >= self._floor / LOSS_MODERATE_FLOOR:
                 self._floor = None                             # back where the moderate loss began
             if self._ceiling is None and self.limit > 2 * rate:
-                self.limit = None                              # far above what is sent: no limit
+                self.limit = self._floor = None                # far above what is sent: no limit
         return self.limit
 
     def nack_window(self, share: float, packets: int) -> float:
