@@ -508,3 +508,27 @@ def test_the_panel_says_a_call_ended_outside_cabinet_is_over_and_left_to_close(c
     assert "Status In call" in text_of(client.get(f"/agenda/{appt.id}", headers=HX))
     Appointment.update(call_ended_at=utcnow(), call_end_source="media").where(Appointment.id == appt.id).execute()
     assert "Status Call ended, to close" in text_of(client.get(f"/agenda/{appt.id}", headers=HX))
+
+
+def test_a_visit_keeps_a_type_it_can_no_longer_be_booked_with_and_still_moves(client):
+    """A practitioner's own type on a visit handed to a colleague, or a type since switched off
+    with an unusual length: the visit still moves to a new time with its type and length."""
+    import json
+    from conftest import make_practice
+    from webapp.models import VisitType
+    login_as(client, "secretary")
+    first, second = make_user("practitioner"), make_user("practitioner")
+    theirs = VisitType.create(practice=make_practice(), names=json.dumps({"en": "Theirs"}), practitioner=first,
+                              duration_minutes=20)
+    odd = VisitType.create(practice=make_practice(), names=json.dumps({"en": "Odd"}), duration_minutes=25,
+                           active=False)
+    handed = make_appointment(practitioner=second, starts_in=dt.timedelta(days=2), visit_type=theirs)
+    switched_off = make_appointment(practitioner=first, starts_in=dt.timedelta(days=3), visit_type=odd,
+                                    duration_minutes=25)
+    for appt, who in ((handed, second), (switched_off, first)):
+        later = utc_to_local(appt.starts_at + dt.timedelta(hours=1), "Europe/Paris")
+        moved = client.post(f"/agenda/{appt.id}/move", data={"slot": f"{who.id}|{later.date()}|{later:%H:%M}"})
+        assert moved.status_code in (200, 302), text_of(moved)
+        kept = Appointment.get_by_id(appt.id)
+        assert kept.starts_at == appt.starts_at + dt.timedelta(hours=1)
+        assert (kept.visit_type_id, kept.duration_minutes) == (appt.visit_type_id, appt.duration_minutes)

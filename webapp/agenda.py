@@ -341,8 +341,11 @@ def _practitioner_choices(form, appt=None):
     form.practitioner.choices = options((p.id, p.name) for p in visible_practitioners())
     if "visit_type" in form:
         form.visit_type.choices = _visit_type_choices(appt)
-    if "duration" in form:      # the usual lengths, and those of the practice's visit types
-        lengths = sorted(set(DURATIONS) | {t.duration_minutes for t in VisitType.offered(g.practice)})
+    if "duration" in form:      # the usual lengths, those of the practice's visit types, the visit's own
+        lengths = set(DURATIONS) | {t.duration_minutes for t in VisitType.offered(g.practice)}
+        if appt is not None:
+            lengths |= {appt.duration_minutes} | ({appt.visit_type.duration_minutes} if appt.visit_type_id else set())
+        lengths = sorted(lengths)
         form.duration.choices = options((m, _l("%(n)s min", n=m)) for m in lengths)
     if not form.practitioner.choices:
         abort(403)
@@ -436,7 +439,9 @@ def _chosen_visit_type(form, appt=None):
     if chosen is None or (not chosen.active and (appt is None or chosen.id != appt.visit_type_id)):
         form.visit_type.errors = [_l("Choose a visit type from the list.")]
         return False
-    if chosen.practitioner_id and chosen.practitioner_id != form.practitioner.data:
+    unchanged = (appt is not None and chosen.id == appt.visit_type_id
+                 and form.practitioner.data == appt.practitioner_id)   # kept as it was (a hand-over, say)
+    if chosen.practitioner_id and chosen.practitioner_id != form.practitioner.data and not unchanged:
         form.visit_type.errors = [_l("This visit type is offered by another practitioner: choose theirs, or another type.")]
         return False
     return chosen
