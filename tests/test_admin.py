@@ -76,6 +76,24 @@ def test_a_practitioner_with_visits_to_come_is_not_switched_off_until_they_are_m
     assert not User.get_by_id(leaving.id).active
 
 
+def test_a_practitioner_made_secretary_or_with_a_late_patient_waiting_is_refused_the_same_way(client):
+    import datetime as dt
+    from conftest import make_appointment
+    from webapp.models import Appointment
+    login_as(client, "admin")
+    member = make_user("practitioner")
+    late = make_appointment(member, starts_in=dt.timedelta(hours=-2), duration_minutes=20, status="waiting")
+    as_is = {**NEW, "name": member.name, "email": member.email, "password": ""}
+    for change in ({"role": "secretary"}, {"active": ""}):
+        refused = client.post(f"/admin/staff/{member.id}", data={**as_is, **change}, headers=HX)
+        assert refused.status_code == 422 and f'href="/agenda/{late.id}"' in refused.get_data(as_text=True)
+    assert User.get_by_id(member.id).role == "practitioner" and User.get_by_id(member.id).active
+    Appointment.update(status="in_call", call_ended_at=dt.datetime(2036, 6, 10, 6, 0)).where(
+        Appointment.id == late.id).execute()           # the call took place and ended: left to close, not to come
+    assert client.post(f"/admin/staff/{member.id}", data={**as_is, "role": "secretary"}).status_code == 302
+    assert User.get_by_id(member.id).role == "secretary"
+
+
 def test_an_admin_is_asked_for_the_practice_s_name_until_it_has_one(client):
     Practice.update(name="Cabinet").execute()           # as init-db leaves it
     assert "Your practice has no name yet" not in text_of(client.get("/agenda/"))     # signed out: no banner

@@ -162,9 +162,10 @@ def edit_staff(user_id):
     if form.validate_on_submit():
         if member.id == g.user.id and (form.role.data != "admin" or not form.active.data):
             form.role.errors = [_l("You cannot remove your own administrator access.")]
-        elif member.active and not form.active.data and (upcoming := _upcoming_visits(member)):
-            # Once they cannot sign in, their agenda leaves every list: patients would come to
-            # a waiting room nobody watches, and no one could move or cancel those visits.
+        elif _leaves_the_agenda(member, form) and (upcoming := _upcoming_visits(member)):
+            # Once they cannot sign in (or are no longer a practitioner), their agenda leaves every
+            # list: patients would come to a waiting room nobody watches, and no one could move or
+            # cancel those visits.
             form.active.errors = [_l("They still have upcoming teleconsultations: move them to another "
                                      "practitioner or cancel them first.")]
         else:
@@ -173,14 +174,23 @@ def edit_staff(user_id):
                   status=form_status(form))
 
 
+def _leaves_the_agenda(member, form) -> bool:
+    """Whether this change takes an active practitioner out of the practice's agendas."""
+    return (member.role == "practitioner" and member.active
+            and (not form.active.data or form.role.data != "practitioner"))
+
+
 def _upcoming_visits(member) -> list:
-    """A practitioner's visits still to come (neither cancelled nor closed, not yet over)."""
+    """A practitioner's visits still to come (neither cancelled nor closed, not yet over), and
+    those under way whatever their planned end (a patient waiting late, a call running over)."""
     now = utcnow()
     rows = (Appointment.select().where(Appointment.practitioner == member,
                                        Appointment.status.not_in(("cancelled", "closed")),
-                                       Appointment.starts_at > now - dt.timedelta(hours=12))
+                                       (Appointment.starts_at > now - dt.timedelta(hours=12))
+                                       | Appointment.status.in_(("waiting", "in_call")))
             .order_by(Appointment.starts_at))
-    return [appt for appt in rows if appt.ends_at > now]
+    return [appt for appt in rows if appt.ends_at > now or appt.status == "waiting"
+            or (appt.status == "in_call" and appt.call_ended_at is None)]
 
 
 @bp.route("/staff/<int:user_id>/second-factor/reset", methods=["POST"])
