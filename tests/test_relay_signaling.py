@@ -194,6 +194,12 @@ def test_a_write_after_the_worker_closed_is_the_same_end():
         conn.send(p.Ping())
     conn.close()                                   # quietly
 
+    class ShutUnderneath:                          # the reader thread closed the socket first
+        def send(self, text):
+            raise OSError(9, "Bad file descriptor")
+    with pytest.raises(ConnectionClosed):
+        RelayConnection(ShutUnderneath()).send(p.Ping())
+
 
 def silent_websocket(url: str, room: str, role: str) -> socket.socket:
     """A websocket that joins and then never reads (a tiny receive buffer fills at once)."""

@@ -49,11 +49,12 @@ class RelayConnection:
         self._ws = ws
 
     def send(self, msg: protocol.Message) -> None:
-        """Send a message; raises ConnectionClosed once the worker has gone (also when its reader
-        thread has just handled the worker's close, and wsproto refuses the frame)."""
+        """Send a message; raises ConnectionClosed once the worker has gone: also when its reader
+        thread has just handled the worker's close (wsproto refuses the frame, or the socket is
+        already shut: EBADF, EPIPE, ECONNRESET)."""
         try:
             self._ws.send(protocol.encode(msg))
-        except LocalProtocolError as refused:
+        except (LocalProtocolError, OSError) as refused:
             raise ConnectionClosed() from refused
 
     def receive(self, timeout: float | None = None) -> protocol.Message | protocol.ProtocolError | None:
