@@ -250,3 +250,15 @@ def test_past_max_calls_a_new_call_is_refused_and_a_running_one_takes_its_people
         join(small, "call-2", "practitioner").close()
     finally:
         small.stop()
+
+
+def test_a_worker_stops_promptly_though_a_participant_never_answers_its_close():
+    """Shutting down (an app process's exit, the worker's SIGTERM) waited for every connection's
+    closing handshake, up to websockets' 10 s each: a participant that no longer reads (a frozen
+    page, a bridge gone) held the stop past its own 10 s, and it ended in a TimeoutError."""
+    embedded = start_embedded(SECRET, host_addresses=["127.0.0.1"])
+    with silent_websocket(embedded.url, "room-shutdown", "practitioner"):
+        time.sleep(0.2)                                  # joined
+        started = time.monotonic()
+        embedded.stop()                                  # raises nothing
+        assert time.monotonic() - started < 5

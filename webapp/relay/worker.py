@@ -453,6 +453,12 @@ def load_response(worker: Worker, request) -> Response | None:
     return Response(http.HTTPStatus.OK.value, "OK", headers, body)
 
 
+# Seconds a closing connection waits for the participant's answer (websockets' default: 10). A
+# participant that no longer reads (a frozen page, a bridge gone) held every stop of the worker
+# past 10 s; a bridge or a browser answers a close within a round trip.
+CLOSE_TIMEOUT = 2.0
+
+
 async def start_server(settings: Settings, host: str, port: int):
     """Start listening; returns ``(server, worker)``. Binds only to ``host``."""
     use_host_addresses(list(settings.host_addresses))
@@ -461,7 +467,7 @@ async def start_server(settings: Settings, host: str, port: int):
     use_lean_estimator()
     worker = Worker(settings)
     worker.gauge.start()
-    server = await serve(worker.handle, host, port, max_size=1 << 20,
+    server = await serve(worker.handle, host, port, max_size=1 << 20, close_timeout=CLOSE_TIMEOUT,
                          process_request=lambda connection, request: load_response(worker, request))
     return server, worker
 
