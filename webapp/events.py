@@ -59,7 +59,7 @@ class Sock(flask_sock.Sock):
             @functools.wraps(handler)
             def same_site_only(ws, *args, **kw):
                 if not origin_allowed(request.headers.get("Origin")):
-                    ws.close(reason=WRONG_ORIGIN, message="origin")
+                    close_with(ws, WRONG_ORIGIN, "origin")
                     return None
                 return handler(ws, *args, **kw)
             return register(same_site_only)

@@ -189,13 +189,13 @@ def send_back(appointment_id):
 def live(ws):
     """Push the day's list whenever a patient arrives, leaves or is admitted."""
     if g.user is None:
-        ws.close(reason=1008, message="sign in")
+        events.close_with(ws, 1008, "sign in")
         return
     ids = _ids()
     db.close()  # a socket lives long: hold a connection only while rendering
     with events.staff_slot(g.user.id) as admitted:
         if not admitted:
-            ws.close(reason=events.TOO_MANY, message="too many pages")
+            events.close_with(ws, events.TOO_MANY, "too many pages")
             return
         _push_day(ws, ids)
 

@@ -68,13 +68,13 @@ def live(ws, ref):
     try:
         appt = current_appointment(ref)
     except Exception:  # noqa: BLE001 - an invalid cookie gets a closed socket, never data
-        ws.close(reason=1008, message="link")
+        events.close_with(ws, 1008, "link")
         return
     appointment_id = appt.id
     db.close()  # a socket lives long: hold a connection only while rendering
     with events.patient_slot(ref) as admitted:
         if not admitted:
-            ws.close(reason=events.TOO_MANY, message="too many pages")
+            events.close_with(ws, events.TOO_MANY, "too many pages")
             return
         with events.subscribe(waiting_channel(appt)) as subscription:
             events.patient_tabs.claim(ref, subscription)
@@ -102,7 +102,7 @@ def _close_taken_over(ws) -> None:
     while ws.connected and time.monotonic() < deadline:
         ws.receive(timeout=max(0.0, deadline - time.monotonic()))
     if ws.connected:
-        ws.close(reason=events.TAKEN_OVER, message="taken over")
+        events.close_with(ws, events.TAKEN_OVER, "taken over")
 
 
 def _push_loop(ws, ref, appointment_id, subscription):
