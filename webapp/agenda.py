@@ -339,10 +339,11 @@ def today():
 
 def _practitioner_choices(form, appt=None):
     form.practitioner.choices = options((p.id, p.name) for p in visible_practitioners())
+    types = list(VisitType.offered(g.practice))
     if "visit_type" in form:
-        form.visit_type.choices = _visit_type_choices(appt)
+        form.visit_type.choices = _visit_type_choices(types, appt)
     if "duration" in form:      # the usual lengths, those of the practice's visit types, the visit's own
-        lengths = set(DURATIONS) | {t.duration_minutes for t in VisitType.offered(g.practice)}
+        lengths = set(DURATIONS) | {t.duration_minutes for t in types}
         if appt is not None:
             lengths |= {appt.duration_minutes} | ({appt.visit_type.duration_minutes} if appt.visit_type_id else set())
         lengths = sorted(lengths)
@@ -412,10 +413,11 @@ def _overlaps(form, starts_at, appt):
     return Appointment.overlapping(form.practitioner.data, starts_at, ends_at, appt.id if appt else None)
 
 
-def _visit_type_choices(appt=None) -> list:
-    """The practice's active visit types (and the visit's own, even if no longer offered), each
-    with its length and mode for the form's script; a practitioner's own type says whose it is."""
-    types = list(VisitType.offered(g.practice))
+def _visit_type_choices(offered: list, appt=None) -> list:
+    """The practice's active visit types (``offered``; and the visit's own, even if no longer
+    offered), each with its length and mode for the form's script; a practitioner's own type says
+    whose it is."""
+    types = list(offered)
     if appt is not None and appt.visit_type_id and all(t.id != appt.visit_type_id for t in types):
         types.append(appt.visit_type)
     if not types:
